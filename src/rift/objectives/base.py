@@ -1,0 +1,40 @@
+"""The training objective: the loss terms of one batch.
+
+An objective is a ``torch.nn.Module`` so that it can own trainable parts (projection heads) and frozen state (a
+teacher model, cached features). Those are training-time only: the trainer saves them in its resume state, never
+in the Hugging Face checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from rift.training.batching import EncodedExample, collate
+
+if TYPE_CHECKING:
+    from rift.training.trainer import Trainer
+
+
+class Objective(nn.Module):
+    name: ClassVar[str]
+    # RIFT's class-conditional InfoNCE needs the same number of examples of every class in a batch
+    class_balanced: ClassVar[bool] = False
+
+    def setup(self, trainer: Trainer) -> None:
+        """Called once before training, after the model is built (e.g. to freeze a teacher copy)."""
+
+    def collate(self, items: Sequence[EncodedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
+        """The batch the ``loss`` receives; objectives that need more per example (substitutes) extend it."""
+        return collate(items, pad_token_id)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{"loss": total, <term>: value, ...}``; every term is logged."""
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # called through ``objective(model, batch)`` so that a distributed wrapper around the objective (needed
+        # when it owns trainable heads) sees the forward pass and synchronises their gradients
+        return self.loss(model, batch)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rift.models import classify
+from rift.objectives.base import Objective
+from rift.training.batching import model_inputs
+
+
+class StandardObjective(Objective):
+    """Plain fine-tuning: cross-entropy on clean inputs."""
+
+    name = "standard"
+
+    def __init__(self, args=None):
+        super().__init__()
+
+    def loss(self, model, batch) -> dict[str, torch.Tensor]:
+        logits = classify(model, **model_inputs(batch)).logits
+        ce = F.cross_entropy(logits, batch["labels"])
+        return {"loss": ce, "ce": ce}

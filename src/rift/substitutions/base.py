@@ -1,0 +1,38 @@
+"""The interface every substitution source implements, and the word rules the sources share."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+# A word that may be substituted, or used as a substitute: letters only, with internal apostrophes
+# ("don't", "o'clock"). The tokenizer (\w+(?:['’]\w+)*|[^\w\s]) splits hyphens off as their own
+# word, so a hyphenated substitute would come back as three words and break word alignment.
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+
+
+def is_word(text: str) -> bool:
+    """True for an alphabetic word (internal apostrophes allowed); False for punctuation, numbers, '_'."""
+    return _WORD.fullmatch(text) is not None
+
+
+def lookup_key(word: str) -> str:
+    """The form looked up in lower-case tables: lower-cased, with the typographic apostrophe made plain."""
+    return word.lower().replace("’", "'")
+
+
+class SubstitutionSource(ABC):
+    """Where the allowed replacements of a word come from (the attacker's "attack surface")."""
+
+    name: str
+
+    @abstractmethod
+    def substitutes(self, words: Sequence[str], position: int) -> list[str]:
+        """Allowed replacements for ``words[position]``: never the word itself, no duplicates, each a
+        single word, in a deterministic order. ``words`` is the whole text so that context-aware
+        sources are possible."""
+
+    def substitutes_all(self, words: Sequence[str]) -> list[list[str]]:
+        """One list of substitutes per position of ``words``."""
+        return [self.substitutes(words, i) for i in range(len(words))]

@@ -1,0 +1,68 @@
+"""Shared fixtures: a tiny randomly initialised BERT with the real MiniLM WordPiece vocabulary, and a small task
+whose label is decided by sentiment words, so that a few training steps must lower the loss."""
+
+from __future__ import annotations
+
+import os
+import random
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+from rift.data import Example, TaskData
+from rift.models import resolve_model_path
+
+POSITIVE = ["good", "great", "wonderful", "fine", "superb", "pleasant"]
+NEGATIVE = ["bad", "awful", "terrible", "poor", "dreadful", "boring"]
+FILLER = ["the", "movie", "film", "story", "was", "really", "quite", "a", "plot", "acting", "and", "very"]
+
+
+def sentiment_examples(n: int, seed: int) -> list[Example]:
+    rng = random.Random(seed)
+    examples = []
+    for i in range(n):
+        label = i % 2
+        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 8))]
+        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
+        examples.append(Example(" ".join(words) + " .", label))
+    return examples
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    return resolve_model_path("minilm")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_path):
+    from rift.models import load_tokenizer
+
+    return load_tokenizer(minilm_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer) -> str:
+    """A bare tiny BERT encoder saved as a local model folder, as a user's own model would be."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )
+    path = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def sentiment_task() -> TaskData:
+    return TaskData(
+        name="toy-sentiment",
+        label_names=["negative", "positive"],
+        splits={"train": sentiment_examples(96, 0), "dev": sentiment_examples(48, 1), "test": sentiment_examples(48, 2)},
+    )

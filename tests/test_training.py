@@ -1,0 +1,141 @@
+"""The training loop on a tiny BERT: it learns, it resumes exactly, and it writes a plain Hugging Face checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rift.arguments import TrainingArguments
+from rift.errors import RiftError
+from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
+from rift.training.trainer import Trainer
+
+
+def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
+    values = dict(
+        output_dir=str(tmp_path / "run"), model=model, epochs=2, batch_size=16, learning_rate=3e-3,
+        max_length=32, logging_steps=1, seed=3, warmup_ratio=0.1,
+    )
+    values.update(overrides)
+    return TrainingArguments(**values)
+
+
+class RecordingTrainer(Trainer):
+    """Keeps the loss of every optimiser step (the ``on_step_end`` hook)."""
+
+    def on_step_end(self, terms):
+        self.losses = getattr(self, "losses", []) + [terms["loss"]]
+
+
+def test_tiny_model_lowers_its_loss_and_writes_a_plain_checkpoint(tmp_path, tiny_model_dir, sentiment_task):
+    args = tiny_args(tmp_path, tiny_model_dir, epochs=8)
+    trainer = RecordingTrainer(args, task=sentiment_task)
+    metrics = trainer.train()
+    losses = trainer.losses
+    assert len(losses) == 8 * 6
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.1
+    out = Path(args.output_dir)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["dev_accuracy"] == metrics["dev_accuracy"] == max(e["dev_accuracy"] for e in metrics["evaluations"])
+    assert 0.0 <= saved["test_accuracy"] <= 1.0
+    assert (out / "rift_config.yaml").exists() and (out / "model.safetensors").exists()
+    assert list((out / "logs").rglob("events.out.tfevents*")), "TensorBoard logs are written"
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert sum("train/loss" in row for row in logged) == len(losses)
+
+    # the checkpoint is a plain transformers classifier: no rift code needed to use it
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(out), device=-1)
+    result = classify("the movie was really wonderful .")[0]
+    assert result["label"] in ("negative", "positive")
+
+
+def test_best_checkpoint_is_chosen_on_dev(tmp_path, tiny_model_dir, sentiment_task):
+    args = tiny_args(tmp_path, tiny_model_dir, epochs=3, eval_steps=2)
+    metrics = Trainer(args, task=sentiment_task).train()
+    best = max(metrics["evaluations"], key=lambda e: e["dev_accuracy"])
+    assert metrics["best_step"] == best["step"]
+    # the saved model is the best one: its dev accuracy is the best dev accuracy
+    from rift.evaluation.accuracy import accuracy
+    from rift.models import load_classifier, load_tokenizer
+    from rift.training.batching import encode_examples
+
+    model = load_classifier(args.output_dir)
+    items = encode_examples(load_tokenizer(args.output_dir), sentiment_task.splits["dev"], 32)
+    assert accuracy(model, items, 0, 64) == pytest.approx(best["dev_accuracy"])
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingTrainer(Trainer):
+    def on_step_end(self, terms):
+        if self.state.global_step == 8:  # mid second epoch; the state of step 7 is on disk
+            raise Crash
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentiment_task):
+    common = dict(epochs=2, save_steps=1, eval_steps=0)
+    straight = tiny_args(tmp_path / "a", tiny_model_dir, **common)
+    expected = Trainer(straight, task=sentiment_task).train()
+
+    interrupted = tiny_args(tmp_path / "b", tiny_model_dir, **common)
+    with pytest.raises(Crash):
+        CrashingTrainer(interrupted, task=sentiment_task).train()
+    state = json.loads((Path(interrupted.output_dir) / "resume" / "trainer_state.json").read_text())
+    assert state["global_step"] == 7 and state["epoch"] == 1
+
+    resumed_args = tiny_args(tmp_path / "b", tiny_model_dir, resume=True, **common)
+    resumed = Trainer(resumed_args, task=sentiment_task).train()
+    assert resumed["steps"] == expected["steps"] == 12
+    assert resumed["evaluations"] == expected["evaluations"]
+    assert resumed["test_accuracy"] == expected["test_accuracy"]
+    a = load_file(Path(straight.output_dir) / "model.safetensors")
+    b = load_file(Path(resumed_args.output_dir) / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_existing_run_is_not_overwritten(tmp_path, tiny_model_dir, sentiment_task):
+    args = tiny_args(tmp_path, tiny_model_dir, epochs=1)
+    Trainer(args, task=sentiment_task).train()
+    with pytest.raises(RiftError, match="already holds a rift run"):
+        Trainer(args, task=sentiment_task)
+
+
+def test_resume_refuses_changed_options(tmp_path, tiny_model_dir, sentiment_task):
+    args = tiny_args(tmp_path, tiny_model_dir, epochs=1)
+    Trainer(args, task=sentiment_task).train()
+    changed = tiny_args(tmp_path, tiny_model_dir, epochs=1, learning_rate=0.5, resume=True)
+    with pytest.raises(RiftError, match="learning_rate"):
+        Trainer(changed, task=sentiment_task).train()
+
+
+def test_shuffled_batches_are_seeded_per_epoch_and_cover_everything():
+    sampler = ShuffledBatchSampler(10, 4, seed=1)
+    sampler.start_epoch(0)
+    first = list(sampler)
+    assert [len(b) for b in first] == [4, 4, 2]
+    assert sorted(i for b in first for i in b) == list(range(10))
+    assert list(sampler) == first
+    sampler.start_epoch(1)
+    assert list(sampler) != first
+
+
+def test_class_balanced_batches_have_equal_counts():
+    labels = [0] * 30 + [1] * 11 + [2] * 20
+    sampler = ClassBalancedBatchSampler(labels, batch_size=7, seed=0)  # 2 per class
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 5
+    for batch in batches:
+        counts = [sum(labels[i] == c for i in batch) for c in range(3)]
+        assert counts == [2, 2, 2]
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == len(flat)
