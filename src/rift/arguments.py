@@ -57,6 +57,18 @@ class TrainingArguments(DataArguments):
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision",
                                   choices=("auto", "no", "fp16", "bf16"))
 
+    # adversarial and RIFT objectives (see METHOD.md; the presets hold the paper's values)
+    synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
+    max_substitutes: int = option(8, "substitutes per word (K) in the adversary's search space")
+    beta: float = option(1.0, "weight of KL(adversarial || clean) (ascc, rift, l2sp, mixout)")
+    alpha: float = option(0.1, "weight of the mutual-information term (rift, rift-uncond, rift-clean)")
+    tau: float = option(0.2, "InfoNCE temperature")
+    ascc_steps: int = option(10, "Adam steps of the ASCC adversary")
+    ascc_learning_rate: float = option(1.0, "learning rate of the ASCC weights")
+    ascc_sparsity_weight: float = option(15.0, "weight of the entropy (sparsity) term of ASCC")
+    l2sp_weight: float = option(0.01, "weight of the squared L2 distance to the pre-trained weights (l2sp)")
+    mixout_probability: float = option(0.9, "probability of swapping a weight for its pre-trained value (mixout)")
+
     # evaluation, checkpoints, logging
     eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)")
     save_steps: int = option(0, "save resume state every N optimiser steps (0 = at every evaluation)")
@@ -71,3 +83,26 @@ class EvalArguments(DataArguments):
     batch_size: int = option(128, "examples per batch")
     output: str | None = option(None, "JSON file for the result (default: MODEL/eval_TASK_SPLIT.json for a local "
                                       "model folder, else ./eval_TASK_SPLIT.json)", metavar="FILE")
+
+
+@dataclass
+class AttackArguments(DataArguments):
+    model: str | None = option(None, "checkpoint folder or Hugging Face model id of a sequence classifier", required=True)
+    attack: list[str] = option(["pwws"], "attacks to run, comma-separated: ascc, pwws, genetic, textfooler")
+    output_dir: str | None = option(None, "folder for results.json and examples_ATTACK.jsonl", required=True)
+    split: str = option("test", "split to attack", choices=("train", "dev", "test"))
+    num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all)")
+    batch_size: int = option(64, "inputs per model call")
+    synonyms: str = option("counterfitted", "substitution source", choices=("counterfitted", "wordnet"))
+    max_substitutes: int | None = option(None, "at most this many substitutes per word (default: all; ASCC: 8)")
+    exclude_stopwords: bool = option(True, "never substitute stop words")
+    max_changed_share: float | None = option(None, "at most this share of the words may change (discrete attacks)")
+    query_budget: int | None = option(None, "at most this many model queries per example (discrete attacks)")
+    lm_constraint: str | None = option(None, "language-model constraint on substitutes", choices=("smollm2",))
+    population: int = option(60, "genetic: population size")
+    generations: int = option(40, "genetic: generations")
+    ascc_steps: int = option(10, "ascc: Adam steps")
+    ascc_learning_rate: float = option(1.0, "ascc: learning rate of the combination weights")
+    ascc_sparsity_weight: float = option(15.0, "ascc: weight of the entropy (sparsity) term")
+    ascc_objective: str = option("ce", "ascc: maximise the cross-entropy of the label or the KL from the clean "
+                                       "prediction", choices=("ce", "kl"))

@@ -1,4 +1,4 @@
-"""The ``rift`` command line: ``rift train``, ``rift eval``."""
+"""The ``rift`` command line: ``rift train``, ``rift eval``, ``rift attack``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from rift import __version__
-from rift.arguments import EvalArguments, TrainingArguments
+from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
 from rift.config import add_dataclass_arguments, build_config
 from rift.errors import RiftError
 
@@ -72,9 +72,117 @@ def cmd_eval(values: dict) -> int:
     return 0
 
 
+ATTACK_NAMES = ("ascc", "pwws", "genetic", "textfooler")
+# options that may change between an interrupted attack run and its continuation
+ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config"}
+
+
+def _check_attack_output(args: AttackArguments, output_dir: Path) -> None:
+    """Refuse to mix results of different settings in one folder; save the settings beside the results."""
+    import dataclasses
+
+    import yaml
+
+    from rift.config import save_config
+
+    saved_path = output_dir / "attack_config.yaml"
+    if saved_path.exists():
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+        current = dataclasses.asdict(args)
+        changed = sorted(k for k in current if k not in ATTACK_RESUMABLE_CHANGES and saved.get(k) != current[k])
+        if changed:
+            raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_config(args, saved_path)
+
+
+def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments):
+    from rift.attacks.ascc import ASCCAttack
+    from rift.attacks.registry import build_attack
+
+    if name == "ascc":
+        return ASCCAttack(
+            model, tokenizer, source, steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
+            sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective,
+            max_substitutes=args.max_substitutes or 8, batch_size=args.batch_size, max_length=args.max_length,
+            seed=args.seed,
+        )
+    options = dict(max_changed_share=args.max_changed_share, query_budget=args.query_budget, seed=args.seed)
+    if args.lm_constraint:
+        from rift.attacks.lm import LMConstraint
+
+        options["lm_constraint"] = LMConstraint()
+    if name == "genetic":
+        options.update(population=args.population, generations=args.generations)
+    return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length, **options)
+
+
+def cmd_attack(values: dict) -> int:
+    import torch
+    from accelerate import Accelerator
+
+    from rift.data import resolve_data_dir
+    from rift.evaluation.robustness import run_attack, sample_indices
+    from rift.models import load_classifier, load_tokenizer
+    from rift.substitutions import build_substitution_source
+
+    args = build_config(AttackArguments, values)
+    unknown = [name for name in args.attack if name not in ATTACK_NAMES]
+    if unknown or not args.attack:
+        raise RiftError(f"unknown attack {', '.join(unknown) or '(none)'}; choose from {', '.join(ATTACK_NAMES)}")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    accelerator = Accelerator()
+    log = (lambda message: print(message, file=sys.stderr)) if accelerator.is_main_process else (lambda message: None)
+    task = args.load_task(log=log)
+    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
+    if model.config.num_labels != task.num_labels:
+        raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
+    model.to(accelerator.device).eval()
+    tokenizer = load_tokenizer(args.model, args.trust_remote_code)
+    source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),
+                                       exclude_stopwords=args.exclude_stopwords, max_substitutes=args.max_substitutes)
+    examples = task.splits[args.split]
+    if not examples:
+        raise RiftError(f"the {args.split} split of {task.name} is empty")
+    indices = sample_indices(len(examples), args.num_examples, args.seed)
+    output_dir = Path(args.output_dir)
+    if accelerator.is_main_process:
+        _check_attack_output(args, output_dir)
+    accelerator.wait_for_everyone()
+
+    results_path = output_dir / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms)
+    results.setdefault("attacks", {})
+    for name in args.attack:
+        attack = build_named_attack(name, model, tokenizer, source, args)
+        summary = run_attack(attack, examples, indices, output_dir, accelerator)
+        results["attacks"][name] = summary
+        if accelerator.is_main_process:
+            results_path.write_text(json.dumps(results, indent=2))
+    if accelerator.is_main_process:
+        print(format_table(results["attacks"]))
+        print(f"results and every attacked example written to {output_dir}")
+    return 0
+
+
+def format_table(attacks: dict[str, dict]) -> str:
+    columns = [("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
+               ("attack_success_rate", "success", "{:.3f}"), ("mean_perturbed_fraction", "perturbed", "{:.3f}"),
+               ("mean_queries", "queries", "{:.1f}"), ("seconds_per_example", "s/example", "{:.3f}"),
+               ("num_examples", "n", "{}")]
+    lines = [f"{'attack':<12}" + "".join(f"{title:>12}" for _, title, _ in columns)]
+    for name, summary in attacks.items():
+        cells = ["-" if summary.get(key) is None else fmt.format(summary[key]) for key, _, fmt in columns]
+        lines.append(f"{name:<12}" + "".join(f"{cell:>12}" for cell in cells))
+    return "\n".join(lines)
+
+
 COMMANDS = {
     "train": (TrainingArguments, cmd_train, "fine-tune an encoder (standard, adversarial or RIFT)"),
     "eval": (EvalArguments, cmd_eval, "clean accuracy of a classifier on a split"),
+    "attack": (AttackArguments, cmd_attack, "attack a classifier (ascc, pwws, genetic, textfooler) and measure its robustness"),
 }
 
 

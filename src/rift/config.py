@@ -20,9 +20,10 @@ from rift.errors import RiftError
 
 
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, required: bool = False, metavar=None):
-    return dataclasses.field(
-        default=default, metadata={"help": help, "choices": choices, "required": required, "metavar": metavar}
-    )
+    metadata = {"help": help, "choices": choices, "required": required, "metavar": metavar}
+    if isinstance(default, list):  # a mutable default: every instance gets its own copy
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _base_type(annotation) -> tuple[type, bool]:
@@ -74,8 +75,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
             kwargs.update(type=_comma_list(element), metavar=meta.get("metavar") or "A,B,...")
         else:
             kwargs["type"] = element
-        if field.default is not None and field.default is not dataclasses.MISSING and element is not bool:
-            kwargs["help"] += f" (default: {field.default})"
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        if default is not None and element is not bool:
+            kwargs["help"] += f" (default: {','.join(map(str, default)) if is_list else default})"
         parser.add_argument(flag, **kwargs)
 
 

@@ -123,14 +123,22 @@ def classify(
     attention_mask: torch.Tensor | None = None,
     token_type_ids: torch.Tensor | None = None,
     return_pooled: bool = False,
+    parameters: dict[str, torch.Tensor] | None = None,
 ) -> ClassifierOutput:
     """Logits (and, on request, the pooled feature) from token ids or from word embeddings ``inputs_embeds``
-    (the output of ``input_embeddings(model)``; the model adds position and segment embeddings itself)."""
+    (the output of ``input_embeddings(model)``; the model adds position and segment embeddings itself).
+    ``parameters`` replaces some of the model's parameters for this call (``torch.func.functional_call``)."""
     kwargs = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
+
+    def run():
+        if parameters is None:
+            return model(**kwargs).logits
+        return torch.func.functional_call(model, parameters, args=(), kwargs=kwargs, strict=False).logits
+
     if not return_pooled:
-        return ClassifierOutput(model(**kwargs).logits, None)
+        return ClassifierOutput(run(), None)
     with _capture_pooled(model) as captured:
-        logits = model(**kwargs).logits
+        logits = run()
     return ClassifierOutput(logits, captured["pooled"])

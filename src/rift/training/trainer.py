@@ -17,6 +17,7 @@ import json
 import math
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,8 +157,10 @@ class Trainer:
         total_steps = steps_per_epoch * args.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, round(args.warmup_ratio * total_steps), total_steps)
         self._start_or_resume()
-        for _ in range(self.state.global_step):  # the schedule is a pure function of the step count
-            scheduler.step()
+        with warnings.catch_warnings():  # the schedule is a pure function of the step count: replay it
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            for _ in range(self.state.global_step):
+                scheduler.step()
 
         self.model.train()
         running: dict[str, float] = {}

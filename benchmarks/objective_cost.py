@@ -1,0 +1,121 @@
+"""Time of one training step of every objective, as ratios to ``standard``, measured side by side in one run.
+
+Also compares rift's RIFT step with the authors' formulation (teacher features recomputed every step, and a
+second student pass on x' for the MI term).
+
+    .venv/bin/python benchmarks/objective_cost.py [--model minilm] [--steps 5] [--batch-size 32] [--max-length 64]
+
+Every objective is timed on the same class-balanced SST-2 batches, after one warm-up step, in interleaved
+rounds so that background load hits all of them alike; the median step time is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+import transformers
+
+from rift.arguments import TrainingArguments
+from rift.models import classify
+from rift.objectives import OBJECTIVES, PRESETS
+from rift.objectives.rift import RIFTObjective
+from rift.training.sampling import ClassBalancedBatchSampler
+from rift.training.trainer import Trainer
+
+
+class AuthorsRIFTObjective(RIFTObjective):
+    """RIFT as the authors' code computes it: teacher features recomputed for every batch, and the student run on
+    x' once more for the MI term."""
+
+    name = "rift-authors"
+
+    def teacher_features(self, batch):
+        with torch.no_grad():
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+            return classify(self.teacher, return_pooled=True, **inputs).pooled.float()
+
+    def extra_terms(self, model, batch, clean, adversarial):
+        weights = self.adversary.find_weights(
+            model, batch["substitute_ids"], batch["substitute_mask"], batch["attention_mask"],
+            batch.get("token_type_ids"), clean_logits=clean.logits.detach(),
+        )
+        from rift.attacks.ascc import adversarial_embeddings
+
+        again = self.student(model, return_pooled=True, inputs_embeds=adversarial_embeddings(model, batch["substitute_ids"], weights),
+                             attention_mask=batch["attention_mask"], token_type_ids=batch.get("token_type_ids"))
+        mi = self.mutual_information_loss(again.pooled.float(), self.teacher_features(batch), batch["labels"])
+        return {"mi": self.args.alpha * mi}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per objective")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--ascc-steps", type=int, default=PRESETS["cpu"]["ascc_steps"])
+    parser.add_argument("--methods", default="standard,ascc,rift,rift-authors,rift-uncond,rift-clean,l2sp,mixout")
+    parser.add_argument("--threads", type=int, default=None)
+    options = parser.parse_args()
+    transformers.logging.set_verbosity_error()
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    methods = options.methods.split(",")
+    classes = dict(OBJECTIVES) | {"rift-authors": AuthorsRIFTObjective}
+
+    trainers, batches = {}, None
+    for method in methods:
+        args = TrainingArguments(
+            output_dir="/tmp/rift-objective-cost", task="sst2", model=options.model, method=method,
+            max_train_examples=options.batch_size * (options.steps + 1), max_dev_examples=8, max_test_examples=8,
+            batch_size=options.batch_size, max_length=options.max_length, ascc_steps=options.ascc_steps, seed=0,
+            resume=True,
+        )
+        trainer = Trainer(args, objective=classes[method](args), log=lambda *a: None)
+        trainer.objective.setup(trainer)
+        if batches is None:  # the same class-balanced batches for every objective
+            labels = [item.label for item in trainer.encoded["train"]]
+            batches = [[trainer.encoded["train"][i] for i in b] for b in ClassBalancedBatchSampler(labels, options.batch_size, 0)]
+        params = [p for m in (trainer.model, trainer.objective) for p in m.parameters() if p.requires_grad]
+        trainers[method] = (trainer, torch.optim.AdamW(params, lr=1e-5), [])
+
+    def step(method: str, items) -> float:
+        trainer, optimizer, _ = trainers[method]
+        batch = trainer.objective.collate(items, trainer.pad_token_id)
+        trainer.model.train()
+        started = time.perf_counter()
+        terms = trainer.objective(trainer.model, batch)
+        terms["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return time.perf_counter() - started
+
+    for method in methods:  # warm-up (also fills rift's teacher cache for the first batch only)
+        step(method, batches[0])
+    for items in batches[1 : options.steps + 1]:
+        for method in methods:
+            trainers[method][2].append(step(method, items))
+
+    base = statistics.median(trainers["standard"][2]) if "standard" in trainers else None
+    print(f"model {options.model}, batch {options.batch_size} x <= {options.max_length} tokens, "
+          f"ASCC steps {options.ascc_steps}, {options.steps} timed steps, torch threads {torch.get_num_threads()}")
+    print(f"{'method':<14}{'median s/step':>15}{'vs standard':>13}")
+    medians = {}
+    for method in methods:
+        medians[method] = statistics.median(trainers[method][2])
+        ratio = f"{medians[method] / base:.2f}x" if base else "-"
+        print(f"{method:<14}{medians[method]:>15.3f}{ratio:>13}")
+    if {"rift", "ascc"} <= medians.keys():
+        print(f"rift / ascc: {medians['rift'] / medians['ascc']:.2f}x")
+    if {"rift", "rift-authors"} <= medians.keys():
+        print(f"rift / authors' formulation: {medians['rift'] / medians['rift-authors']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

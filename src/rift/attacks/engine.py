@@ -1,0 +1,271 @@
+"""The engine every word-substitution attack runs on, in TextAttack's terms:
+
+- goal: untargeted misclassification (``Target.succeeded``); searches minimise p(y), the true label's probability;
+- transformation: replace words by substitutes from a ``SubstitutionSource`` (its ``FilteredSource`` already
+  drops stop words when asked to);
+- constraints: only allowed substitutes, at words the model sees (not cut off by truncation), filtered by an
+  optional ``LMConstraint``, and at most ``max_changed_share`` of the words changed (``Target.allows``);
+- search: a generator per example (``WordSubstitutionAttack.search``) that yields lists of candidates and is sent
+  their class probabilities, and finally returns the candidate it settles on.
+
+The engine runs the searches of all examples in lock step: each round, every example's candidates go to the model
+in one call, so a batch mixes candidates of several examples. It counts each example's queries (the clean
+prediction included; cache hits are free), stops a search when its query budget would be exceeded, and seeds each
+example's random generator from the attack's seed and the example's index, so that a result does not depend on
+which other examples ran with it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from rift.attacks.lm import LMConstraint
+from rift.attacks.results import AttackResult, WordChange
+from rift.attacks.wrapper import Inputs, Key, ModelWrapper
+from rift.data import Example
+from rift.errors import RiftError
+from rift.substitutions import SubstitutionSource
+from rift.text.words import Word, align, replace_words, split_words
+
+Replacements = dict[int, str]  # word position -> new word; the empty dict is the original text
+Search = Generator[list[Replacements], torch.Tensor, Replacements]
+
+
+@dataclass
+class Target:
+    """One correctly classified example as a search sees it."""
+
+    example: Example
+    words: list[Word]  # words of the attacked text: the hypothesis of a pair, else the text
+    substitutes: list[list[str]]  # per word, the substitutes every constraint on single words allows
+    max_changes: int
+    clean_probabilities: torch.Tensor
+
+    @property
+    def attacked_text(self) -> str:
+        return self.example.text if self.example.text_pair is None else self.example.text_pair
+
+    @property
+    def positions(self) -> list[int]:
+        """Words that have at least one allowed substitute."""
+        return [i for i, found in enumerate(self.substitutes) if found]
+
+    def inputs(self, replacements: Replacements) -> Inputs:
+        """The model input with ``replacements`` applied (to the hypothesis only, for a pair)."""
+        changed = replace_words(self.attacked_text, self.words, replacements)
+        return (changed, None) if self.example.text_pair is None else (self.example.text, changed)
+
+    def allows(self, replacements: Replacements) -> bool:
+        """Whether a candidate satisfies every constraint: allowed substitutes, not too many changes."""
+        return len(replacements) <= self.max_changes and all(
+            0 <= i < len(self.substitutes) and new in self.substitutes[i] for i, new in replacements.items()
+        )
+
+    def true_probability(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """p(y) of each row: what the searches lower."""
+        return probabilities[..., self.example.label]
+
+    def succeeded(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """The goal, per row: the prediction is no longer the label."""
+        return probabilities.argmax(-1) != self.example.label
+
+
+class Attack(ABC):
+    """Anything that attacks examples and reports one ``AttackResult`` per example, in order."""
+
+    name: str
+
+    @abstractmethod
+    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None) -> list[AttackResult]:
+        """Attack ``examples`` together (for batching). ``indices`` (default 0, 1, ...) name them in the results
+        and seed them, so that a caller can resume a run by attacking only the examples it has no result for."""
+
+
+@dataclass
+class _Run:
+    """The engine's bookkeeping for one example."""
+
+    index: int
+    example: Example
+    queries: int = 0
+    seconds: float = 0.0
+    target: Target | None = None
+    search: Search | None = None
+    request: list[Replacements] = field(default_factory=list)
+    best: tuple[tuple[bool, float], Replacements] | None = None  # most adversarial allowed candidate scored
+    result: AttackResult | None = None
+
+
+class WordSubstitutionAttack(Attack):
+    """The engine; a subclass supplies ``search``."""
+
+    def __init__(
+        self,
+        model: ModelWrapper,
+        source: SubstitutionSource,
+        *,
+        max_changed_share: float | None = None,
+        lm_constraint: LMConstraint | None = None,
+        query_budget: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if max_changed_share is not None and not 0 <= max_changed_share <= 1:
+            raise RiftError(f"max changed share must be between 0 and 1, got {max_changed_share}")
+        if query_budget is not None and query_budget < 1:
+            raise RiftError(f"query budget must be at least 1 (the clean prediction), got {query_budget}")
+        self.model = model
+        self.source = source
+        self.max_changed_share = max_changed_share
+        self.lm_constraint = lm_constraint
+        self.query_budget = query_budget
+        self.seed = seed
+
+    @abstractmethod
+    def search(self, target: Target, rng: random.Random) -> Search:
+        """Yield lists of candidates (each allowed by ``target.allows``, or a probe such as a deleted word), receive
+        their class probabilities as rows, and return the chosen candidate, which must be allowed and scored."""
+
+    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None) -> list[AttackResult]:
+        indices = list(range(len(examples))) if indices is None else list(indices)
+        if len(indices) != len(examples):
+            raise ValueError(f"{len(indices)} indices for {len(examples)} examples")
+        self.model.clear_cache()  # an example's query count must not depend on what an earlier call scored
+        runs = [_Run(index, example) for index, example in zip(indices, examples)]
+        clean = self._score(runs, [[(run.example.text, run.example.text_pair)] for run in runs])
+        active = []
+        for run, probabilities in zip(runs, clean):
+            if probabilities[0].argmax() != run.example.label:
+                run.result = self._result(run, {}, probabilities[0], probabilities[0], "skipped")
+                continue
+            self._start(run, probabilities[0])
+            if run.result is None:
+                active.append(run)
+        while active:
+            scored = self._score(active, [[run.target.inputs(c) for c in run.request] for run in active])
+            for run, probabilities in zip(active, scored):
+                if self.query_budget is not None:
+                    self._track_best(run, probabilities)
+                if len(probabilities) < len(run.request):  # the budget ran out within this request
+                    run.search.close()
+                    self._finish(run, run.best[1] if run.best else {})
+                else:
+                    self._advance(run, probabilities)
+            active = [run for run in active if run.result is None]
+        return [run.result for run in runs]
+
+    def _start(self, run: _Run, clean: torch.Tensor) -> None:
+        start = time.perf_counter()
+        example = run.example
+        alignment = align(self.model.tokenizer, example.text, example.text_pair, self.model.max_length)
+        segment = len(alignment.segments) - 1  # the hypothesis of a pair, else the text
+        words = alignment.segments[segment]
+        strings = [w.text for w in words]
+        # a word cut off by truncation cannot change the prediction: offering substitutes there wastes queries
+        substitutes = [
+            self.source.substitutes(strings, i) if alignment.word_tokens[segment][i] else [] for i in range(len(words))
+        ]
+        target = Target(example, words, substitutes, self._max_changes(len(words)), clean)
+        if self.lm_constraint is not None:
+            target.substitutes = self.lm_constraint.filter(target.attacked_text, words, substitutes)
+        run.target = target
+        run.search = self.search(target, random.Random(f"{self.seed}:{run.index}"))
+        run.seconds += time.perf_counter() - start
+        self._advance(run, None)
+
+    def _max_changes(self, num_words: int) -> int:
+        if self.max_changed_share is None:
+            return num_words
+        return math.floor(self.max_changed_share * num_words + 1e-9)  # 0.29 * 100 is 28.999... in floating point
+
+    def _advance(self, run: _Run, probabilities: torch.Tensor | None) -> None:
+        start = time.perf_counter()
+        try:
+            run.request = run.search.send(probabilities)
+        except StopIteration as stop:
+            run.seconds += time.perf_counter() - start
+            self._finish(run, stop.value)
+            return
+        run.seconds += time.perf_counter() - start
+
+    def _score(self, runs: list[_Run], inputs: list[list[Inputs]]) -> list[torch.Tensor]:
+        """Probabilities of every run's inputs from one model call; for a run whose budget runs out, of the
+        prefix that fits it. Each new input is charged to the first run asking for it; model time is split
+        between the runs by their new queries."""
+        start = time.perf_counter()
+        charged: set[Key] = set()
+        kept_keys: list[list[Key]] = []
+        new_queries: list[int] = []
+        for run, run_inputs in zip(runs, inputs):
+            kept, new = [], 0
+            for key in self.model.encode(run_inputs):
+                if self.model.cached(key) is None and key not in charged:
+                    if self.query_budget is not None and run.queries + new >= self.query_budget:
+                        break
+                    charged.add(key)
+                    new += 1
+                kept.append(key)
+            kept_keys.append(kept)
+            new_queries.append(new)
+            run.queries += new
+        flat = self.model.probabilities([key for kept in kept_keys for key in kept])
+        elapsed = time.perf_counter() - start
+        rows, offset = [], 0
+        for run, kept, new in zip(runs, kept_keys, new_queries):
+            rows.append(flat[offset : offset + len(kept)])
+            offset += len(kept)
+            run.seconds += elapsed * (new / len(charged) if charged else 1 / len(runs))
+        return rows
+
+    def _track_best(self, run: _Run, probabilities: torch.Tensor) -> None:
+        """Remember the most adversarial allowed candidate: what a search cut off by the budget ends with."""
+        target = run.target
+        succeeded = target.succeeded(probabilities).tolist()
+        true = target.true_probability(probabilities).tolist()
+        for candidate, won, p in zip(run.request, succeeded, true):
+            rank = (not won, p)
+            if (run.best is None or rank < run.best[0]) and target.allows(candidate):
+                run.best = (rank, candidate)
+
+    def _finish(self, run: _Run, final: Replacements) -> None:
+        target = run.target
+        if not isinstance(final, dict) or not target.allows(final):
+            raise RuntimeError(f"{self.name} search ended on a candidate the constraints forbid: {final!r}")
+        probabilities = self.model.cached(self.model.encode([target.inputs(final)])[0])
+        if probabilities is None:
+            raise RuntimeError(f"{self.name} search ended on a candidate it never scored: {final}")
+        status = "succeeded" if target.succeeded(probabilities) else "failed"
+        run.result = self._result(run, final, target.clean_probabilities, probabilities, status)
+
+    def _result(
+        self, run: _Run, final: Replacements, clean: torch.Tensor, adversarial: torch.Tensor, status: str
+    ) -> AttackResult:
+        example = run.example
+        if run.target is not None:
+            words, (text, pair) = run.target.words, run.target.inputs(final)
+        else:
+            attacked = example.text if example.text_pair is None else example.text_pair
+            words, text, pair = split_words(attacked), example.text, example.text_pair
+        return AttackResult(
+            index=run.index,
+            label=example.label,
+            status=status,
+            text=example.text,
+            text_pair=example.text_pair,
+            adversarial_text=text,
+            adversarial_text_pair=pair,
+            clean_prediction=int(clean.argmax()),
+            clean_probabilities=clean.tolist(),
+            adversarial_prediction=int(adversarial.argmax()),
+            adversarial_probabilities=adversarial.tolist(),
+            changes=[WordChange(i, words[i].text, new) for i, new in sorted(final.items())],
+            num_words=len(words),
+            queries=run.queries,
+            seconds=run.seconds,
+        )

@@ -1,0 +1,73 @@
+"""The record every attack returns for every example, and the summary metrics over many records (METHOD 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+STATUSES = ("skipped", "failed", "succeeded")  # skipped: the clean prediction was already wrong
+
+
+@dataclass(frozen=True)
+class WordChange:
+    position: int  # word index (rift.text.words.split_words) in the attacked text: the hypothesis of a pair
+    old: str
+    new: str
+
+
+@dataclass
+class AttackResult:
+    """One attacked example. For a pair only ``text_pair`` (the hypothesis) is attacked; ``adversarial_text`` then
+    equals ``text``. A failed attack reports the most adversarial candidate it ended on; a skipped one the input."""
+
+    index: int
+    label: int
+    status: str
+    text: str
+    text_pair: str | None
+    adversarial_text: str
+    adversarial_text_pair: str | None
+    clean_prediction: int
+    clean_probabilities: list[float]
+    adversarial_prediction: int
+    adversarial_probabilities: list[float]
+    changes: list[WordChange]
+    num_words: int  # words of the attacked text
+    queries: int  # inputs the model scored for this example, the clean prediction included
+    seconds: float  # this example's share of the wall time (model time is split by queries)
+
+    @property
+    def perturbed_fraction(self) -> float:
+        return len(self.changes) / self.num_words if self.num_words else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> AttackResult:
+        """The inverse of ``to_dict``, for callers that resume from saved records."""
+        return cls(**{**record, "changes": [WordChange(**change) for change in record["changes"]]})
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def summarize(results: Sequence[AttackResult]) -> dict[str, float | int | None]:
+    """Metrics of METHOD 4. Robust = classified correctly and not broken. ``mean_perturbed_fraction`` is over
+    succeeded attacks, ``mean_queries`` over attacked (not skipped) examples, as TextAttack reports them. A metric
+    with nothing to average is None."""
+    n = len(results)
+    correct = [r for r in results if r.status != "skipped"]
+    robust = sum(r.status == "failed" for r in correct)
+    return {
+        "num_examples": n,
+        "clean_accuracy": len(correct) / n if n else None,
+        "robust_accuracy": robust / n if n else None,
+        "attack_success_rate": (len(correct) - robust) / len(correct) if correct else None,
+        "mean_perturbed_fraction": _mean(r.perturbed_fraction for r in results if r.status == "succeeded"),
+        "mean_queries": _mean(r.queries for r in correct),
+        "seconds_per_example": _mean(r.seconds for r in results),
+    }

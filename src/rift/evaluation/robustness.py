@@ -1,0 +1,93 @@
+"""Running an attack over a seeded sample of a split: every result saved as it comes, resumable, shardable.
+
+Each finished example is appended to ``examples_ATTACK.jsonl`` at once, so an interrupted run loses at most the
+chunk in flight and a re-run attacks only the examples that have no record yet. Under ``accelerate launch`` or
+``torchrun`` every process attacks its share into its own part file and the main process merges them; since
+every attack seeds each example by its index, the merged file equals a single-process run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from rift.attacks.engine import Attack
+from rift.attacks.results import AttackResult, summarize
+from rift.data import Example
+
+
+def sample_indices(num_available: int, num_examples: int | None, seed: int) -> list[int]:
+    """A seeded sample of split positions, in increasing order; everything when ``num_examples`` is None."""
+    if num_examples is None or num_examples >= num_available:
+        return list(range(num_available))
+    return sorted(random.Random(seed).sample(range(num_available), num_examples))
+
+
+def read_results(path: Path) -> dict[int, AttackResult]:
+    results = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                result = AttackResult.from_dict(json.loads(line))
+                results[result.index] = result
+    return results
+
+
+def write_results(path: Path, results: Sequence[AttackResult], mode: str = "a") -> None:
+    with open(path, mode, encoding="utf-8") as stream:
+        for result in results:
+            stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+
+
+def run_attack(
+    attack: Attack,
+    examples: Sequence[Example],
+    indices: Sequence[int],
+    output_dir: Path,
+    accelerator=None,
+    chunk_size: int = 16,
+    show_progress: bool = True,
+) -> dict:
+    """Attack ``examples[i]`` for every ``i`` in ``indices`` (skipping those already in the output) and return the
+    summary metrics over all of ``indices``."""
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    final = output_dir / f"examples_{attack.name}.jsonl"
+    parts = sorted(output_dir.glob(f"examples_{attack.name}.part*.jsonl"))
+    done: dict[int, AttackResult] = {}
+    for path in [final, *parts]:
+        done.update(read_results(path))
+    todo = [i for i in indices if i not in done][rank::world]
+    mine = final if world == 1 else output_dir / f"examples_{attack.name}.part{rank}.jsonl"
+
+    finished = [done[i] for i in indices if i in done]
+    progress = tqdm(total=len(indices), initial=len(finished), desc=attack.name, unit="ex",
+                    disable=not show_progress or rank != 0, dynamic_ncols=True)
+    running = summarize(finished)
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        results = attack.attack([examples[i] for i in chunk], chunk)
+        write_results(mine, results)
+        finished += results
+        running = summarize(finished)
+        progress.update(len(chunk) * world)
+        progress.set_postfix(robust=f"{running['robust_accuracy']:.3f}", clean=f"{running['clean_accuracy']:.3f}")
+    progress.close()
+
+    if accelerator:
+        accelerator.wait_for_everyone()
+    if rank == 0:  # merge the part files (of this run, or of an interrupted multi-process one), sorted by index
+        merged = read_results(final)
+        parts = sorted(output_dir.glob(f"examples_{attack.name}.part*.jsonl"))
+        for path in parts:
+            merged.update(read_results(path))
+        write_results(final, [merged[i] for i in sorted(merged)], mode="w")
+        for path in parts:
+            path.unlink()
+    if accelerator:
+        accelerator.wait_for_everyone()
+    all_results = read_results(final)
+    return summarize([all_results[i] for i in indices])

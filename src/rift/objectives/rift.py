@@ -1,0 +1,103 @@
+"""RIFT (Dong et al., NeurIPS 2021): adversarial fine-tuning that keeps the pre-trained features.
+
+    L = CE(f(x), y) + beta * KL(adversarial || clean) + alpha * L_MI
+
+L_MI is a class-conditional InfoNCE bound on I(S; T | Y) between the student's pooled feature on the adversarial
+input, S = pool(student(x')), and the frozen pre-trained teacher's pooled feature on the clean input,
+T = pool(teacher(x)). Per class c: project S with g_c and T with h_c (Linear(H, 512) -> ReLU -> Linear(512, 256)),
+L2-normalise, M = g_c(S) h_c(T)^T / tau over the class-c examples of the batch, loss = -mean_k log softmax(M[k])_k.
+
+Two costs of the authors' code are avoided: the teacher is deterministic and sees only clean inputs, so its
+features are computed once per training example and cached; and the one student pass on x' that gives the KL
+term's logits also gives S.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rift.models import classify, unwrap
+from rift.objectives.adversarial import ASCCObjective
+
+
+def info_nce(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
+    """-mean_k log softmax(M[k])_k with M = normalise(student) normalise(teacher)^T / tau; row k's positive is k."""
+    similarity = F.normalize(student.float(), dim=-1) @ F.normalize(teacher.float(), dim=-1).T / tau
+    return F.cross_entropy(similarity, torch.arange(len(similarity), device=similarity.device))
+
+
+def projection_head(hidden: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(hidden, 512), nn.ReLU(), nn.Linear(512, 256))
+
+
+class RIFTObjective(ASCCObjective):
+    name = "rift"
+    class_balanced = True
+    conditional = True  # one pair of heads per class (rift-uncond: one pair for all)
+    wants_adversarial_pooled = True  # the MI term reads the student on x' (rift-clean: on x)
+
+    def setup(self, trainer) -> None:
+        super().setup(trainer)
+        student = unwrap(trainer.model)
+        hidden = student.config.hidden_size
+        heads = trainer.task.num_labels if self.conditional else 1
+        self.student_heads = nn.ModuleList(projection_head(hidden) for _ in range(heads))
+        self.teacher_heads = nn.ModuleList(projection_head(hidden) for _ in range(heads))
+        # The teacher is kept out of the module tree (a plain list), so that it is neither trained, nor saved in
+        # the resume state, nor synchronised by a distributed wrapper.
+        teacher = copy.deepcopy(student).eval().requires_grad_(False)
+        self._teacher = [teacher.to(trainer.accelerator.device)]
+        self._cache = torch.zeros(len(trainer.encoded["train"]), hidden)
+        self._cached = torch.zeros(len(trainer.encoded["train"]), dtype=torch.bool)
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher[0]
+
+    @torch.no_grad()
+    def teacher_features(self, batch) -> torch.Tensor:
+        """T for the batch's examples: computed on first sight, then read from the cache."""
+        index = batch["index"].cpu()
+        missing = ~self._cached[index]
+        if missing.any():
+            rows = missing.nonzero().squeeze(1).to(batch["input_ids"].device)
+            inputs = {k: batch[k][rows] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+            features = classify(self.teacher, return_pooled=True, **inputs).pooled
+            self._cache[index[missing]] = features.float().cpu()
+            self._cached[index[missing]] = True
+        return self._cache[index].to(batch["input_ids"].device)
+
+    def mutual_information_loss(self, student_features: torch.Tensor, teacher_features: torch.Tensor,
+                                labels: torch.Tensor) -> torch.Tensor:
+        if not self.conditional:
+            return info_nce(self.student_heads[0](student_features), self.teacher_heads[0](teacher_features), self.args.tau)
+        losses = []
+        for c, (g, h) in enumerate(zip(self.student_heads, self.teacher_heads)):
+            members = labels == c
+            if members.any():
+                losses.append(info_nce(g(student_features[members]), h(teacher_features[members]), self.args.tau))
+        return torch.stack(losses).mean()
+
+    def extra_terms(self, model, batch, clean, adversarial):
+        student = adversarial.pooled if self.wants_adversarial_pooled else clean.pooled
+        mi = self.mutual_information_loss(student.float(), self.teacher_features(batch), batch["labels"])
+        return {"mi": self.args.alpha * mi}
+
+
+class UnconditionalRIFTObjective(RIFTObjective):
+    """Ablation: one pair of heads for the whole batch, I(S; T) instead of I(S; T | Y)."""
+
+    name = "rift-uncond"
+    conditional = False
+
+
+class CleanRIFTObjective(RIFTObjective):
+    """Ablation: the MI term on the student's clean features instead of its adversarial ones."""
+
+    name = "rift-clean"
+    wants_adversarial_pooled = False
+    wants_clean_pooled = True

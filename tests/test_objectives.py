@@ -1,0 +1,205 @@
+"""The ASCC adversary and the robust training objectives (standard, ascc, rift and its ablations, l2sp, mixout)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import NEGATIVE, POSITIVE
+from safetensors import safe_open
+
+from rift.arguments import TrainingArguments
+from rift.attacks.ascc import ASCCAdversary, ASCCAttack
+from rift.data import Example
+from rift.evaluation.robustness import run_attack
+from rift.models import classify, load_classifier
+from rift.objectives import OBJECTIVES, build_objective
+from rift.objectives.rift import info_nce
+from rift.substitutions import SubstitutionSource
+from rift.substitutions.tokens import collate_substitutions, token_substitutions
+from rift.training.batching import collate, encode_examples, model_inputs
+from rift.training.trainer import Trainer
+
+
+class OppositeSentiment(SubstitutionSource):
+    """Every sentiment word may become any word of the other polarity: a search space where a perfect adversary
+    flips every prediction of a model that reads sentiment words."""
+
+    name = "opposite"
+
+    def substitutes(self, words, position):
+        word = words[position].lower()
+        if word in POSITIVE:
+            return list(NEGATIVE)
+        if word in NEGATIVE:
+            return list(POSITIVE)
+        return []
+
+
+def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
+    values = dict(output_dir=str(tmp_path / "run"), model=model, epochs=1, batch_size=16, learning_rate=3e-3,
+                  max_length=32, seed=0, ascc_steps=3, logging_steps=1)
+    values.update(overrides)
+    return TrainingArguments(**values)
+
+
+@pytest.fixture(scope="module")
+def standard_tiny_model(trained_tiny_dir):
+    return load_classifier(trained_tiny_dir).eval()
+
+
+def adversary_inputs(model, tokenizer, examples, source, max_substitutes=8):
+    items = encode_examples(tokenizer, examples, 32)
+    batch = collate(items, tokenizer.pad_token_id)
+    subs = [token_substitutions(item.alignment, tokenizer, source, max_substitutes) for item in items]
+    ids, mask = collate_substitutions(subs, batch["input_ids"].shape[1], max_substitutes)
+    return batch, ids, mask
+
+
+def test_ascc_weights_are_convex_and_leave_the_model_untouched(standard_tiny_model, tokenizer, sentiment_task):
+    model = standard_tiny_model
+    model.train()  # the adversary must switch to eval mode itself and switch back
+    batch, ids, mask = adversary_inputs(model, tokenizer, sentiment_task.splits["dev"][:16], OppositeSentiment())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    clean = classify(model, **model_inputs(batch)).logits.detach()
+    weights = ASCCAdversary(steps=5).find_weights(model, ids, mask, batch["attention_mask"], batch.get("token_type_ids"),
+                                                  clean_logits=clean, generator=torch.Generator().manual_seed(0))
+    assert model.training
+    assert all(p.grad is None for p in model.parameters())
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert (weights >= 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:2]))
+    assert (weights[~mask] == 0).all()
+    assert mask[..., 1:].any(), "the search space is not empty"
+    model.eval()
+
+
+def test_ascc_lowers_the_accuracy_of_a_standard_model(standard_tiny_model, tokenizer, sentiment_task, tmp_path):
+    attack = ASCCAttack(standard_tiny_model, tokenizer, OppositeSentiment(), steps=10, max_substitutes=6, seed=0)
+    examples = sentiment_task.splits["test"]
+    summary = run_attack(attack, examples, list(range(len(examples))), tmp_path, show_progress=False)
+    assert summary["clean_accuracy"] >= 0.9
+    assert summary["robust_accuracy"] <= summary["clean_accuracy"] - 0.5
+    records = [json.loads(line) for line in (tmp_path / "examples_ascc.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == list(range(len(examples)))
+    for record in records:
+        for change in record["changes"]:  # the shown discrete substitutes come from the allowed set
+            assert change["new"] in OppositeSentiment().substitutes([change["old"]], 0)
+
+
+def test_ascc_attack_is_independent_of_batch_composition(standard_tiny_model, tokenizer, sentiment_task):
+    examples = sentiment_task.splits["test"][:12]
+    attack = ASCCAttack(standard_tiny_model, tokenizer, OppositeSentiment(), steps=4, seed=3, batch_size=12)
+    together = attack.attack(examples, list(range(12)))
+    apart = attack.attack(examples[5:9], [5, 6, 7, 8])
+    for a, b in zip(together[5:9], apart):
+        assert a.status == b.status
+        assert a.adversarial_probabilities == pytest.approx(b.adversarial_probabilities, abs=1e-5)
+
+
+def test_ascc_attacks_only_the_hypothesis_of_a_pair(standard_tiny_model, tokenizer):
+    examples = [Example("the movie was good .", 1, "a good film ."), Example("bad plot .", 0, "the acting was awful .")]
+    results = ASCCAttack(standard_tiny_model, tokenizer, OppositeSentiment(), steps=3).attack(examples)
+    for example, result in zip(examples, results):
+        assert result.adversarial_text == example.text
+        assert result.adversarial_text_pair is not None
+
+
+def test_info_nce_matches_a_hand_computed_value():
+    student = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]])
+    teacher = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, -1.0]])
+    tau = 0.5
+    # normalised rows: s = (1,0), (0,1), (.6,.8); t = (1,0), (1/sqrt2, 1/sqrt2), (0,-1)
+    r = 2 ** -0.5
+    similarity = torch.tensor([[1.0, r, 0.0], [0.0, r, -1.0], [0.6, 1.4 * r, -0.8]]) / tau
+    expected = -sum(similarity[k, k] - torch.logsumexp(similarity[k], 0) for k in range(3)) / 3
+    assert info_nce(student, teacher, tau).item() == pytest.approx(expected.item(), rel=1e-6)
+    # the positive pair is the same example: a perfectly aligned batch scores lower than a shuffled one
+    assert info_nce(teacher, teacher, tau) < info_nce(teacher, teacher[[1, 2, 0]], tau)
+
+
+@pytest.mark.parametrize("method", ["rift", "rift-uncond", "rift-clean"])
+def test_rift_training_keeps_the_teacher_and_saves_a_plain_checkpoint(tmp_path, tiny_model_dir, sentiment_task, method):
+    args = tiny_args(tmp_path, tiny_model_dir, method=method, alpha=0.5, beta=1.0)
+    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    teacher_state = None
+
+    class Watch(Trainer):
+        pass
+
+    objective = trainer.objective
+    original_setup = objective.setup
+
+    def setup(t):
+        nonlocal teacher_state
+        original_setup(t)
+        teacher_state = {k: v.clone() for k, v in objective.teacher.state_dict().items()}
+
+    objective.setup = setup
+    metrics = trainer.train()
+    assert metrics["steps"] > 0
+    heads = len(objective.student_heads)
+    assert heads == (1 if method == "rift-uncond" else 2)
+    for name, value in objective.teacher.state_dict().items():
+        assert torch.equal(value, teacher_state[name]), name
+    assert not objective.teacher.training
+    # the student moved away from the teacher
+    student = trainer.model.state_dict()
+    assert any(not torch.equal(student[k].cpu(), teacher_state[k]) for k in teacher_state if k in student)
+
+    # cached teacher features equal freshly computed ones
+    assert objective._cached.any()
+    items = [item for item in trainer.encoded["train"] if objective._cached[item.index]][:8]
+    batch = collate(items, trainer.pad_token_id)
+    fresh = classify(objective.teacher, return_pooled=True, **model_inputs(batch)).pooled
+    torch.testing.assert_close(objective._cache[batch["index"]], fresh, rtol=1e-5, atol=1e-5)
+
+    # the checkpoint is a plain classifier: no projection heads, no teacher
+    with safe_open(Path(args.output_dir) / "model.safetensors", "pt") as saved:
+        keys = set(saved.keys())
+    assert not any("head" in k or "teacher" in k for k in keys)
+    plain = load_classifier(args.output_dir)
+    assert keys == set(plain.state_dict().keys()) - {k for k in plain.state_dict() if "position_ids" in k}
+
+
+def test_l2sp_is_zero_at_initialisation_and_grows_with_training(tmp_path, tiny_model_dir, sentiment_task):
+    args = tiny_args(tmp_path, tiny_model_dir, method="l2sp", l2sp_weight=1.0)
+    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    trainer.objective.setup(trainer)
+    assert trainer.objective.distance(trainer.model).item() == 0.0
+    items = trainer.encoded["train"][:16]
+    terms = trainer.objective(trainer.model, trainer.objective.collate(items, trainer.pad_token_id))
+    assert terms["l2sp"].item() == 0.0
+    with torch.no_grad():
+        next(trainer.model.base_model.parameters()).add_(0.5)
+    assert trainer.objective.distance(trainer.model).item() > 0.0
+
+
+def test_mixout_without_swaps_equals_ascc(tmp_path, tiny_model_dir, sentiment_task):
+    """With probability 0 Mixout keeps every fine-tuned weight, so its loss is the ASCC loss exactly."""
+    losses = {}
+    for method in ("ascc", "mixout"):
+        args = tiny_args(tmp_path / method, tiny_model_dir, method=method, mixout_probability=0.0)
+        trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+        trainer.objective.setup(trainer)
+        batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
+        trainer.model.eval()  # no dropout, so that both runs compute the same function
+        torch.manual_seed(0)
+        losses[method] = trainer.objective.loss(trainer.model.train(False), batch)["loss"].item()
+    assert losses["mixout"] == pytest.approx(losses["ascc"], rel=1e-6)
+
+
+def test_every_method_trains_one_step(tmp_path, tiny_model_dir, sentiment_task):
+    for method in OBJECTIVES:
+        args = tiny_args(tmp_path / method, tiny_model_dir, method=method, ascc_steps=1)
+        objective = build_objective(args)
+        trainer = Trainer(args, task=sentiment_task, objective=objective, log=lambda *a: None)
+        objective.setup(trainer)
+        batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
+        terms = objective(trainer.model, batch)
+        assert torch.isfinite(terms["loss"]), method
+        terms["loss"].backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.parameters()), method
