@@ -25,5 +25,10 @@ if [ ! -d /usr/share/wordnet ] && command -v apt-get >/dev/null && [ "$(id -u)" 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null) \
     || echo "rift setup: could not install wordnet-base; the WordNet synonym source will be unavailable" >&2
 fi
+# headless Chromium renders rift report's page in its test; likewise from Debian, when we may.
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+    || echo "rift setup: could not install chromium; the report rendering test will be skipped" >&2
+fi
 
 echo "$want" > "$stamp"

@@ -54,8 +54,8 @@ class TrainingArguments(DataArguments):
     warmup_ratio: float = option(0.1, "share of the optimisation steps with a linear warm-up")
     max_grad_norm: float = option(1.0, "gradient clipping norm (0 turns clipping off)")
     gradient_accumulation_steps: int = option(1, "batches per optimiser step")
-    mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision",
-                                  choices=("auto", "no", "fp16", "bf16"))
+    mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision (bf16 also "
+                                  "works on recent CPUs)", choices=("auto", "no", "fp16", "bf16"))
 
     # adversarial and RIFT objectives (see METHOD.md; the presets hold the paper's values)
     synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
@@ -73,6 +73,9 @@ class TrainingArguments(DataArguments):
     eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)")
     save_steps: int = option(0, "save resume state every N optimiser steps (0 = at every evaluation)")
     logging_steps: int = option(10, "log the loss terms every N optimiser steps")
+    retention_examples: int = option(256, "dev examples (a fixed seeded subset) on which every evaluation measures "
+                                          "how much of the pre-trained features the model keeps: CKA and an "
+                                          "InfoNCE mutual-information bound (0 = off)")
     resume: bool = option(False, "continue an interrupted run from OUTPUT_DIR/resume")
 
 
@@ -93,6 +96,9 @@ class AttackArguments(DataArguments):
     split: str = option("test", "split to attack", choices=("train", "dev", "test"))
     num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all)")
     batch_size: int = option(64, "inputs per model call")
+    mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision; bf16 on a recent "
+                                  "CPU is about 3x faster (predictions of the bf16 model are what is attacked)",
+                                  choices=("auto", "no", "fp16", "bf16"))
     synonyms: str = option("counterfitted", "substitution source", choices=("counterfitted", "wordnet"))
     max_substitutes: int | None = option(None, "at most this many substitutes per word (default: all; ASCC: 8)")
     exclude_stopwords: bool = option(True, "never substitute stop words")
@@ -106,3 +112,48 @@ class AttackArguments(DataArguments):
     ascc_sparsity_weight: float = option(15.0, "ascc: weight of the entropy (sparsity) term")
     ascc_objective: str = option("ce", "ascc: maximise the cross-entropy of the label or the KL from the clean "
                                        "prediction", choices=("ce", "kl"))
+
+
+@dataclass
+class BenchArguments:
+    output_dir: str | None = option(None, "folder of the grid: cells/TASK-METHOD-sSEED/ and results.{csv,json,md}",
+                                    required=True)
+    task: list[str] = option(["sst2"], "tasks, comma-separated")
+    methods: list[str] = option(["standard", "ascc", "rift"], "training methods, comma-separated")
+    seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed and attack sample seed")
+    attacks: list[str] = option(["ascc", "pwws", "genetic"], "attacks on every trained model, comma-separated")
+    config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
+
+    # training of every cell; unset options take the preset's or rift train's value
+    model: str | None = option(None, "model to fine-tune (rift train's default: minilm)")
+    preset: str | None = option(None, "rift train preset for every cell (e.g. cpu)")
+    train_config: str | None = option(None, "YAML file of further rift train options for every cell (e.g. --task "
+                                            "file's files and columns); the flags here override it", metavar="FILE")
+    data_dir: str | None = option(None, "data folder")
+    max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split")
+    max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split")
+    max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split")
+    max_length: int | None = option(None, "maximum tokens per input, in training and attacks")
+    epochs: int | None = option(None, "passes over the training data")
+    batch_size: int | None = option(None, "training examples per step")
+    learning_rate: float | None = option(None, "peak learning rate")
+    ascc_steps: int | None = option(None, "Adam steps of the training adversary (the ascc attack keeps 10)")
+    eval_steps: int | None = option(None, "evaluate on dev every N optimiser steps (0 = after every epoch)")
+    retention_examples: int | None = option(None, "dev examples of the feature-retention measurement (0 = off)")
+    num_threads: int | None = option(None, "CPU threads for torch")
+
+    # attacks on every trained model
+    split: str = option("test", "split to attack", choices=("train", "dev", "test"))
+    num_examples: int | None = option(200, "seeded sample of the split that every attack but genetic attacks")
+    genetic_num_examples: int | None = option(None, "genetic attacks a sample of this many (default: --num-examples)")
+    population: int = option(60, "genetic: population size")
+    generations: int = option(40, "genetic: generations")
+
+
+@dataclass
+class ReportArguments:
+    bench_dir: str | None = option(None, "output folder of rift bench (also: rift report BENCH_DIR)",
+                                   required=True)
+    output: str | None = option(None, "HTML file to write (default: BENCH_DIR/report.html)", metavar="FILE")
+    max_examples: int = option(20, "adversarial examples shown per cell and attack, succeeded ones first")
+    config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")

@@ -1,4 +1,4 @@
-"""The ``rift`` command line: ``rift train``, ``rift eval``, ``rift attack``."""
+"""The ``rift`` command line: ``rift train``, ``rift eval``, ``rift attack``, ``rift bench``, ``rift report``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from rift import __version__
-from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
+from rift.arguments import (
+    AttackArguments,
+    BenchArguments,
+    EvalArguments,
+    ReportArguments,
+    TrainingArguments,
+)
 from rift.config import add_dataclass_arguments, build_config
 from rift.errors import RiftError
 
@@ -73,8 +79,10 @@ def cmd_eval(values: dict) -> int:
 
 
 ATTACK_NAMES = ("ascc", "pwws", "genetic", "textfooler")
-# options that may change between an interrupted attack run and its continuation
-ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config"}
+# options that may change between an interrupted attack run and its continuation; num_examples too, since every
+# record is keyed by its example's index and each summary covers exactly its own sample (rift bench runs genetic
+# on fewer examples than the other attacks, into the same folder)
+ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples"}
 
 
 def _check_attack_output(args: AttackArguments, output_dir: Path) -> None:
@@ -117,22 +125,23 @@ def build_named_attack(name: str, model, tokenizer, source, args: AttackArgument
     return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length, **options)
 
 
-def cmd_attack(values: dict) -> int:
+def attack_model(args: AttackArguments) -> dict:
+    """Run every attack of ``args`` and return the content of results.json (on every process): the building block of
+    ``rift attack`` and ``rift bench``."""
     import torch
-    from accelerate import Accelerator
 
+    from rift.accelerator import make_accelerator, pick_mixed_precision
     from rift.data import resolve_data_dir
     from rift.evaluation.robustness import run_attack, sample_indices
     from rift.models import load_classifier, load_tokenizer
     from rift.substitutions import build_substitution_source
 
-    args = build_config(AttackArguments, values)
     unknown = [name for name in args.attack if name not in ATTACK_NAMES]
     if unknown or not args.attack:
         raise RiftError(f"unknown attack {', '.join(unknown) or '(none)'}; choose from {', '.join(ATTACK_NAMES)}")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    accelerator = Accelerator()
+    accelerator = make_accelerator(mixed_precision=pick_mixed_precision(args.mixed_precision))
     log = (lambda message: print(message, file=sys.stderr)) if accelerator.is_main_process else (lambda message: None)
     task = args.load_task(log=log)
     model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
@@ -153,17 +162,27 @@ def cmd_attack(values: dict) -> int:
 
     results_path = output_dir / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms)
+    results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
+                   mixed_precision=accelerator.mixed_precision)
     results.setdefault("attacks", {})
     for name in args.attack:
         attack = build_named_attack(name, model, tokenizer, source, args)
-        summary = run_attack(attack, examples, indices, output_dir, accelerator)
+        with accelerator.autocast():
+            summary = run_attack(attack, examples, indices, output_dir, accelerator)
         results["attacks"][name] = summary
         if accelerator.is_main_process:
             results_path.write_text(json.dumps(results, indent=2))
-    if accelerator.is_main_process:
+    return results
+
+
+def cmd_attack(values: dict) -> int:
+    from accelerate import PartialState
+
+    args = build_config(AttackArguments, values)
+    results = attack_model(args)
+    if PartialState().is_main_process:
         print(format_table(results["attacks"]))
-        print(f"results and every attacked example written to {output_dir}")
+        print(f"results and every attacked example written to {args.output_dir}")
     return 0
 
 
@@ -179,11 +198,32 @@ def format_table(attacks: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def cmd_bench(values: dict) -> int:
+    from rift.bench import run_bench
+    from rift.objectives import PRESETS
+
+    # --preset is rift train's, applied in every cell: here its name is only checked
+    run_bench(build_config(BenchArguments, values, {name: {} for name in PRESETS}))
+    return 0
+
+
+def cmd_report(values: dict) -> int:
+    from rift.reporting.report import write_report
+
+    print(f"report written to {write_report(build_config(ReportArguments, values))}")
+    return 0
+
+
 COMMANDS = {
     "train": (TrainingArguments, cmd_train, "fine-tune an encoder (standard, adversarial or RIFT)"),
     "eval": (EvalArguments, cmd_eval, "clean accuracy of a classifier on a split"),
     "attack": (AttackArguments, cmd_attack, "attack a classifier (ascc, pwws, genetic, textfooler) and measure its robustness"),
+    "bench": (BenchArguments, cmd_bench, "train a grid of tasks x methods x seeds, attack every model, and tabulate "
+                                         "the means and standard deviations over seeds (resumable)"),
+    "report": (ReportArguments, cmd_report, "write one self-contained HTML report of a rift bench folder"),
 }
+# options that may also be given as a positional argument: rift report OUT
+POSITIONAL = {"report": "bench_dir"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (arguments, _handler, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         add_dataclass_arguments(sub, arguments)
+        if name in POSITIONAL:
+            sub.add_argument(POSITIONAL[name], nargs="?", default=argparse.SUPPRESS, metavar=POSITIONAL[name].upper(),
+                             help=f"same as --{POSITIONAL[name].replace('_', '-')}")
     return parser
 
 

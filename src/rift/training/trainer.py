@@ -7,6 +7,8 @@ Like ``transformers.Trainer``: one arguments object, and behaviour changed by ov
 - the best model on the dev split as a plain Hugging Face checkpoint (``config.json``, ``model.safetensors``,
   tokenizer files), loadable by ``transformers.pipeline`` without rift;
 - ``rift_config.yaml`` (the full configuration), ``metrics.json``, ``train_log.jsonl``, TensorBoard ``logs/``;
+  every dev evaluation also measures how much of the pre-trained features the model keeps (``dev_cka``,
+  ``dev_mi_nce``: ``rift.evaluation.retention``), and ``metrics.json`` holds the best checkpoint's ``retention``;
 - ``resume/``: optimiser, random states, objective state and progress, for ``--resume``.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 import time
 import warnings
@@ -23,17 +26,19 @@ from pathlib import Path
 
 import torch
 import yaml
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from rift.accelerator import make_accelerator, pick_mixed_precision
 from rift.arguments import TrainingArguments
 from rift.config import save_config
 from rift.data import TaskData
 from rift.errors import RiftError
 from rift.evaluation.accuracy import accuracy
+from rift.evaluation.retention import RetentionProbe
+from rift.evaluation.robustness import sample_indices
 from rift.models import load_classifier, load_tokenizer, unwrap
 from rift.objectives import Objective, build_objective
 from rift.training.batching import encode_examples
@@ -45,7 +50,9 @@ LOG_FILE = "train_log.jsonl"
 RESUME_DIR = "resume"
 STATE_FILE = "trainer_state.json"
 # options that may differ between an interrupted run and its resumption
-RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size"}
+RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "retention_examples"}
+# the dev examples of the retention measurement are the same for every seed of a study
+RETENTION_SEED = 0
 
 
 @dataclass
@@ -59,10 +66,11 @@ class TrainerState:
     evaluations: list[dict] = field(default_factory=list)
 
 
-def pick_mixed_precision(choice: str) -> str:
-    if choice != "auto":
-        return choice
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+def changed_options(args: TrainingArguments, saved_config: Path) -> list[str]:
+    """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change."""
+    saved = yaml.safe_load(saved_config.read_text(encoding="utf-8")) if saved_config.exists() else {}
+    current = dataclasses.asdict(args)
+    return sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
 
 
 class Trainer:
@@ -79,7 +87,7 @@ class Trainer:
         self.output_dir = Path(args.output_dir)
         if args.num_threads:
             torch.set_num_threads(args.num_threads)
-        self.accelerator = Accelerator(
+        self.accelerator = make_accelerator(
             gradient_accumulation_steps=args.gradient_accumulation_steps,
             mixed_precision=pick_mixed_precision(args.mixed_precision),
             log_with="tensorboard",
@@ -97,16 +105,21 @@ class Trainer:
             for split, examples in self.task.splits.items()
         }
         self.state = TrainerState()
+        self._retention_probe: RetentionProbe | None = None
 
     # ----------------------------------------------------------------------------------------------- hooks
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Loss terms of one batch; ``"loss"`` is the one optimised."""
-        return self.objective(self.model, batch)
+        return self.objective_module(self.model, batch)
 
     def evaluate(self, split: str = "dev") -> dict[str, float]:
         """Metrics on a split (``{split}_accuracy``); subclasses may add more."""
         acc = accuracy(self.model, self.encoded[split], self.pad_token_id, self.args.eval_batch_size, self.accelerator)
-        return {f"{split}_accuracy": acc}
+        metrics = {f"{split}_accuracy": acc}
+        probe = self.retention_probe() if split == "dev" else None
+        if probe is not None:
+            metrics |= {f"dev_{name}": value for name, value in probe(self.model).items()}
+        return metrics
 
     def on_step_end(self, terms: dict[str, float]) -> None:
         """Called after every optimiser step with the step's mean loss terms."""
@@ -115,6 +128,18 @@ class Trainer:
     @property
     def pad_token_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def retention_probe(self) -> RetentionProbe | None:
+        """The pre-trained model's features on a seeded dev subset, computed at the first call (on every process
+        alike); None when ``retention_examples`` is 0 or the dev split is too small."""
+        dev = self.encoded.get("dev") or []
+        if self._retention_probe is None and self.args.retention_examples and len(dev) >= 4:
+            items = [dev[i] for i in sample_indices(len(dev), self.args.retention_examples, RETENTION_SEED)]
+            with torch.random.fork_rng(devices=[]):  # the new head's initialisation must not shift training's draws
+                pretrained = load_classifier(self.args.model, self.task.label_names, self.args.trust_remote_code)
+            pretrained.to(self.accelerator.device)
+            self._retention_probe = RetentionProbe(pretrained, items, self.pad_token_id, self.args.eval_batch_size)
+        return self._retention_probe
 
     def _check_output_dir(self) -> None:
         if (self.output_dir / CONFIG_FILE).exists() and not self.args.resume:
@@ -141,24 +166,30 @@ class Trainer:
             raise RiftError("the training split is empty")
         self.objective.setup(self)
         sampler = self._batch_sampler()
+        # its own generator: starting an iteration (as resuming does, mid-epoch) draws a seed from the loader's
+        # generator, which must not be the global one that dropout draws from
         loader = DataLoader(
             self.encoded["train"], batch_sampler=sampler,
             collate_fn=lambda items: self.objective.collate(items, self.pad_token_id),
+            generator=torch.Generator().manual_seed(args.seed),
         )
         optimizer = self._optimizer()
-        has_trainable_objective = any(p.requires_grad for p in self.objective.parameters())
-        if has_trainable_objective:
-            self.model, self.objective, optimizer, loader = accelerator.prepare(self.model, self.objective, optimizer, loader)
+        # the objective stays reachable unwrapped (self.objective); its trainable heads, if any, train through a
+        # distributed wrapper (self.objective_module) like the model
+        if any(p.requires_grad for p in self.objective.parameters()):
+            self.model, self.objective_module, optimizer, loader = accelerator.prepare(
+                self.model, self.objective, optimizer, loader
+            )
         else:
             self.model, optimizer, loader = accelerator.prepare(self.model, optimizer, loader)
-            self.objective.to(accelerator.device)
+            self.objective_module = self.objective.to(accelerator.device)
 
         steps_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)
         total_steps = steps_per_epoch * args.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, round(args.warmup_ratio * total_steps), total_steps)
         self._start_or_resume()
         with warnings.catch_warnings():  # the schedule is a pure function of the step count: replay it
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             for _ in range(self.state.global_step):
                 scheduler.step()
 
@@ -173,7 +204,7 @@ class Trainer:
             batches = accelerator.skip_first_batches(loader, skip) if skip else loader
             started = time.perf_counter()
             for batch in batches:
-                with accelerator.accumulate(self.model, self.objective):
+                with accelerator.accumulate(self.model, self.objective_module):
                     terms = self.compute_loss(batch)
                     accelerator.backward(terms["loss"])
                     if accelerator.sync_gradients and args.max_grad_norm > 0:
@@ -259,9 +290,7 @@ class Trainer:
         self.accelerator.init_trackers("train", config=config)
 
     def _check_same_config(self, saved_config: Path) -> None:
-        saved = yaml.safe_load(saved_config.read_text(encoding="utf-8")) if saved_config.exists() else {}
-        current = dataclasses.asdict(self.args)
-        changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+        changed = changed_options(self.args, saved_config)
         if changed:
             raise RiftError(f"cannot resume {self.output_dir}: options differ from the interrupted run: {', '.join(changed)}")
 
@@ -291,6 +320,9 @@ class Trainer:
             "steps": self.state.global_step, "best_step": self.state.best_step,
             "dev_accuracy": self.state.best_dev_accuracy, "train_seconds": round(self.state.train_seconds, 2),
         }
+        best_evaluation = next((e for e in self.state.evaluations if e["step"] == self.state.best_step), {})
+        if "dev_cka" in best_evaluation:
+            metrics["retention"] = {"cka": best_evaluation["dev_cka"], "mi_nce": best_evaluation["dev_mi_nce"]}
         if self.encoded.get("test"):
             metrics["test_accuracy"] = accuracy(best, self.encoded["test"], self.pad_token_id, self.args.eval_batch_size, accelerator)
         metrics["evaluations"] = self.state.evaluations

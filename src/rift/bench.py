@@ -1,0 +1,212 @@
+"""``rift bench``: a grid of tasks x methods x seeds, every requested attack on every trained model, and the table of
+means and standard deviations over seeds that a study reports.
+
+Each cell is ``OUT/cells/TASK-METHOD-sSEED/``: the ``rift train`` run (its output folder; trained with resume on)
+and ``attacks/`` (the ``rift attack`` output folder). The grid resumes cell by cell: a cell whose training
+``metrics.json`` and every requested attack summary exist is skipped; any other cell runs again, its training and
+attacks continuing from what they saved (``resume/``, ``examples_ATTACK.jsonl``). The times recorded per cell are
+the training's ``train_seconds`` and each attack's summed per-example seconds, both of which add up correctly across
+interruptions. A cell's seed is its training seed and the seed of its attack sample, so ``rift attack --seed S``
+reproduces any cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rift.accelerator import make_accelerator
+from rift.arguments import (
+    AttackArguments,
+    BenchArguments,
+    DataArguments,
+    TrainingArguments,
+)
+from rift.cli import ATTACK_NAMES, attack_model
+from rift.config import build_config
+from rift.data import TASK_NAMES
+from rift.errors import RiftError
+from rift.objectives import OBJECTIVES, PRESETS
+from rift.reporting.tables import grid_tables, to_markdown
+from rift.training.trainer import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    Trainer,
+    changed_options,
+    pick_mixed_precision,
+)
+
+CELLS_DIR = "cells"
+ATTACKS_DIR = "attacks"
+RESULTS_FILES = ("results.json", "results.csv", "results.md")
+TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
+                    "max_length", "epochs", "batch_size", "learning_rate", "ascc_steps", "eval_steps",
+                    "retention_examples", "num_threads")
+MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
+ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
+                  "mean_queries", "seconds")
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    method: str
+    seed: int
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.method}-s{self.seed}"
+
+    @property
+    def attack_dir(self) -> Path:
+        return self.directory / ATTACKS_DIR
+
+
+def grid(args: BenchArguments) -> list[Cell]:
+    for kind, names, known in (("task", args.task, TASK_NAMES), ("method", args.methods, OBJECTIVES),
+                               ("attack", args.attacks, ATTACK_NAMES)):
+        unknown = [name for name in names if name not in known]
+        if unknown or not names:
+            raise RiftError(f"unknown {kind} {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
+    cells_dir = Path(args.output_dir) / CELLS_DIR
+    return [Cell(task, method, seed, cells_dir / f"{task}-{method}-s{seed}")
+            for task in args.task for method in args.methods for seed in args.seeds]
+
+
+def training_arguments(args: BenchArguments, cell: Cell) -> TrainingArguments:
+    values = {name: getattr(args, name) for name in TRAINING_OPTIONS if getattr(args, name) is not None}
+    values |= dict(task=cell.task, method=cell.method, seed=cell.seed, output_dir=str(cell.directory), resume=True,
+                   config=args.train_config)
+    return build_config(TrainingArguments, values, PRESETS)
+
+
+def attack_groups(args: BenchArguments) -> list[tuple[list[str], int | None]]:
+    """The attacks as (names, sample size) calls: genetic may attack fewer examples than the rest."""
+    genetic = args.genetic_num_examples or args.num_examples
+    groups = [([name for name in args.attacks if name != "genetic"], args.num_examples),
+              (["genetic"] if "genetic" in args.attacks else [], genetic)]
+    return [(names, n) for names, n in groups if names]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def pending_attacks(args: BenchArguments, cell: Cell) -> list[tuple[list[str], int | None]]:
+    done = read_json(cell.attack_dir / "results.json").get("attacks", {})
+    pending = []
+    for names, n in attack_groups(args):
+        todo = [name for name in names if name not in done or n not in (None, done[name]["num_examples"])]
+        if todo:
+            pending.append((todo, n))
+    return pending
+
+
+def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: Cell, names: list[str],
+                     num_examples: int | None) -> AttackArguments:
+    """The attack sees the data exactly as the model was trained on it (files, columns, max length, seed)."""
+    data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
+    return AttackArguments(**data | dict(config=None), model=str(cell.directory), attack=names,
+                           output_dir=str(cell.attack_dir), split=args.split, num_examples=num_examples,
+                           population=args.population, generations=args.generations)
+
+
+def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
+    """Train and attack what the cell still lacks; False when it was already finished."""
+    train_args = training_arguments(args, cell)
+    trained = (cell.directory / METRICS_FILE).exists()
+    if trained:
+        changed = changed_options(train_args, cell.directory / CONFIG_FILE)
+        if changed:
+            raise RiftError(f"{cell.directory} was trained with other options ({', '.join(changed)}); "
+                            "choose another --output-dir")
+    pending = pending_attacks(args, cell)
+    if trained and not pending:
+        return False
+    if not trained:
+        Trainer(train_args, log=log).train()
+    for names, num_examples in pending:
+        attack_model(attack_arguments(train_args, args, cell, names, num_examples))
+    return True
+
+
+def cell_record(args: BenchArguments, cell: Cell) -> dict:
+    metrics = read_json(cell.directory / METRICS_FILE)
+    retention = metrics.get("retention", {})
+    record = dict(task=cell.task, method=cell.method, seed=cell.seed,
+                  directory=str(cell.directory.relative_to(args.output_dir)),
+                  test_accuracy=metrics.get("test_accuracy"), dev_accuracy=metrics.get("dev_accuracy"),
+                  retention_cka=retention.get("cka"), retention_mi_nce=retention.get("mi_nce"),
+                  train_seconds=metrics.get("train_seconds"))
+    attacks = read_json(cell.attack_dir / "results.json").get("attacks", {})
+    for name in args.attacks:
+        summary = attacks.get(name, {})
+        per_example = summary.get("seconds_per_example")
+        summary = summary | {"seconds": None if per_example is None else per_example * summary["num_examples"]}
+        record |= {f"{name}/{key}": summary.get(key) for key in ATTACK_METRICS}
+    return record
+
+
+def metric_names(attacks: list[str]) -> list[str]:
+    return [*MODEL_METRICS, *(f"{name}/{key}" for name in attacks for key in ATTACK_METRICS)]
+
+
+def mean_std(values: list) -> dict:
+    values = [v for v in values if v is not None]
+    return {"mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None, "n": len(values)}
+
+
+def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
+    """Mean and (sample) standard deviation over seeds of every metric, per task x method, in grid order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["task"], record["method"]), []).append(record)
+    return [{"task": task, "method": method, "seeds": [r["seed"] for r in rows],
+             "metrics": {name: mean_std([r[name] for r in rows]) for name in metric_names(attacks)}}
+            for (task, method), rows in groups.items()]
+
+
+def write_results(args: BenchArguments, records: list[dict], summary: list[dict]) -> str:
+    """results.json, results.csv and results.md; returns the Markdown."""
+    out = Path(args.output_dir)
+    results = {"settings": dataclasses.asdict(args), "cells": records, "summary": summary}
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    names = metric_names(args.attacks)
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["task", "method", "seeds", *(f"{n}_{s}" for n in names for s in ("mean", "std"))])
+        for row in summary:
+            stats = [row["metrics"][n][s] for n in names for s in ("mean", "std")]
+            writer.writerow([row["task"], row["method"], len(row["seeds"]), *("" if v is None else v for v in stats)])
+    markdown = to_markdown(grid_tables(results))
+    (out / "results.md").write_text(markdown, encoding="utf-8")
+    return markdown
+
+
+def run_bench(args: BenchArguments) -> dict:
+    cells = grid(args)
+    first = training_arguments(args, cells[0])
+    # Accelerate's state is process-wide and is fixed by the first Accelerator: make it the training's, so that an
+    # attack running first (a resumed grid) does not fix another mixed precision
+    make_accelerator(mixed_precision=pick_mixed_precision(first.mixed_precision))
+    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    records = []
+    for number, cell in enumerate(cells, 1):
+        started = time.perf_counter()
+        ran = run_cell(args, cell, log=lambda message: print(message, file=sys.stderr))
+        status = f"done in {time.perf_counter() - started:.1f} s" if ran else "skipped (finished before)"
+        print(f"[{number}/{len(cells)}] {cell.name}: {status}", flush=True)
+        records.append(cell_record(args, cell))
+    summary = summarize_grid(records, args.attacks)
+    markdown = write_results(args, records, summary)
+    print(markdown)
+    print(f"results written to {', '.join(str(Path(args.output_dir) / name) for name in RESULTS_FILES)}")
+    return {"cells": records, "summary": summary}

@@ -1,0 +1,105 @@
+"""How much of the pre-trained encoder's representation a fine-tuned model keeps: RIFT's central claim, measured.
+
+Both numbers compare the pooled features (``classify(..., return_pooled=True)``, what the classification head
+reads) of the fine-tuned model and of the pre-trained model on the same held-out texts:
+
+- **Linear CKA** (Kornblith et al. 2019), the feature-space formula on centred features X (n x d1), Y (n x d2):
+  ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)``. 1 for features equal up to an orthogonal transform and an
+  isotropic scaling, near 0 for unrelated ones.
+- **An InfoNCE estimate of the mutual information** I(fine-tuned; pre-trained), in nats. A linear map from the
+  fine-tuned to the pre-trained features is fitted by ridge least squares on the even-numbered examples (both
+  feature sets centred with that half's means; ridge ``RIDGE`` times the mean eigenvalue of X^T X, so the
+  penalty follows the features' scale); on the odd-numbered half the bound ``I >= log(N) - L_NCE`` is taken,
+  with L_NCE the InfoNCE loss of the mapped features against the pre-trained ones under a cosine-similarity
+  critic at temperature ``TEMPERATURE`` = 0.1. Choices and why: a linear map, so that the estimate measures
+  information the features still hold in a linearly readable form (what a classification head can use) rather
+  than what a trained critic could dig out; a fixed, untrained critic (cosine) on held-out examples, so that the
+  number is an honest lower bound and not fitted to the pairs it scores; centring, because pooled features share
+  a large common direction that would make every cosine similarity near 1; temperature 0.1, sharp enough that
+  a bound near its ceiling log(N) is reachable with features of a few hundred dimensions (RIFT's training loss
+  uses 0.2 with trained heads). The bound cannot exceed log(N), so compare numbers measured on the same N (and
+  the same model size): with fewer fitting examples than feature dimensions the map is only partly determined,
+  and even identical features score below log(N) (MiniLM, 256 examples: about log(N) - 0.05). It can be negative
+  when the features are unrelated.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from rift.evaluation.accuracy import length_sorted_batches
+from rift.models import classify, unwrap
+from rift.objectives.rift import info_nce
+from rift.training.batching import EncodedExample, collate, model_inputs
+
+TEMPERATURE = 0.1
+RIDGE = 0.1
+
+
+@torch.inference_mode()
+def pooled_features(model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int) -> torch.Tensor:
+    """The pooled features of ``items`` (in their order) as a float CPU tensor, in eval mode."""
+    model = unwrap(model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    batches = length_sorted_batches(items, batch_size)
+    features = []
+    for positions in batches:
+        batch = collate([items[i] for i in positions], pad_token_id)
+        inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
+        features.append(classify(model, return_pooled=True, **inputs).pooled.float().cpu())
+    model.train(was_training)
+    order = torch.tensor([i for positions in batches for i in positions])
+    return torch.cat(features)[order.argsort()]
+
+
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    x = x.double()
+    return x - x.mean(0)
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    x, y = _centred(x), _centred(y)
+    return ((y.T @ x).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm())).item()
+
+
+def infonce_mutual_information(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Lower bound on I(x; y) in nats (module docstring): ridge map x -> y on the even rows, InfoNCE on the odd."""
+    x, y = x.double(), y.double()
+    fit_x, fit_y, test_x, test_y = x[0::2], y[0::2], x[1::2], y[1::2]
+    x_mean, y_mean = fit_x.mean(0), fit_y.mean(0)
+    fit_x, fit_y = fit_x - x_mean, fit_y - y_mean
+    gram = fit_x.T @ fit_x
+    ridge = RIDGE * gram.diagonal().mean().clamp_min(1e-12)
+    weights = torch.linalg.solve(gram + ridge * torch.eye(len(gram), dtype=gram.dtype), fit_x.T @ fit_y)
+    mapped = (test_x - x_mean) @ weights
+    return math.log(len(test_x)) - info_nce(mapped, test_y - y_mean, TEMPERATURE).item()
+
+
+def retention_scores(features: torch.Tensor, pretrained_features: torch.Tensor) -> dict[str, float]:
+    return {"cka": linear_cka(features, pretrained_features),
+            "mi_nce": infonce_mutual_information(features, pretrained_features)}
+
+
+class RetentionProbe:
+    """The pre-trained model's features on fixed held-out items, computed once; ``probe(model)`` scores a model."""
+
+    def __init__(self, pretrained_model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int):
+        if len(items) < 4:
+            raise ValueError("feature retention needs at least 4 examples (2 to fit the map, 2 to score it)")
+        self.items, self.pad_token_id, self.batch_size = list(items), pad_token_id, batch_size
+        self.pretrained_features = pooled_features(pretrained_model, self.items, pad_token_id, batch_size)
+
+    def __call__(self, model) -> dict[str, float]:
+        features = pooled_features(model, self.items, self.pad_token_id, self.batch_size)
+        return retention_scores(features, self.pretrained_features)
+
+
+def feature_retention(model, pretrained_model, items: Sequence[EncodedExample], pad_token_id: int,
+                      batch_size: int) -> dict[str, float]:
+    """``{"cka": ..., "mi_nce": ...}`` of ``model`` against ``pretrained_model`` on ``items``."""
+    return RetentionProbe(pretrained_model, items, pad_token_id, batch_size)(model)

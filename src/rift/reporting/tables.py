@@ -1,0 +1,65 @@
+"""The results tables of a grid, built once from results.json and written as Markdown (results.md, the terminal) or
+HTML (the report): one table of the trained models, one of the attacks, each cell the mean ± std over seeds."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+MODEL_COLUMNS = (("test_accuracy", "test acc", "{:.3f}"), ("dev_accuracy", "dev acc", "{:.3f}"),
+                 ("retention_cka", "CKA", "{:.3f}"), ("retention_mi_nce", "MI (nats)", "{:.2f}"),
+                 ("train_seconds", "train s", "{:.1f}"))
+ATTACK_COLUMNS = (("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
+                  ("attack_success_rate", "success rate", "{:.3f}"), ("mean_perturbed_fraction", "perturbed", "{:.3f}"),
+                  ("mean_queries", "queries", "{:.0f}"), ("seconds", "time s", "{:.1f}"))
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+def format_stat(stat: dict, fmt: str) -> str:
+    if stat["mean"] is None:
+        return "-"
+    text = fmt.format(stat["mean"])
+    return text if stat["std"] is None else f"{text} ± {fmt.format(stat['std'])}"
+
+
+def grid_tables(results: dict) -> list[Table]:
+    """The models table and the attacks table of results.json (``summary`` and ``settings``)."""
+    summary, attacks = results["summary"], results["settings"]["attacks"]
+    models = Table("Models (test accuracy of the best dev checkpoint; feature retention on dev)",
+                   ["task", "method", "seeds", *(title for _, title, _ in MODEL_COLUMNS)], [])
+    attacked = Table(f"Attacks ({results['settings']['split']} split)",
+                     ["task", "method", "attack", *(title for _, title, _ in ATTACK_COLUMNS)], [])
+    for row in summary:
+        stats = row["metrics"]
+        models.rows.append([row["task"], row["method"], str(len(row["seeds"])),
+                            *(format_stat(stats[key], fmt) for key, _, fmt in MODEL_COLUMNS)])
+        for name in attacks:
+            attacked.rows.append([row["task"], row["method"], name,
+                                  *(format_stat(stats[f"{name}/{key}"], fmt) for key, _, fmt in ATTACK_COLUMNS)])
+    return [models, attacked]
+
+
+def to_markdown(tables: list[Table]) -> str:
+    blocks = []
+    for table in tables:
+        lines = [f"### {table.title}", "", "| " + " | ".join(table.header) + " |",
+                 "|" + "|".join("---" for _ in table.header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def to_html(tables: list[Table]) -> str:
+    blocks = []
+    for table in tables:
+        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in table.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in table.rows)
+        blocks.append(f'<table class="results"><caption>{html.escape(table.title)}</caption>'
+                      f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return "\n".join(blocks)

@@ -1,0 +1,152 @@
+"""``rift bench`` on a tiny grid (2 methods x 2 seeds, three attacks): results with means and standard deviations
+over seeds, a second run that skips every finished cell, interrupted cells redone, and ``rift report`` on it."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import sentiment_examples
+from test_cli import write_csv
+
+from rift.cli import main
+
+CELLS = ["file-standard-s0", "file-standard-s1", "file-ascc-s0", "file-ascc-s1"]
+
+
+def bench(command: list[str]) -> tuple[int, str]:
+    """Run rift in-process with a single torch thread (restored after); its exit code and standard output."""
+    threads = torch.get_num_threads()
+    stdout = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout):
+            code = main(command)
+    finally:
+        torch.set_num_threads(threads)
+    return code, stdout.getvalue()
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, tiny_model_dir) -> tuple[list[str], Path, str]:
+    """(command, output folder, standard output) of a finished tiny grid."""
+    root = tmp_path_factory.mktemp("bench")
+    train_config = root / "train.yaml"
+    train_config.write_text(yaml.safe_dump({
+        "train_file": str(write_csv(root / "train.csv", sentiment_examples(64, 0))),
+        "dev_file": str(write_csv(root / "dev.csv", sentiment_examples(32, 1))),
+        "test_file": str(write_csv(root / "test.csv", sentiment_examples(32, 2))),
+        "text_column": "review", "label_column": "sentiment", "label_names": ["neg", "pos"],
+        "learning_rate": 3e-3, "logging_steps": 1,
+    }))
+    out = root / "out"
+    command = ["bench", "--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir,
+               "--methods", "standard,ascc", "--seeds", "0,1", "--attacks", "ascc,pwws,genetic",
+               "--num-examples", "8", "--genetic-num-examples", "4", "--population", "4", "--generations", "2",
+               "--epochs", "6", "--batch-size", "16", "--max-length", "32", "--ascc-steps", "1",
+               "--num-threads", "1", "--output-dir", str(out)]
+    code, stdout = bench(command)
+    assert code == 0
+    return command, out, stdout
+
+
+def test_grid_trains_attacks_and_tabulates_mean_and_std_over_seeds(grid):
+    _, out, stdout = grid
+    assert [line.split()[1].rstrip(":") for line in stdout.splitlines() if " done in " in line] == CELLS
+    results = json.loads((out / "results.json").read_text())
+    assert [c["directory"] for c in results["cells"]] == [f"cells/{name}" for name in CELLS]
+    for name in CELLS:
+        cell = out / "cells" / name
+        assert (cell / "metrics.json").exists() and (cell / "model.safetensors").exists()
+        attacks = json.loads((cell / "attacks" / "results.json").read_text())["attacks"]
+        assert {n: a["num_examples"] for n, a in attacks.items()} == {"ascc": 8, "pwws": 8, "genetic": 4}
+    for record in results["cells"]:
+        assert record["train_seconds"] > 0 and record["pwws/seconds"] > 0
+        assert 0 <= record["retention_cka"] <= 1 + 1e-6 and record["retention_mi_nce"] is not None
+        assert 0 <= record["genetic/robust_accuracy"] <= record["genetic/clean_accuracy"] <= 1
+
+    summary = {row["method"]: row for row in results["summary"]}
+    assert list(summary) == ["standard", "ascc"] and summary["ascc"]["seeds"] == [0, 1]
+    for method, row in summary.items():
+        cells = [c for c in results["cells"] if c["method"] == method]
+        for name in ("test_accuracy", "retention_cka", "pwws/robust_accuracy", "ascc/attack_success_rate"):
+            values = [c[name] for c in cells]
+            assert row["metrics"][name]["mean"] == pytest.approx(statistics.fmean(values))
+            assert row["metrics"][name]["std"] == pytest.approx(statistics.stdev(values))
+
+    with open(out / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(r["task"], r["method"], r["seeds"]) for r in rows] == [("file", "standard", "2"), ("file", "ascc", "2")]
+    assert float(rows[1]["genetic/robust_accuracy_mean"]) == pytest.approx(
+        summary["ascc"]["metrics"]["genetic/robust_accuracy"]["mean"])
+    markdown = (out / "results.md").read_text()
+    assert "| file | ascc | genetic |" in markdown and " ± " in markdown and "CKA" in markdown
+    assert markdown in stdout  # the table is printed at the end
+
+
+def test_second_run_skips_every_finished_cell(grid):
+    command, out, _ = grid
+    before = {name: (out / "cells" / name / "metrics.json").stat().st_mtime_ns for name in CELLS}
+    results = (out / "results.json").read_text()
+    code, stdout = bench(command)
+    assert code == 0
+    assert sum("skipped" in line for line in stdout.splitlines()) == 4 and " done in " not in stdout
+    assert before == {name: (out / "cells" / name / "metrics.json").stat().st_mtime_ns for name in CELLS}
+    assert json.loads((out / "results.json").read_text())["cells"] == json.loads(results)["cells"]
+
+
+def test_interrupted_cells_are_redone(grid):
+    command, out, _ = grid
+    standard, ascc = out / "cells" / CELLS[0], out / "cells" / CELLS[3]
+    trained = json.loads((standard / "metrics.json").read_text())
+    attacked = json.loads((ascc / "attacks" / "results.json").read_text())["attacks"]
+    (standard / "metrics.json").unlink()  # killed after its last training step
+    (ascc / "attacks" / "results.json").unlink()  # killed while attacking: genetic had saved 2 of its examples
+    genetic = ascc / "attacks" / "examples_genetic.jsonl"
+    genetic.write_text("".join(genetic.read_text().splitlines(keepends=True)[:2]))
+    code, stdout = bench(command)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert [CELLS[0] in line for line in lines if " done in " in line] == [True, False]
+    assert sum("skipped" in line for line in lines) == 2
+    redone = json.loads((standard / "metrics.json").read_text())
+    assert redone["evaluations"] == trained["evaluations"]  # resumed from its saved state, not trained again
+    assert redone["test_accuracy"] == trained["test_accuracy"]
+    again = json.loads((ascc / "attacks" / "results.json").read_text())["attacks"]
+    for name, summary in attacked.items():  # the same results; only the re-attacked examples' times differ
+        assert {k: v for k, v in again[name].items() if k != "seconds_per_example"} == {
+            k: v for k, v in summary.items() if k != "seconds_per_example"}
+    assert len(genetic.read_text().splitlines()) == 4
+
+
+def test_finished_cells_refuse_other_training_options(grid, capsys):
+    command, _, _ = grid
+    assert main([*command, "--learning-rate", "0.5"]) == 2
+    assert "learning_rate" in capsys.readouterr().err
+
+
+def test_bad_grids_are_one_line_errors(tmp_path, capsys):
+    assert main(["bench", "--methods", "standard,nope", "--output-dir", str(tmp_path)]) == 2
+    assert "unknown method nope" in capsys.readouterr().err
+    assert main(["bench", "--attacks", "fgsm", "--output-dir", str(tmp_path)]) == 2
+    assert "unknown attack fgsm" in capsys.readouterr().err
+    assert main(["bench", "--preset", "gpu", "--output-dir", str(tmp_path)]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_report_of_a_grid(grid):
+    _, out, _ = grid
+    code, stdout = bench(["report", str(out)])
+    assert code == 0 and "report.html" in stdout
+    page = (out / "report.html").read_text()
+    assert page.count('<table class="results">') == 2
+    # robustness, 4 training-curve figures, retention
+    assert page.count('<img class="plot"') == 6
+    assert page.count("<details") == 4 and '<mark class="new">' in page
+    assert "http://" not in page and "https://" not in page

@@ -1,0 +1,113 @@
+"""``rift report`` on a made-up grid: one self-contained, escaped HTML page, and headless Chromium renders its tables,
+plots and highlighted adversarial examples."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rift.arguments import BenchArguments, ReportArguments
+from rift.attacks.results import AttackResult, WordChange
+from rift.bench import ATTACK_METRICS, summarize_grid, write_results
+from rift.reporting.report import write_report
+from rift.text.words import split_words
+
+ATTACKS = ["ascc", "pwws"]
+NASTY = 'a <script>alert("x")</script> & boring film'
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def attack_result(index: int, status: str, text: str, old: str, new: str, pair: str | None = None) -> AttackResult:
+    attacked = pair if pair is not None else text
+    position = [w.text for w in split_words(attacked)].index(old)
+    adversarial = attacked.replace(old, new) if status != "skipped" else attacked
+    changes = [WordChange(position, old, new)] if status != "skipped" else []
+    return AttackResult(index=index, label=0, status=status, text=text, text_pair=pair,
+                        adversarial_text=adversarial if pair is None else text,
+                        adversarial_text_pair=adversarial if pair is not None else None,
+                        clean_prediction=0, clean_probabilities=[0.9, 0.1],
+                        adversarial_prediction=1 if status == "succeeded" else 0,
+                        adversarial_probabilities=[0.3, 0.7] if status == "succeeded" else [0.6, 0.4],
+                        changes=changes, num_words=len(split_words(attacked)), queries=10, seconds=0.01)
+
+
+def make_cell(directory: Path, seed: int) -> None:
+    (directory / "attacks").mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({"id2label": {"0": "negative", "1": "positive"}}))
+    rows = [{"step": step, "train/loss": 1.0 / step, "train/ce": 0.8 / step, "train/kl": 0.1} for step in range(1, 9)]
+    rows += [{"step": step, "eval/dev_accuracy": 0.6 + 0.05 * step / 4, "eval/dev_cka": 1 - 0.1 * step / 4,
+              "eval/dev_mi_nce": 4.0 - 0.5 * step / 4 - seed} for step in (4, 8)]
+    (directory / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    results = [attack_result(0, "failed", "a dull , boring plot", "dull", "drab"),
+               attack_result(1, "succeeded", NASTY, "boring", "tedious"),
+               attack_result(2, "skipped", "fine", "fine", "fine"),
+               attack_result(3, "succeeded", "a man sleeps .", "rests", "naps", pair="a person rests quietly .")]
+    for attack in ATTACKS:
+        (directory / "attacks" / f"examples_{attack}.jsonl").write_text(
+            "".join(json.dumps(r.to_dict()) + "\n" for r in results))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("grid")
+    args = BenchArguments(output_dir=str(out), task=["sst2"], methods=["standard", "rift"], seeds=[0, 1], attacks=ATTACKS)
+    records = []
+    for method in args.methods:
+        for seed in args.seeds:
+            make_cell(out / "cells" / f"sst2-{method}-s{seed}", seed)
+            record = dict(task="sst2", method=method, seed=seed, directory=f"cells/sst2-{method}-s{seed}",
+                          test_accuracy=0.8 + 0.01 * seed, dev_accuracy=0.82, retention_cka=0.7, retention_mi_nce=3.0,
+                          train_seconds=100.0 + seed)
+            for attack in ATTACKS:
+                record |= {f"{attack}/{key}": 0.5 + 0.1 * seed for key in ATTACK_METRICS}
+            records.append(record)
+    write_results(args, records, summarize_grid(records, ATTACKS))
+    return write_report(ReportArguments(bench_dir=str(out)))
+
+
+def test_report_is_one_self_contained_escaped_page(report):
+    page = report.read_text()
+    assert page.count('<table class="results">') == 2 and "0.805 ± 0.007" in page
+    images = re.findall(r'<img class="plot" alt="[^"]*" src="([^"]{0,30})', page)
+    assert len(images) == 1 + 4 + 1 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r"https?://|<link|<script|url\(", page)  # nothing to fetch, nothing to run
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp;" in page
+    assert '<mark class="old">boring</mark>' in page and '<mark class="new">tedious</mark>' in page
+    assert "<i>a man sleeps .</i>" in page and '<mark class="new">naps</mark>' in page  # a pair: the hypothesis
+    # succeeded attacks come first
+    first = page.index("<details open>")
+    assert page.index("status-succeeded", first) < page.index("status-failed", first) < page.index("status-skipped", first)
+
+
+def run_chromium(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    return subprocess.run([CHROMIUM, *flags, *arguments], capture_output=True, text=True, timeout=120)
+
+
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (scripts/setup.sh installs it when run as root): report not rendered")
+    dom = run_chromium(["--dump-dom", report.as_uri()], tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('<table class="results">') == 2
+    assert len(re.findall(r'<img class="plot"[^>]*src="data:image/png;base64,', dom.stdout)) == 6
+    assert dom.stdout.count("<details") == 4 and dom.stdout.count('<mark class="new">tedious</mark>') == 8
+    assert "<script>alert" not in dom.stdout
+
+    from PIL import Image
+
+    screenshot = tmp_path / "report.png"
+    shot = run_chromium([f"--screenshot={screenshot}", "--window-size=1400,2400", report.as_uri()], tmp_path)
+    assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
+    image = Image.open(screenshot).convert("RGB")
+    assert image.size == (1400, 2400)
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 100  # text, tables and coloured plots, not a blank page
+    assert max(count for count, _ in colours) < 0.95 * 1400 * 2400
