@@ -66,3 +66,13 @@ def test_attack_refuses_to_mix_settings_in_one_folder(tmp_path, trained_tiny_dir
     assert main(base) == 0
     assert main([*base, "--seed", "5"]) == 2
     assert "seed" in capsys.readouterr().err
+
+
+def test_sample_seed_fixes_the_attacked_examples_across_model_seeds(tmp_path, trained_tiny_dir, data_files):
+    chosen = []
+    for seed in (1, 2):
+        out = tmp_path / f"s{seed}"
+        assert main(["attack", "--model", trained_tiny_dir, *data_files, "--attack", "ascc", "--ascc-steps", "1",
+                     "--num-examples", "6", "--seed", str(seed), "--sample-seed", "7", "--output-dir", str(out)]) == 0
+        chosen.append([json.loads(line)["index"] for line in (out / "examples_ascc.jsonl").read_text().splitlines()])
+    assert chosen[0] == chosen[1] and len(chosen[0]) == 6

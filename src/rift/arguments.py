@@ -95,6 +95,7 @@ class AttackArguments(DataArguments):
     output_dir: str | None = option(None, "folder for results.json and examples_ATTACK.jsonl", required=True)
     split: str = option("test", "split to attack", choices=("train", "dev", "test"))
     num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all)")
+    sample_seed: int | None = option(None, "seed of that sample (default: --seed)")
     batch_size: int = option(64, "inputs per model call")
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision; bf16 on a recent "
                                   "CPU is about 3x faster (predictions of the bf16 model are what is attacked)",
@@ -120,7 +121,9 @@ class BenchArguments:
                                     required=True)
     task: list[str] = option(["sst2"], "tasks, comma-separated")
     methods: list[str] = option(["standard", "ascc", "rift"], "training methods, comma-separated")
-    seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed and attack sample seed")
+    seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed")
+    attack_seed: int = option(0, "seed of the attacked sample, the same for every cell so that all models face the "
+                                 "same examples")
     attacks: list[str] = option(["ascc", "pwws", "genetic"], "attacks on every trained model, comma-separated")
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 

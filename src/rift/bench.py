@@ -6,8 +6,8 @@ and ``attacks/`` (the ``rift attack`` output folder). The grid resumes cell by c
 ``metrics.json`` and every requested attack summary exist is skipped; any other cell runs again, its training and
 attacks continuing from what they saved (``resume/``, ``examples_ATTACK.jsonl``). The times recorded per cell are
 the training's ``train_seconds`` and each attack's summed per-example seconds, both of which add up correctly across
-interruptions. A cell's seed is its training seed and the seed of its attack sample, so ``rift attack --seed S``
-reproduces any cell.
+interruptions. A cell's seed is its training seed; every cell attacks the same sample of the split (``--attack-seed``),
+so that models are compared on the same examples; ``rift attack --seed S --sample-seed A`` reproduces any cell.
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: 
     data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
     return AttackArguments(**data | dict(config=None), model=str(cell.directory), attack=names,
                            output_dir=str(cell.attack_dir), split=args.split, num_examples=num_examples,
+                           sample_seed=args.attack_seed,
                            population=args.population, generations=args.generations)
 
 

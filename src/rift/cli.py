@@ -154,7 +154,8 @@ def attack_model(args: AttackArguments) -> dict:
     examples = task.splits[args.split]
     if not examples:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
-    indices = sample_indices(len(examples), args.num_examples, args.seed)
+    indices = sample_indices(len(examples), args.num_examples,
+                             args.seed if args.sample_seed is None else args.sample_seed)
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         _check_attack_output(args, output_dir)
