@@ -87,19 +87,12 @@ ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "nu
 
 def _check_attack_output(args: AttackArguments, output_dir: Path) -> None:
     """Refuse to mix results of different settings in one folder; save the settings beside the results."""
-    import dataclasses
-
-    import yaml
-
-    from rift.config import save_config
+    from rift.config import changed_options, save_config
 
     saved_path = output_dir / "attack_config.yaml"
-    if saved_path.exists():
-        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
-        current = dataclasses.asdict(args)
-        changed = sorted(k for k in current if k not in ATTACK_RESUMABLE_CHANGES and saved.get(k) != current[k])
-        if changed:
-            raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
+    changed = changed_options(args, saved_path, ATTACK_RESUMABLE_CHANGES)
+    if saved_path.exists() and changed:
+        raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(args, saved_path)
 

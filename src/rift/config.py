@@ -137,3 +137,12 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
 
 def save_config(config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), encoding="utf-8")
+
+
+def changed_options(config, saved_path: str | Path, may_change: set[str]) -> list[str]:
+    """The options of ``config`` that differ from those saved in ``saved_path``, besides those in ``may_change``:
+    what forbids continuing a run (training, attack) in the same folder with other settings."""
+    saved_path = Path(saved_path)
+    saved = (yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}) if saved_path.exists() else {}
+    current = dataclasses.asdict(config)
+    return sorted(k for k in current if k not in may_change and saved.get(k) != current[k])

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -33,6 +32,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from rift.accelerator import make_accelerator, pick_mixed_precision
 from rift.arguments import TrainingArguments
+from rift.config import changed_options as config_changes
 from rift.config import save_config
 from rift.data import TaskData
 from rift.errors import RiftError
@@ -68,9 +68,7 @@ class TrainerState:
 
 def changed_options(args: TrainingArguments, saved_config: Path) -> list[str]:
     """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change."""
-    saved = yaml.safe_load(saved_config.read_text(encoding="utf-8")) if saved_config.exists() else {}
-    current = dataclasses.asdict(args)
-    return sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+    return config_changes(args, saved_config, RESUMABLE_CHANGES)
 
 
 class Trainer:
