@@ -26,9 +26,9 @@ _PAPER = dict(learning_rate=2e-5, weight_decay=2e-4, epochs=20, warmup_ratio=0.1
 PRESETS: dict[str, dict] = {
     "imdb": _PAPER | dict(beta=10.0, alpha=0.1, batch_size=32, max_length=300),
     "snli": _PAPER | dict(beta=5.0, alpha=0.7, batch_size=120, max_length=80),
-    "cpu": dict(max_train_examples=3000, max_length=64, batch_size=32, epochs=2, learning_rate=1e-4,
-                warmup_ratio=0.1, beta=5.0, alpha=0.1, tau=0.2, ascc_steps=5, ascc_learning_rate=1.0,
-                ascc_sparsity_weight=15.0, max_substitutes=8),
+    "cpu": dict(max_train_examples=8000, max_length=64, batch_size=32, epochs=2, learning_rate=1e-4,
+                mixed_precision="bf16", warmup_ratio=0.1, beta=5.0, alpha=0.1, tau=0.2, ascc_steps=5,
+                ascc_learning_rate=1.0, ascc_sparsity_weight=15.0, max_substitutes=8),
 }
 
 
