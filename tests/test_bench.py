@@ -131,6 +131,39 @@ def test_finished_cells_refuse_other_training_options(grid, capsys):
     assert "learning_rate" in capsys.readouterr().err
 
 
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps one process-wide state; this test needs its own mixed precision, and must not leave it."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+def test_attacks_run_in_the_precision_of_a_bf16_training(tmp_path, tiny_model_dir, fresh_accelerate_state):
+    # a grid that trains in bf16 (the cpu preset does) once crashed at its first attack: the attack asked
+    # Accelerate for full precision in a process whose state the training had fixed at bf16
+    train_config = tmp_path / "train.yaml"
+    train_config.write_text(yaml.safe_dump({
+        "train_file": str(write_csv(tmp_path / "train.csv", sentiment_examples(32, 0))),
+        "dev_file": str(write_csv(tmp_path / "dev.csv", sentiment_examples(16, 1))),
+        "test_file": str(write_csv(tmp_path / "test.csv", sentiment_examples(16, 2))),
+        "text_column": "review", "label_column": "sentiment", "label_names": ["neg", "pos"],
+        "mixed_precision": "bf16",
+    }))
+    out = tmp_path / "out"
+    code, _ = bench(["bench", "--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir,
+                     "--methods", "standard", "--attacks", "ascc,pwws", "--num-examples", "4", "--epochs", "1",
+                     "--batch-size", "16", "--max-length", "32", "--num-threads", "1", "--output-dir", str(out)])
+    assert code == 0
+    cell = out / "cells" / "file-standard-s0"
+    assert yaml.safe_load((cell / "rift_config.yaml").read_text())["mixed_precision"] == "bf16"
+    attacks = json.loads((cell / "attacks" / "results.json").read_text())
+    assert attacks["mixed_precision"] == "bf16"
+    assert set(attacks["attacks"]) == {"ascc", "pwws"}
+
+
 def test_bad_grids_are_one_line_errors(tmp_path, capsys):
     assert main(["bench", "--methods", "standard,nope", "--output-dir", str(tmp_path)]) == 2
     assert "unknown method nope" in capsys.readouterr().err
