@@ -33,18 +33,23 @@ def bench(command: list[str]) -> tuple[int, str]:
     return code, stdout.getvalue()
 
 
+def write_train_config(root: Path, num_train: int, **options) -> Path:
+    """A YAML train config over CSV files of tiny sentiment data (dev and test half the training size)."""
+    config = root / "train.yaml"
+    config.write_text(yaml.safe_dump({
+        "train_file": str(write_csv(root / "train.csv", sentiment_examples(num_train, 0))),
+        "dev_file": str(write_csv(root / "dev.csv", sentiment_examples(num_train // 2, 1))),
+        "test_file": str(write_csv(root / "test.csv", sentiment_examples(num_train // 2, 2))),
+        "text_column": "review", "label_column": "sentiment", "label_names": ["neg", "pos"],
+    } | options))
+    return config
+
+
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory, tiny_model_dir) -> tuple[list[str], Path, str]:
     """(command, output folder, standard output) of a finished tiny grid."""
     root = tmp_path_factory.mktemp("bench")
-    train_config = root / "train.yaml"
-    train_config.write_text(yaml.safe_dump({
-        "train_file": str(write_csv(root / "train.csv", sentiment_examples(64, 0))),
-        "dev_file": str(write_csv(root / "dev.csv", sentiment_examples(32, 1))),
-        "test_file": str(write_csv(root / "test.csv", sentiment_examples(32, 2))),
-        "text_column": "review", "label_column": "sentiment", "label_names": ["neg", "pos"],
-        "learning_rate": 3e-3, "logging_steps": 1,
-    }))
+    train_config = write_train_config(root, 64, learning_rate=3e-3, logging_steps=1)
     out = root / "out"
     command = ["bench", "--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir,
                "--methods", "standard,ascc", "--seeds", "0,1", "--attacks", "ascc,pwws,genetic",
@@ -144,14 +149,7 @@ def fresh_accelerate_state():
 def test_attacks_run_in_the_precision_of_a_bf16_training(tmp_path, tiny_model_dir, fresh_accelerate_state):
     # a grid that trains in bf16 (the cpu preset does) once crashed at its first attack: the attack asked
     # Accelerate for full precision in a process whose state the training had fixed at bf16
-    train_config = tmp_path / "train.yaml"
-    train_config.write_text(yaml.safe_dump({
-        "train_file": str(write_csv(tmp_path / "train.csv", sentiment_examples(32, 0))),
-        "dev_file": str(write_csv(tmp_path / "dev.csv", sentiment_examples(16, 1))),
-        "test_file": str(write_csv(tmp_path / "test.csv", sentiment_examples(16, 2))),
-        "text_column": "review", "label_column": "sentiment", "label_names": ["neg", "pos"],
-        "mixed_precision": "bf16",
-    }))
+    train_config = write_train_config(tmp_path, 32, mixed_precision="bf16")
     out = tmp_path / "out"
     code, _ = bench(["bench", "--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir,
                      "--methods", "standard", "--attacks", "ascc,pwws", "--num-examples", "4", "--epochs", "1",
