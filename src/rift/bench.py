@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rift.accelerator import make_accelerator
 from rift.arguments import (
     AttackArguments,
     BenchArguments,
@@ -39,7 +38,6 @@ from rift.training.trainer import (
     METRICS_FILE,
     Trainer,
     changed_options,
-    pick_mixed_precision,
 )
 
 CELLS_DIR = "cells"
@@ -195,10 +193,6 @@ def write_results(args: BenchArguments, records: list[dict], summary: list[dict]
 
 def run_bench(args: BenchArguments) -> dict:
     cells = grid(args)
-    first = training_arguments(args, cells[0])
-    # Accelerate's state is process-wide and is fixed by the first Accelerator: make it the training's, so that an
-    # attack running first (a resumed grid) does not fix another mixed precision
-    make_accelerator(mixed_precision=pick_mixed_precision(first.mixed_precision))
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     records = []
     for number, cell in enumerate(cells, 1):
