@@ -150,6 +150,25 @@ def test_max_examples_logs_one_line_per_subsampled_split():
     assert counts(task.splits["train"]) == {0: 884, 1: 1116}  # 29,780 : 37,569 of 67,349
 
 
+def test_min_train_words_filters_training_phrases_before_the_subset(tmp_path):
+    lines = []
+    task = load_task("sst2", seed=0, min_train_words=8, max_train_examples=1000, log=lines.append)
+    # 31,105 of SST-2's 67,349 training phrases have 8 or more words (counted with awk on train_full.tsv)
+    assert lines == ["train: 31105 of 67349 examples have at least 8 words",
+                     "train: 1000 of 31105 examples (seeded, stratified)"]
+    assert min(len(e.text.split()) for e in task.splits["train"]) == 8
+    assert len(task.splits["dev"]) == 872 and min(len(e.text.split()) for e in task.splits["dev"]) < 8  # untouched
+    pairs = write(tmp_path / "pairs.jsonl", '{"p": "a b", "h": "c", "y": "x"}\n{"p": "a b", "h": "c d", "y": "z"}\n'
+                                             '{"p": "a b c", "h": "d", "y": "x"}\n')
+    kept = load_task("file", train_file=pairs, dev_file=pairs, test_file=pairs, text_column="p", text_pair_column="h", label_column="y",
+                     min_train_words=4, log=quiet).splits["train"]
+    assert [(e.text, e.text_pair) for e in kept] == [("a b", "c d"), ("a b c", "d")]  # both texts of a pair count
+    with pytest.raises(RiftError, match="at least 1"):
+        load_task("sst2", min_train_words=0, log=quiet)
+    with pytest.raises(RiftError, match="no training example has at least 100 words"):
+        load_task("sst2", min_train_words=100, log=quiet)
+
+
 def test_unknown_task_and_file_options_on_builtin(tmp_path):
     assert "file" in TASK_NAMES
     with pytest.raises(RiftError, match="unknown task 'sst3'"):

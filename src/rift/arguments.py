@@ -22,6 +22,8 @@ class DataArguments:
     max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split")
     max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split")
     max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split")
+    min_train_words: int | None = option(None, "train only on examples of at least N words (SST-2's training split "
+                                               "is mostly sub-sentence phrases, its dev and test full sentences)")
     max_length: int = option(128, "maximum tokens per input (longer inputs are truncated)")
     seed: int = option(0, "seed of every random choice (subsets; in training also head init, data order, dropout)")
     num_threads: int | None = option(None, "CPU threads for torch (default: torch's choice)")
@@ -34,7 +36,7 @@ class DataArguments:
             test_file=self.test_file, text_column=self.text_column, text_pair_column=self.text_pair_column,
             label_column=self.label_column, label_names=self.label_names,
             max_train_examples=self.max_train_examples, max_dev_examples=self.max_dev_examples,
-            max_test_examples=self.max_test_examples, log=log,
+            max_test_examples=self.max_test_examples, min_train_words=self.min_train_words, log=log,
         )
 
 
@@ -136,6 +138,7 @@ class BenchArguments:
     max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split")
     max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split")
     max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split")
+    min_train_words: int | None = option(None, "train only on examples of at least N words")
     max_length: int | None = option(None, "maximum tokens per input, in training and attacks")
     epochs: int | None = option(None, "passes over the training data")
     batch_size: int | None = option(None, "training examples per step")

@@ -58,9 +58,12 @@ def load_task(
     max_train_examples: int | None = None,
     max_dev_examples: int | None = None,
     max_test_examples: int | None = None,
+    min_train_words: int | None = None,
     log: Callable[[str], None] = print,
 ) -> TaskData:
-    """A task's train/dev/test examples; `seed` only chooses the --max-*-examples subsets, never the dataset splits."""
+    """A task's train/dev/test examples; `seed` only chooses the --max-*-examples subsets, never the dataset splits.
+    `min_train_words` keeps only training examples of at least that many whitespace-separated words (both texts of a
+    pair together), before the subset is drawn; dev and test are never filtered."""
     if name == "file":
         task = _load_files(
             train_file, dev_file, test_file, text_column, text_pair_column, label_column, label_names, log
@@ -73,6 +76,8 @@ def load_task(
         source = f"task {name}"
     else:
         raise RiftError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
+    if min_train_words is not None:
+        task.splits["train"] = _with_min_words(task.splits["train"], min_train_words, log)
     limits = dict(zip(_SPLITS, (max_train_examples, max_dev_examples, max_test_examples)))
     for split, n in limits.items():
         if n is not None and n < 1:
@@ -86,6 +91,16 @@ def load_task(
         found = ", ".join(repr(task.label_names[c]) for c in classes) or "none"
         raise DataError(f"{source}: the train split needs examples of at least two classes, but has only: {found}")
     return task
+
+
+def _with_min_words(examples: list[Example], min_words: int, log: Callable[[str], None]) -> list[Example]:
+    if min_words < 1:
+        raise RiftError(f"min_train_words must be at least 1, got {min_words}")
+    kept = [e for e in examples if len(e.text.split()) + len((e.text_pair or "").split()) >= min_words]
+    if not kept:
+        raise DataError(f"no training example has at least {min_words} words (min_train_words)")
+    log(f"train: {len(kept)} of {len(examples)} examples have at least {min_words} words")
+    return kept
 
 
 # ---- shared helpers: every text and label goes through these checks ----
