@@ -252,6 +252,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rift: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Under torchrun, gloo's worker threads abort the interpreter at exit (SIGABRT, "terminate called without an
+    active exception") unless the process group is destroyed first."""
+    distributed = sys.modules.get("torch.distributed")  # never imports torch for `rift --help`
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
