@@ -160,8 +160,8 @@ def test_min_train_words_filters_training_phrases_before_the_subset(tmp_path):
     assert len(task.splits["dev"]) == 872 and min(len(e.text.split()) for e in task.splits["dev"]) < 8  # untouched
     pairs = write(tmp_path / "pairs.jsonl", '{"p": "a b", "h": "c", "y": "x"}\n{"p": "a b", "h": "c d", "y": "z"}\n'
                                              '{"p": "a b c", "h": "d", "y": "x"}\n')
-    kept = load_task("file", train_file=pairs, dev_file=pairs, test_file=pairs, text_column="p", text_pair_column="h", label_column="y",
-                     min_train_words=4, log=quiet).splits["train"]
+    kept = load_task("file", train_file=pairs, dev_file=pairs, test_file=pairs, text_column="p", text_pair_column="h",
+                     label_column="y", min_train_words=4, log=quiet).splits["train"]
     assert [(e.text, e.text_pair) for e in kept] == [("a b", "c d"), ("a b c", "d")]  # both texts of a pair count
     with pytest.raises(RiftError, match="at least 1"):
         load_task("sst2", min_train_words=0, log=quiet)
