@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -245,23 +247,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         _quiet_libraries()
-        return COMMANDS[command][1](namespace)
+        code = COMMANDS[command][1](namespace)
     except RiftError as error:
         print(f"rift: error: {error}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print("rift: interrupted", file=sys.stderr)
-        return 130
+        code = 130
     finally:
-        _close_process_group()
+        distributed = _close_process_group()
+    if distributed:
+        # Under torchrun, objects that still hold gloo work (DDP's reducer among them) are destroyed during
+        # interpreter finalization, where gloo's threads abort the process (SIGABRT, "terminate called without an
+        # active exception") after the run has finished and saved everything. Skip finalization.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
-def _close_process_group() -> None:
-    """Under torchrun, gloo's worker threads abort the interpreter at exit (SIGABRT, "terminate called without an
-    active exception") unless the process group is destroyed first."""
+def _close_process_group() -> bool:
+    """Destroy the process group while the interpreter is fully alive; True when there was one."""
     distributed = sys.modules.get("torch.distributed")  # never imports torch for `rift --help`
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        distributed.destroy_process_group()
+    if distributed is None or not distributed.is_available() or not distributed.is_initialized():
+        return False
+    gc.collect()  # free the wrapped models that reference the group before destroying it
+    distributed.destroy_process_group()
+    return True
 
 
 if __name__ == "__main__":
