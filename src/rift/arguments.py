@@ -145,6 +145,8 @@ class BenchArguments:
     learning_rate: float | None = option(None, "peak learning rate")
     ascc_steps: int | None = option(None, "Adam steps of the training adversary (the ascc attack keeps 10)")
     eval_steps: int | None = option(None, "evaluate on dev every N optimiser steps (0 = after every epoch)")
+    save_steps: int | None = option(None, "save each training's resume state every N optimiser steps, so that a "
+                                          "killed bench loses at most N steps (0 = at every evaluation)")
     retention_examples: int | None = option(None, "dev examples of the feature-retention measurement (0 = off)")
     num_threads: int | None = option(None, "CPU threads for torch")
 
