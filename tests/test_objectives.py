@@ -203,3 +203,28 @@ def test_every_method_trains_one_step(tmp_path, tiny_model_dir, sentiment_task):
         assert torch.isfinite(terms["loss"]), method
         terms["loss"].backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.parameters()), method
+
+
+@pytest.mark.parametrize("objective", ["kl", "ce"])
+def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_dir, sentiment_task, objective):
+    args = tiny_args(tmp_path, tiny_model_dir, method="ascc", ascc_objective=objective)
+    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    trainer.objective.setup(trainer)
+    batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
+    model = trainer.model.eval()  # no dropout: the clean logits are reproducible
+    used = []
+    search = trainer.objective.adversary.find_weights
+    trainer.objective.adversary.find_weights = lambda *a, **kw: used.append(search(*a, **kw)) or used[-1]
+    torch.manual_seed(0)
+    trainer.objective.loss(model, batch)
+
+    clean = classify(model, **model_inputs(batch)).logits.detach()
+    found = {}
+    for name in ("kl", "ce"):
+        torch.manual_seed(0)  # the same Kaiming draw of the starting weights
+        found[name] = ASCCAdversary(steps=3, objective=name).find_weights(
+            model, batch["substitute_ids"], batch["substitute_mask"], batch["attention_mask"],
+            batch.get("token_type_ids"), clean_logits=clean, labels=batch["labels"])
+    torch.testing.assert_close(used[0], found[objective])
+    other = found["ce" if objective == "kl" else "kl"]
+    assert not torch.allclose(used[0], other), "kl and ce searches should end at different weights"

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from rift.arguments import TrainingArguments
 from rift.errors import RiftError
 from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
-from rift.training.trainer import Trainer
+from rift.training.trainer import Trainer, changed_options
 
 
 def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
@@ -117,6 +118,17 @@ def test_resume_refuses_changed_options(tmp_path, tiny_model_dir, sentiment_task
     changed = tiny_args(tmp_path, tiny_model_dir, epochs=1, learning_rate=0.5, resume=True)
     with pytest.raises(RiftError, match="learning_rate"):
         Trainer(changed, task=sentiment_task).train()
+
+
+def test_options_newer_than_a_saved_run_count_as_their_default(tmp_path, tiny_model_dir, sentiment_task):
+    args = tiny_args(tmp_path, tiny_model_dir, epochs=1)
+    Trainer(args, task=sentiment_task).train()
+    saved = Path(args.output_dir) / "rift_config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    del config["ascc_objective"]  # as written before the option existed
+    saved.write_text(yaml.safe_dump(config))
+    assert changed_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, resume=True), saved) == []
+    assert changed_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, ascc_objective="ce"), saved) == ["ascc_objective"]
 
 
 def test_shuffled_batches_are_seeded_per_epoch_and_cover_everything():

@@ -68,6 +68,9 @@ class TrainingArguments(DataArguments):
     ascc_steps: int = option(10, "Adam steps of the ASCC adversary")
     ascc_learning_rate: float = option(1.0, "learning rate of the ASCC weights")
     ascc_sparsity_weight: float = option(15.0, "weight of the entropy (sparsity) term of ASCC")
+    ascc_objective: str = option("kl", "what the training adversary maximises: kl, the divergence from the clean "
+                                       "prediction (the paper's), or ce, the cross-entropy of the label (stronger "
+                                       "in few steps; see docs/METHOD_NOTES.md)", choices=("kl", "ce"))
     l2sp_weight: float = option(0.01, "weight of the squared L2 distance to the pre-trained weights (l2sp)")
     mixout_probability: float = option(0.9, "probability of swapping a weight for its pre-trained value (mixout)")
 
@@ -144,6 +147,8 @@ class BenchArguments:
     batch_size: int | None = option(None, "training examples per step")
     learning_rate: float | None = option(None, "peak learning rate")
     ascc_steps: int | None = option(None, "Adam steps of the training adversary (the ascc attack keeps 10)")
+    ascc_objective: str | None = option(None, "what the training adversary maximises, kl or ce (the ascc attack "
+                                              "keeps ce)", choices=("kl", "ce"))
     eval_steps: int | None = option(None, "evaluate on dev every N optimiser steps (0 = after every epoch)")
     save_steps: int | None = option(None, "save each training's resume state every N optimiser steps, so that a "
                                           "killed bench loses at most N steps (0 = at every evaluation)")

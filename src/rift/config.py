@@ -75,10 +75,14 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
             kwargs.update(type=_comma_list(element), metavar=meta.get("metavar") or "A,B,...")
         else:
             kwargs["type"] = element
-        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        default = default_value(field)
         if default is not None and element is not bool:
             kwargs["help"] += f" (default: {','.join(map(str, default)) if is_list else default})"
         parser.add_argument(flag, **kwargs)
+
+
+def default_value(field: dataclasses.Field) -> Any:
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
 def _coerce(cls, key: str, value: Any, source: str):
@@ -144,5 +148,7 @@ def changed_options(config, saved_path: str | Path, may_change: set[str]) -> lis
     what forbids continuing a run (training, attack) in the same folder with other settings."""
     saved_path = Path(saved_path)
     saved = (yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}) if saved_path.exists() else {}
+    # an option missing from the saved file did not exist when that run was made: it ran with the default
+    defaults = {f.name: default_value(f) for f in dataclasses.fields(config)}
     current = dataclasses.asdict(config)
-    return sorted(k for k in current if k not in may_change and saved.get(k) != current[k])
+    return sorted(k for k in current if k not in may_change and saved.get(k, defaults[k]) != current[k])

@@ -36,7 +36,7 @@ class ASCCObjective(Objective):
         self.beta = args.beta
         self.adversary = ASCCAdversary(
             steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
-            sparsity_weight=args.ascc_sparsity_weight, objective="kl",
+            sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective,
         )
         self.substitutions: dict[int, object] = {}
 
@@ -79,7 +79,7 @@ class ASCCObjective(Objective):
         clean = self.student(model, return_pooled=self.wants_clean_pooled, **inputs)
         weights = self.adversary.find_weights(
             model, batch["substitute_ids"], batch["substitute_mask"], batch["attention_mask"],
-            batch.get("token_type_ids"), clean_logits=clean.logits.detach(),
+            batch.get("token_type_ids"), clean_logits=clean.logits.detach(), labels=batch["labels"],
         )
         embeds = adversarial_embeddings(model, batch["substitute_ids"], weights)
         adversarial = self.student(
