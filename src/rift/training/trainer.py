@@ -49,8 +49,10 @@ METRICS_FILE = "metrics.json"
 LOG_FILE = "train_log.jsonl"
 RESUME_DIR = "resume"
 STATE_FILE = "trainer_state.json"
-# options that may differ between an interrupted run and its resumption: none changes what is trained
-RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "retention_examples", "save_steps"}
+# options that may differ between an interrupted run and its resumption: none changes what is trained (a run
+# folder may also have been moved)
+RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "retention_examples", "save_steps",
+                     "output_dir"}
 # the dev examples of the retention measurement are the same for every seed of a study
 RETENTION_SEED = 0
 
