@@ -214,7 +214,12 @@ def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_
     model = trainer.model.eval()  # no dropout: the clean logits are reproducible
     used = []
     search = trainer.objective.adversary.find_weights
-    trainer.objective.adversary.find_weights = lambda *a, **kw: used.append(search(*a, **kw)) or used[-1]
+
+    def recorded_search(*args, **kwargs):
+        used.append(search(*args, **kwargs))
+        return used[-1]
+
+    trainer.objective.adversary.find_weights = recorded_search
     torch.manual_seed(0)
     trainer.objective.loss(model, batch)
 

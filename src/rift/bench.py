@@ -44,8 +44,8 @@ CELLS_DIR = "cells"
 ATTACKS_DIR = "attacks"
 RESULTS_FILES = ("results.json", "results.csv", "results.md")
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
-                    "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "ascc_steps", "ascc_objective",
-                    "eval_steps", "save_steps", "retention_examples", "num_threads")
+                    "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "ascc_steps",
+                    "ascc_objective", "eval_steps", "save_steps", "retention_examples", "num_threads")
 MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
 ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
                   "mean_queries", "seconds")
