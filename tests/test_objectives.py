@@ -192,10 +192,24 @@ def test_mixout_without_swaps_equals_ascc(tmp_path, tiny_model_dir, sentiment_ta
     assert losses["mixout"] == pytest.approx(losses["ascc"], rel=1e-6)
 
 
-def test_every_method_trains_one_step(tmp_path, tiny_model_dir, sentiment_task):
+class ReadRecorder:
+    """The arguments, recording which of them are read."""
+
+    def __init__(self, args):
+        self.args, self.read = args, set()
+
+    def __getattr__(self, name):
+        self.read.add(name)
+        return getattr(self.args, name)
+
+
+def test_every_method_trains_one_step_reading_only_its_declared_options(tmp_path, tiny_model_dir, sentiment_task):
+    # a run is reused whatever the value of the options its method does not declare, so the declaration must be true
+    objective_options = set().union(*(cls.options for cls in OBJECTIVES.values()))
     for method in OBJECTIVES:
         args = tiny_args(tmp_path / method, tiny_model_dir, method=method, ascc_steps=1)
-        objective = build_objective(args)
+        recorder = ReadRecorder(args)
+        objective = build_objective(recorder)
         trainer = Trainer(args, task=sentiment_task, objective=objective, log=lambda *a: None)
         objective.setup(trainer)
         batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
@@ -203,6 +217,7 @@ def test_every_method_trains_one_step(tmp_path, tiny_model_dir, sentiment_task):
         assert torch.isfinite(terms["loss"]), method
         terms["loss"].backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.parameters()), method
+        assert recorder.read & objective_options == objective.options, method
 
 
 @pytest.mark.parametrize("objective", ["kl", "ce"])

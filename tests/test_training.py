@@ -11,6 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 from rift.arguments import TrainingArguments
+from rift.config import save_config
 from rift.errors import RiftError
 from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
 from rift.training.trainer import Trainer, changed_options
@@ -126,10 +127,28 @@ def test_options_newer_than_a_saved_run_count_as_their_default(tmp_path, tiny_mo
     Trainer(args, task=sentiment_task).train()
     saved = Path(args.output_dir) / "rift_config.yaml"
     config = yaml.safe_load(saved.read_text())
-    del config["ascc_objective"]  # as written before the option existed
+    del config["min_train_words"]  # as written before the option existed
     saved.write_text(yaml.safe_dump(config))
     assert changed_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, resume=True), saved) == []
-    assert changed_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, ascc_objective="ce"), saved) == ["ascc_objective"]
+    assert changed_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, min_train_words=3), saved) == ["min_train_words"]
+
+
+def test_options_a_method_never_reads_do_not_forbid_reusing_its_run(tmp_path):
+    def saved_run(**options):
+        args = TrainingArguments(output_dir=str(tmp_path / "run"), model="tiny", **options)
+        save_config(args, tmp_path / "rift_config.yaml")
+        return tmp_path / "rift_config.yaml"
+
+    def changes(**options):
+        return changed_options(TrainingArguments(output_dir=str(tmp_path / "run"), model="tiny", **options), saved)
+
+    saved = saved_run(method="standard", ascc_objective="kl", beta=1.0)
+    assert changes(method="standard", ascc_objective="ce", beta=5.0, alpha=0.5, l2sp_weight=1.0) == []
+    assert changes(method="standard", learning_rate=1.0) == ["learning_rate"]
+    assert changes(method="ascc", ascc_objective="ce") == ["ascc_objective", "method"]
+    saved = saved_run(method="ascc", ascc_objective="kl")
+    assert changes(method="ascc", ascc_objective="kl", alpha=0.5, tau=1.0, mixout_probability=0.5) == []
+    assert changes(method="ascc", ascc_objective="ce", beta=5.0) == ["ascc_objective", "beta"]
 
 
 def test_shuffled_batches_are_seeded_per_epoch_and_cover_everything():

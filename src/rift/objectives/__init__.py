@@ -32,6 +32,13 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def unused_options(method: str) -> set[str]:
+    """Options of other objectives that ``method``'s objective never reads (none for an unknown method)."""
+    if method not in OBJECTIVES:
+        return set()
+    return set().union(*(cls.options for cls in OBJECTIVES.values())) - OBJECTIVES[method].options
+
+
 def build_objective(args) -> Objective:
     try:
         cls = OBJECTIVES[args.method]
@@ -40,4 +47,4 @@ def build_objective(args) -> Objective:
     return cls(args)
 
 
-__all__ = ["OBJECTIVES", "PRESETS", "Objective", "build_objective"]
+__all__ = ["OBJECTIVES", "PRESETS", "Objective", "build_objective", "unused_options"]

@@ -29,6 +29,8 @@ from rift.training.batching import EncodedExample, model_inputs
 
 class ASCCObjective(Objective):
     name = "ascc"
+    options = frozenset({"beta", "synonyms", "max_substitutes", "ascc_steps", "ascc_learning_rate",
+                         "ascc_sparsity_weight", "ascc_objective"})
 
     def __init__(self, args):
         super().__init__()
@@ -111,6 +113,7 @@ class L2SPObjective(ASCCObjective):
     """Adversarial training + L2-SP (Li et al. 2018): l2sp_weight * ||theta - theta_pretrained||^2 over the encoder."""
 
     name = "l2sp"
+    options = ASCCObjective.options | {"l2sp_weight"}
 
     def setup(self, trainer) -> None:
         super().setup(trainer)
@@ -131,6 +134,7 @@ class MixoutObjective(ASCCObjective):
     the adversary's search (eval mode) and the saved model use the plain weights."""
 
     name = "mixout"
+    options = ASCCObjective.options | {"mixout_probability"}
 
     def setup(self, trainer) -> None:
         super().setup(trainer)

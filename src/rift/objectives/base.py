@@ -22,6 +22,8 @@ class Objective(nn.Module):
     name: ClassVar[str]
     # RIFT's class-conditional InfoNCE needs the same number of examples of every class in a batch
     class_balanced: ClassVar[bool] = False
+    # the objective-specific training options it reads; the other objectives' options do not change what it trains
+    options: ClassVar[frozenset[str]] = frozenset()
 
     def setup(self, trainer: Trainer) -> None:
         """Called once before training, after the model is built (e.g. to freeze a teacher copy)."""

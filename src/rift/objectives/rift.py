@@ -36,6 +36,7 @@ def projection_head(hidden: int) -> nn.Module:
 
 class RIFTObjective(ASCCObjective):
     name = "rift"
+    options = ASCCObjective.options | {"alpha", "tau"}
     class_balanced = True
     conditional = True  # one pair of heads per class (rift-uncond: one pair for all)
     wants_adversarial_pooled = True  # the MI term reads the student on x' (rift-clean: on x)

@@ -40,7 +40,7 @@ from rift.evaluation.accuracy import accuracy
 from rift.evaluation.retention import RetentionProbe
 from rift.evaluation.robustness import sample_indices
 from rift.models import load_classifier, load_tokenizer, unwrap
-from rift.objectives import Objective, build_objective
+from rift.objectives import Objective, build_objective, unused_options
 from rift.training.batching import encode_examples
 from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
 
@@ -69,8 +69,9 @@ class TrainerState:
 
 
 def changed_options(args: TrainingArguments, saved_config: Path) -> list[str]:
-    """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change."""
-    return config_changes(args, saved_config, RESUMABLE_CHANGES)
+    """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change and
+    those the method never reads (a baseline need not be retrained when only the adversary's options change)."""
+    return config_changes(args, saved_config, RESUMABLE_CHANGES | unused_options(args.method))
 
 
 class Trainer:
