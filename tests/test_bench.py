@@ -17,6 +17,7 @@ from conftest import sentiment_examples
 from test_cli import write_csv
 
 from rift.cli import main
+from rift.evaluation.paired import exact_mcnemar
 
 CELLS = ["file-standard-s0", "file-standard-s1", "file-ascc-s0", "file-ascc-s1"]
 
@@ -92,7 +93,29 @@ def test_grid_trains_attacks_and_tabulates_mean_and_std_over_seeds(grid):
         summary["ascc"]["metrics"]["genetic/robust_accuracy"]["mean"])
     markdown = (out / "results.md").read_text()
     assert "| file | ascc | genetic |" in markdown and " ± " in markdown and "CKA" in markdown
+    assert "| file | ascc − standard | 2 |" in markdown
+
+    [comparison] = results["comparisons"]
+    assert (comparison["method"], comparison["baseline"], comparison["seeds"]) == ("ascc", "standard", [0, 1])
+    records = {(c["method"], c["seed"]): c for c in results["cells"]}
+    for name in ("test_accuracy", "retention_mi_nce", "pwws/robust_accuracy"):
+        assert comparison["differences"][name]["values"] == pytest.approx(
+            [records["ascc", seed][name] - records["standard", seed][name] for seed in (0, 1)])
+    for attack, held in comparison["held_only"].items():
+        # examples only one model holds differ in number exactly as the two models' robust counts do
+        robust_counts = [round(records[method, seed][f"{attack}/robust_accuracy"] * (4 if attack == "genetic" else 8))
+                         for method in ("ascc", "standard") for seed in (0, 1)]
+        assert held["method"] - held["baseline"] == sum(robust_counts[:2]) - sum(robust_counts[2:])
+        assert held["examples"] == (8 if attack == "genetic" else 16)
+        assert held["p_value"] == pytest.approx(exact_mcnemar(held["method"], held["baseline"]))
     assert markdown in stdout  # the table is printed at the end
+
+
+def test_exact_mcnemar_known_answers():
+    assert exact_mcnemar(0, 0) == 1.0
+    assert exact_mcnemar(3, 3) == 1.0
+    assert exact_mcnemar(0, 5) == pytest.approx(2 / 32)
+    assert exact_mcnemar(9, 1) == exact_mcnemar(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
 
 
 def test_second_run_skips_every_finished_cell(grid):
@@ -176,7 +199,7 @@ def test_report_of_a_grid(grid):
     code, stdout = bench(["report", str(out)])
     assert code == 0 and "report.html" in stdout
     page = (out / "report.html").read_text()
-    assert page.count('<table class="results">') == 2
+    assert page.count('<table class="results">') == 3  # models, attacks, paired differences
     # robustness, 4 training-curve figures, retention
     assert page.count('<img class="plot"') == 6
     assert page.count("<details") == 4 and '<mark class="new">' in page

@@ -13,7 +13,7 @@ import pytest
 
 from rift.arguments import BenchArguments, ReportArguments
 from rift.attacks.results import AttackResult, WordChange
-from rift.bench import ATTACK_METRICS, summarize_grid, write_results
+from rift.bench import ATTACK_METRICS, paired_comparisons, summarize_grid, write_results
 from rift.reporting.report import write_report
 from rift.text.words import split_words
 
@@ -66,13 +66,16 @@ def report(tmp_path_factory) -> Path:
             for attack in ATTACKS:
                 record |= {f"{attack}/{key}": 0.5 + 0.1 * seed for key in ATTACK_METRICS}
             records.append(record)
-    write_results(args, records, summarize_grid(records, ATTACKS))
+    write_results(args, records, summarize_grid(records, ATTACKS), paired_comparisons(args, records))
     return write_report(ReportArguments(bench_dir=str(out)))
 
 
 def test_report_is_one_self_contained_escaped_page(report):
     page = report.read_text()
-    assert page.count('<table class="results">') == 2 and "0.805 ± 0.007" in page
+    assert page.count('<table class="results">') == 3 and "0.805 ± 0.007" in page
+    # both methods' made-up cells are alike: no difference, and no attacked example held by one model only
+    assert "<td>rift − standard</td>" in page and "<td>+0.0 ± 0.0 [+0.0, +0.0]</td>" in page
+    assert "<td>0 : 0 (p 1)</td>" in page
     images = re.findall(r'<img class="plot" alt="[^"]*" src="([^"]{0,30})', page)
     assert len(images) == 1 + 4 + 1 and all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r"https?://|<link|<script|url\(", page)  # nothing to fetch, nothing to run
@@ -96,7 +99,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         pytest.skip("chromium is not installed (scripts/setup.sh installs it when run as root): report not rendered")
     dom = run_chromium(["--dump-dom", report.as_uri()], tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('<table class="results">') == 2
+    assert dom.stdout.count('<table class="results">') == 3
     assert len(re.findall(r'<img class="plot"[^>]*src="data:image/png;base64,', dom.stdout)) == 6
     assert dom.stdout.count("<details") == 4 and dom.stdout.count('<mark class="new">tedious</mark>') == 8
     assert "<script>alert" not in dom.stdout

@@ -31,6 +31,7 @@ from rift.cli import ATTACK_NAMES, attack_model
 from rift.config import build_config
 from rift.data import TASK_NAMES
 from rift.errors import RiftError
+from rift.evaluation.paired import compare_methods
 from rift.objectives import OBJECTIVES, PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.training.trainer import (
@@ -174,10 +175,15 @@ def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
             for (task, method), rows in groups.items()]
 
 
-def write_results(args: BenchArguments, records: list[dict], summary: list[dict]) -> str:
+def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:
+    return compare_methods(records, args.methods, args.attacks, lambda record, attack: (
+        Path(args.output_dir) / record["directory"] / ATTACKS_DIR / f"examples_{attack}.jsonl"))
+
+
+def write_results(args: BenchArguments, records: list[dict], summary: list[dict], comparisons: list[dict]) -> str:
     """results.json, results.csv and results.md; returns the Markdown."""
     out = Path(args.output_dir)
-    results = {"settings": dataclasses.asdict(args), "cells": records, "summary": summary}
+    results = {"settings": dataclasses.asdict(args), "cells": records, "summary": summary, "comparisons": comparisons}
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     names = metric_names(args.attacks)
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as stream:
@@ -202,7 +208,8 @@ def run_bench(args: BenchArguments) -> dict:
         print(f"[{number}/{len(cells)}] {cell.name}: {status}", flush=True)
         records.append(cell_record(args, cell))
     summary = summarize_grid(records, args.attacks)
-    markdown = write_results(args, records, summary)
+    comparisons = paired_comparisons(args, records)
+    markdown = write_results(args, records, summary, comparisons)
     print(markdown)
     print(f"results written to {', '.join(str(Path(args.output_dir) / name) for name in RESULTS_FILES)}")
-    return {"cells": records, "summary": summary}
+    return {"cells": records, "summary": summary, "comparisons": comparisons}

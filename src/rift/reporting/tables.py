@@ -1,5 +1,6 @@
 """The results tables of a grid, built once from results.json and written as Markdown (results.md, the terminal) or
-HTML (the report): one table of the trained models, one of the attacks, each cell the mean ± std over seeds."""
+HTML (the report): one table of the trained models, one of the attacks, each cell the mean ± std over seeds, and one
+of the paired differences between methods, seed by seed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ MODEL_COLUMNS = (("test_accuracy", "test acc", "{:.3f}"), ("dev_accuracy", "dev 
 ATTACK_COLUMNS = (("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
                   ("attack_success_rate", "success rate", "{:.3f}"), ("mean_perturbed_fraction", "perturbed", "{:.3f}"),
                   ("mean_queries", "queries", "{:.0f}"), ("seconds", "time s", "{:.1f}"))
+
+# (key, title, scale, digits): accuracies in points
+DIFFERENCE_COLUMNS = (("test_accuracy", "test acc", 100, 1), ("dev_accuracy", "dev acc", 100, 1),
+                      ("retention_cka", "CKA", 1, 3), ("retention_mi_nce", "MI (nats)", 1, 2))
 
 
 @dataclass
@@ -42,7 +47,38 @@ def grid_tables(results: dict) -> list[Table]:
         for name in attacks:
             attacked.rows.append([row["task"], row["method"], name,
                                   *(format_stat(stats[f"{name}/{key}"], fmt) for key, _, fmt in ATTACK_COLUMNS)])
-    return [models, attacked]
+    tables = [models, attacked]
+    if results.get("comparisons"):
+        tables.append(differences_table(results["comparisons"], attacks))
+    return tables
+
+
+def format_difference(stat: dict | None, scale: float, digits: int) -> str:
+    """``mean ± std [per seed]``, scaled (accuracies in points)."""
+    if stat is None:
+        return "-"
+    text = f"{stat['mean'] * scale:+.{digits}f}"
+    if stat["std"] is not None:
+        text += f" ± {stat['std'] * scale:.{digits}f}"
+    return text + " [" + ", ".join(f"{value * scale:+.{digits}f}" for value in stat["values"]) + "]"
+
+
+def differences_table(comparisons: list[dict], attacks: list[str]) -> Table:
+    columns = [*((f"{name}/robust_accuracy", name, 100, 1) for name in attacks), *DIFFERENCE_COLUMNS]
+    table = Table("Paired differences, method − baseline of the same seed: mean ± std over seeds [per seed], "
+                  "accuracies in points; held by one only: attacked examples (pooled over seeds) that only the "
+                  "method : only the baseline still classifies correctly, exact McNemar p",
+                  ["task", "method − baseline", "seeds", *(f"under {title}" if key.endswith("robust_accuracy")
+                                                           else title for key, title, _, _ in columns),
+                   *(f"held by one only ({name})" for name in attacks)], [])
+    for row in comparisons:
+        held = [row["held_only"].get(name) for name in attacks]
+        table.rows.append([row["task"], f"{row['method']} − {row['baseline']}", str(len(row["seeds"])),
+                           *(format_difference(row["differences"].get(key), scale, digits)
+                             for key, _, scale, digits in columns),
+                           *("-" if h is None else f"{h['method']} : {h['baseline']} (p {h['p_value']:.2g})"
+                             for h in held)])
+    return table
 
 
 def to_markdown(tables: list[Table]) -> str:

@@ -1,0 +1,73 @@
+"""Paired comparison of two training methods in a seeded grid.
+
+Cells of the same task and seed share their data order and attacked examples, so the difference method - baseline
+is taken seed by seed (its mean and spread over seeds says more than two independent means), and an attack's
+outcomes are compared example by example: how many attacked examples only one of the two models still classifies
+correctly, with an exact McNemar test of whether either side is more likely.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from pathlib import Path
+
+from rift.evaluation.robustness import read_results
+
+MODEL_DIFFERENCES = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce")
+
+
+def exact_mcnemar(only_a: int, only_b: int) -> float:
+    """Two-sided p-value of the exact McNemar test: under the null hypothesis each discordant example favours either
+    side with probability 1/2."""
+    discordant = only_a + only_b
+    tail = sum(math.comb(discordant, k) for k in range(min(only_a, only_b) + 1)) / 2 ** discordant
+    return min(1.0, 2 * tail)
+
+
+def held_after_attack(examples_file: Path) -> dict[int, bool]:
+    """Per attacked example (by index): still classified correctly after the attack (a clean error counts as not)."""
+    return {index: result.status == "failed" for index, result in read_results(examples_file).items()}
+
+
+def difference_stats(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "values": values}
+
+
+def compare_methods(records: list[dict], methods: list[str], attacks: list[str], examples_file) -> list[dict]:
+    """Every later method of ``methods`` against every earlier one, per task, over the seeds both have.
+
+    ``records`` are the grid's cell records (task, method, seed, metrics); ``examples_file(record, attack)`` is the
+    path of that cell's per-example results of ``attack``."""
+    cells = {(r["task"], r["method"], r["seed"]): r for r in records}
+    comparisons = []
+    for task in dict.fromkeys(r["task"] for r in records):
+        for baseline, method in itertools.combinations(methods, 2):
+            seeds = sorted(seed for (t, m, seed) in cells if t == task and m == method
+                           and (task, baseline, seed) in cells)
+            if not seeds:
+                continue
+            pairs = [(cells[task, method, seed], cells[task, baseline, seed]) for seed in seeds]
+            differences = {}
+            for name in (*MODEL_DIFFERENCES, *(f"{attack}/robust_accuracy" for attack in attacks)):
+                values = [a[name] - b[name] for a, b in pairs if a.get(name) is not None and b.get(name) is not None]
+                if len(values) == len(pairs):
+                    differences[name] = difference_stats(values)
+            held_only = {}
+            for attack in attacks:
+                only_method = only_baseline = examples = 0
+                for a, b in pairs:
+                    held_a = held_after_attack(examples_file(a, attack))
+                    held_b = held_after_attack(examples_file(b, attack))
+                    shared = held_a.keys() & held_b.keys()  # the same seeded sample; an unfinished attack has fewer
+                    only_method += sum(held_a[i] and not held_b[i] for i in shared)
+                    only_baseline += sum(held_b[i] and not held_a[i] for i in shared)
+                    examples += len(shared)
+                if examples:
+                    held_only[attack] = {"method": only_method, "baseline": only_baseline, "examples": examples,
+                                         "p_value": exact_mcnemar(only_method, only_baseline)}
+            comparisons.append({"task": task, "method": method, "baseline": baseline, "seeds": seeds,
+                                "differences": differences, "held_only": held_only})
+    return comparisons
