@@ -32,6 +32,7 @@ from rift.config import build_config
 from rift.data import TASK_NAMES
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
+from rift.evaluation.robustness import examples_file
 from rift.objectives import OBJECTIVES, PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.training.trainer import (
@@ -177,7 +178,7 @@ def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
 
 def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:
     return compare_methods(records, args.methods, args.attacks, lambda record, attack: (
-        Path(args.output_dir) / record["directory"] / ATTACKS_DIR / f"examples_{attack}.jsonl"))
+        examples_file(Path(args.output_dir) / record["directory"] / ATTACKS_DIR, attack)))
 
 
 def write_results(args: BenchArguments, records: list[dict], summary: list[dict], comparisons: list[dict]) -> str:

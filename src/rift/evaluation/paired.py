@@ -42,6 +42,14 @@ def compare_methods(records: list[dict], methods: list[str], attacks: list[str],
     ``records`` are the grid's cell records (task, method, seed, metrics); ``examples_file(record, attack)`` is the
     path of that cell's per-example results of ``attack``."""
     cells = {(r["task"], r["method"], r["seed"]): r for r in records}
+    held: dict[tuple[str, str], dict[int, bool]] = {}  # each cell's outcomes are read once, not once per pair
+
+    def held_by(record: dict, attack: str) -> dict[int, bool]:
+        key = (record["directory"], attack)
+        if key not in held:
+            held[key] = held_after_attack(examples_file(record, attack))
+        return held[key]
+
     comparisons = []
     for task in dict.fromkeys(r["task"] for r in records):
         for baseline, method in itertools.combinations(methods, 2):
@@ -59,8 +67,7 @@ def compare_methods(records: list[dict], methods: list[str], attacks: list[str],
             for attack in attacks:
                 only_method = only_baseline = examples = 0
                 for a, b in pairs:
-                    held_a = held_after_attack(examples_file(a, attack))
-                    held_b = held_after_attack(examples_file(b, attack))
+                    held_a, held_b = held_by(a, attack), held_by(b, attack)
                     shared = held_a.keys() & held_b.keys()  # the same seeded sample; an unfinished attack has fewer
                     only_method += sum(held_a[i] and not held_b[i] for i in shared)
                     only_baseline += sum(held_b[i] and not held_a[i] for i in shared)

@@ -27,6 +27,11 @@ def sample_indices(num_available: int, num_examples: int | None, seed: int) -> l
     return sorted(random.Random(seed).sample(range(num_available), num_examples))
 
 
+def examples_file(output_dir: Path, attack: str) -> Path:
+    """Where an attack's output folder keeps its per-example results."""
+    return output_dir / f"examples_{attack}.jsonl"
+
+
 def read_results(path: Path) -> dict[int, AttackResult]:
     results = {}
     if path.exists():
@@ -55,7 +60,7 @@ def run_attack(
     """Attack ``examples[i]`` for every ``i`` in ``indices`` (skipping those already in the output) and return the
     summary metrics over all of ``indices``."""
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
-    final = output_dir / f"examples_{attack.name}.jsonl"
+    final = examples_file(output_dir, attack.name)
     parts = sorted(output_dir.glob(f"examples_{attack.name}.part*.jsonl"))
     done: dict[int, AttackResult] = {}
     for path in [final, *parts]:

@@ -17,7 +17,7 @@ from rift.arguments import ReportArguments
 from rift.attacks.results import AttackResult
 from rift.bench import ATTACKS_DIR, read_json
 from rift.errors import RiftError
-from rift.evaluation.robustness import read_results
+from rift.evaluation.robustness import examples_file, read_results
 from rift.reporting.plots import (
     figure_html,
     retention_figure,
@@ -156,7 +156,7 @@ def examples_html(bench: Path, results: dict, max_examples: int) -> str:
         labels = [id2label[key] for key in sorted(id2label, key=int)]
         tables = []
         for attack in results["settings"]["attacks"]:
-            records = read_results(directory / ATTACKS_DIR / f"examples_{attack}.jsonl").values()
+            records = read_results(examples_file(directory / ATTACKS_DIR, attack)).values()
             sample = sorted(records, key=lambda r: (STATUS_ORDER.get(r.status, 3), r.index))[:max_examples]
             succeeded = sum(r.status == "succeeded" for r in records)
             rows = "".join(example_row(result, labels) for result in sample)

@@ -64,12 +64,11 @@ def format_difference(stat: dict | None, scale: float, digits: int) -> str:
 
 
 def differences_table(comparisons: list[dict], attacks: list[str]) -> Table:
-    columns = [*((f"{name}/robust_accuracy", name, 100, 1) for name in attacks), *DIFFERENCE_COLUMNS]
+    columns = [*((f"{name}/robust_accuracy", f"under {name}", 100, 1) for name in attacks), *DIFFERENCE_COLUMNS]
     table = Table("Paired differences, method − baseline of the same seed: mean ± std over seeds [per seed], "
                   "accuracies in points; held by one only: attacked examples (pooled over seeds) that only the "
                   "method : only the baseline still classifies correctly, exact McNemar p",
-                  ["task", "method − baseline", "seeds", *(f"under {title}" if key.endswith("robust_accuracy")
-                                                           else title for key, title, _, _ in columns),
+                  ["task", "method − baseline", "seeds", *(title for _, title, _, _ in columns),
                    *(f"held by one only ({name})" for name in attacks)], [])
     for row in comparisons:
         held = [row["held_only"].get(name) for name in attacks]
