@@ -204,3 +204,32 @@ def test_report_of_a_grid(grid):
     assert page.count('<img class="plot"') == 6
     assert page.count("<details") == 4 and '<mark class="new">' in page
     assert "http://" not in page and "https://" not in page
+
+
+def test_a_record_without_weights_is_tabulated_reported_and_continued(grid, tmp_path, capsys):
+    command, out, _ = grid
+    record = tmp_path / "record"
+    (out / "cells" / "file-standard-s2").mkdir()  # a cell whose training never finished is left out
+    try:
+        assert main(["record", str(out), str(record)]) == 0
+    finally:
+        (out / "cells" / "file-standard-s2").rmdir()
+    assert "left out (training not finished): file-standard-s2" in capsys.readouterr().out
+    files = [path for path in record.rglob("*") if path.is_file()]
+    assert not [path for path in files if path.suffix in (".safetensors", ".bin") or "resume" in path.parts]
+    assert sum(path.stat().st_size for path in files) < 2_000_000
+    assert sorted(path.name for path in (record / "cells").iterdir()) == sorted(CELLS)
+
+    on_record = [*command[:-1], str(record)]
+    code, stdout = bench(on_record)  # every cell is skipped and tabulated as in the original folder
+    assert code == 0 and sum("skipped" in line for line in stdout.splitlines()) == 4
+    original = json.loads((out / "results.json").read_text())
+    recorded = json.loads((record / "results.json").read_text())
+    assert recorded["cells"] == original["cells"] and recorded["comparisons"] == original["comparisons"]
+    assert (record / "results.md").read_text() == (out / "results.md").read_text()
+    assert bench(["report", str(record)])[0] == 0
+    assert (record / "report.html").read_text().count('<table class="results">') == 3
+
+    capsys.readouterr()
+    assert main([*on_record, "--attacks", "ascc,pwws,genetic,textfooler"]) == 2  # a new attack needs the weights
+    assert "record without weights" in capsys.readouterr().err

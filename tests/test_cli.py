@@ -138,14 +138,14 @@ def test_minilm_smoke_run_through_the_console_script(tmp_path):
     assert {p["label"] for p in predictions} <= {"negative", "positive"}
 
 
-def test_bf16_on_a_cpu_without_native_support_warns(monkeypatch):
+def test_bf16_on_a_cpu_without_amx_warns(monkeypatch):
     import rift.accelerator as accelerator
 
     monkeypatch.setattr(accelerator, "has_accelerator", lambda: False)
-    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: False)
-    with pytest.warns(UserWarning, match="neither AMX nor AVX-512 BF16"):
+    monkeypatch.setattr(accelerator, "cpu_has_fast_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no AMX"):
         assert accelerator.pick_mixed_precision("bf16") == "bf16"
-    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(accelerator, "cpu_has_fast_bf16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert accelerator.pick_mixed_precision("bf16") == "bf16"

@@ -170,3 +170,11 @@ class ReportArguments:
     output: str | None = option(None, "HTML file to write (default: BENCH_DIR/report.html)", metavar="FILE")
     max_examples: int = option(20, "adversarial examples shown per cell and attack, succeeded ones first")
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
+
+
+@dataclass
+class RecordArguments:
+    bench_dir: str | None = option(None, "output folder of rift bench (also: rift record BENCH_DIR DESTINATION)",
+                                   required=True)
+    destination: str | None = option(None, "folder to write the record to (created; files there are replaced)",
+                                     required=True)

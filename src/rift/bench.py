@@ -8,6 +8,10 @@ attacks continuing from what they saved (``resume/``, ``examples_ATTACK.jsonl``)
 the training's ``train_seconds`` and each attack's summed per-example seconds, both of which add up correctly across
 interruptions. A cell's seed is its training seed; every cell attacks the same sample of the split (``--attack-seed``),
 so that models are compared on the same examples; ``rift attack --seed S --sample-seed A`` reproduces any cell.
+
+``rift record OUT DEST`` copies a grid without its weights and resume states (kilobytes per cell instead of
+hundreds of megabytes): enough to keep a study beside its write-up, re-tabulate it, report on it, and continue it
+elsewhere, since ``rift bench`` skips the recorded cells and trains only the missing ones.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -37,6 +42,7 @@ from rift.objectives import OBJECTIVES, PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.training.trainer import (
     CONFIG_FILE,
+    LOG_FILE,
     METRICS_FILE,
     Trainer,
     changed_options,
@@ -45,6 +51,10 @@ from rift.training.trainer import (
 CELLS_DIR = "cells"
 ATTACKS_DIR = "attacks"
 RESULTS_FILES = ("results.json", "results.csv", "results.md")
+# what a recorded cell keeps besides attacks/: the training's options, metrics and log, and the model's config
+# (its label names, for the report)
+RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
                     "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "ascc_steps",
                     "ascc_objective", "eval_steps", "save_steps", "retention_examples", "num_threads")
@@ -134,6 +144,10 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
         return False
     if not trained:
         Trainer(train_args, log=log).train()
+    elif not any((cell.directory / name).exists() for name in WEIGHT_FILES):
+        raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked with "
+                        f"{', '.join(name for names, _ in pending for name in names)}; train it again in another "
+                        "--output-dir")
     for names, num_examples in pending:
         attack_model(attack_arguments(train_args, args, cell, names, num_examples))
     return True
@@ -196,6 +210,34 @@ def write_results(args: BenchArguments, records: list[dict], summary: list[dict]
     markdown = to_markdown(grid_tables(results))
     (out / "results.md").write_text(markdown, encoding="utf-8")
     return markdown
+
+
+def write_record(bench_dir: Path, destination: Path) -> list[str]:
+    """Copy the grid's results and every cell whose training finished, without weights, tokenizer or resume state;
+    returns the names of the cells left out because their training had not finished (a record of them could not
+    be continued: their resume state stays behind)."""
+    cells_dir = bench_dir / CELLS_DIR
+    if not cells_dir.is_dir():
+        raise RiftError(f"{bench_dir} is not a rift bench folder (no {CELLS_DIR}/ inside)")
+    if destination.resolve() == bench_dir.resolve():
+        raise RiftError("the record must go to another folder than the bench itself")
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in RESULTS_FILES:
+        if (bench_dir / name).exists():
+            shutil.copy2(bench_dir / name, destination / name)
+    unfinished = []
+    for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir()):
+        if not (cell / METRICS_FILE).exists():
+            unfinished.append(cell.name)
+            continue
+        target = destination / CELLS_DIR / cell.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORDED_CELL_FILES:
+            if (cell / name).exists():
+                shutil.copy2(cell / name, target / name)
+        if (cell / ATTACKS_DIR).is_dir():
+            shutil.copytree(cell / ATTACKS_DIR, target / ATTACKS_DIR, dirs_exist_ok=True)
+    return unfinished
 
 
 def run_bench(args: BenchArguments) -> dict:

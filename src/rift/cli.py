@@ -14,6 +14,7 @@ from rift.arguments import (
     AttackArguments,
     BenchArguments,
     EvalArguments,
+    RecordArguments,
     ReportArguments,
     TrainingArguments,
 )
@@ -210,6 +211,17 @@ def cmd_report(values: dict) -> int:
     return 0
 
 
+def cmd_record(values: dict) -> int:
+    from rift.bench import write_record
+
+    args = build_config(RecordArguments, values)
+    unfinished = write_record(Path(args.bench_dir), Path(args.destination))
+    if unfinished:
+        print(f"left out (training not finished): {', '.join(unfinished)}")
+    print(f"record written to {args.destination}")
+    return 0
+
+
 COMMANDS = {
     "train": (TrainingArguments, cmd_train, "fine-tune an encoder (standard, adversarial or RIFT)"),
     "eval": (EvalArguments, cmd_eval, "clean accuracy of a classifier on a split"),
@@ -217,9 +229,11 @@ COMMANDS = {
     "bench": (BenchArguments, cmd_bench, "train a grid of tasks x methods x seeds, attack every model, and tabulate "
                                          "the means and standard deviations over seeds (resumable)"),
     "report": (ReportArguments, cmd_report, "write one self-contained HTML report of a rift bench folder"),
+    "record": (RecordArguments, cmd_record, "copy a rift bench folder without weights: the results, logs and "
+                                            "adversarial examples, from which rift bench and rift report go on"),
 }
 # options that may also be given as a positional argument: rift report OUT
-POSITIONAL = {"report": "bench_dir"}
+POSITIONAL = {"report": ["bench_dir"], "record": ["bench_dir", "destination"]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,9 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (arguments, _handler, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         add_dataclass_arguments(sub, arguments)
-        if name in POSITIONAL:
-            sub.add_argument(POSITIONAL[name], nargs="?", default=argparse.SUPPRESS, metavar=POSITIONAL[name].upper(),
-                             help=f"same as --{POSITIONAL[name].replace('_', '-')}")
+        for positional in POSITIONAL.get(name, []):
+            sub.add_argument(positional, nargs="?", default=argparse.SUPPRESS, metavar=positional.upper(),
+                             help=f"same as --{positional.replace('_', '-')}")
     return parser
 
 
