@@ -94,6 +94,9 @@ def test_grid_trains_attacks_and_tabulates_mean_and_std_over_seeds(grid):
     markdown = (out / "results.md").read_text()
     assert "| file | ascc | genetic |" in markdown and " ± " in markdown and "CKA" in markdown
     assert "| file | ascc − standard | 2 |" in markdown
+    for record in results["cells"]:  # one row per cell with its own numbers
+        assert (f"| file | {record['method']} | {record['seed']} | {record['test_accuracy']:.3f} | "
+                f"{record['dev_accuracy']:.3f} | {record['ascc/robust_accuracy']:.3f} |") in markdown
 
     [comparison] = results["comparisons"]
     assert (comparison["method"], comparison["baseline"], comparison["seeds"]) == ("ascc", "standard", [0, 1])
@@ -199,7 +202,7 @@ def test_report_of_a_grid(grid):
     code, stdout = bench(["report", str(out)])
     assert code == 0 and "report.html" in stdout
     page = (out / "report.html").read_text()
-    assert page.count('<table class="results">') == 3  # models, attacks, paired differences
+    assert page.count('<table class="results">') == 4  # models, attacks, paired differences, cells
     # robustness, 4 training-curve figures, retention
     assert page.count('<img class="plot"') == 6
     assert page.count("<details") == 4 and '<mark class="new">' in page
@@ -228,7 +231,7 @@ def test_a_record_without_weights_is_tabulated_reported_and_continued(grid, tmp_
     assert recorded["cells"] == original["cells"] and recorded["comparisons"] == original["comparisons"]
     assert (record / "results.md").read_text() == (out / "results.md").read_text()
     assert bench(["report", str(record)])[0] == 0
-    assert (record / "report.html").read_text().count('<table class="results">') == 3
+    assert (record / "report.html").read_text().count('<table class="results">') == 4
 
     capsys.readouterr()
     assert main([*on_record, "--attacks", "ascc,pwws,genetic,textfooler"]) == 2  # a new attack needs the weights

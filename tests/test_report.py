@@ -72,7 +72,10 @@ def report(tmp_path_factory) -> Path:
 
 def test_report_is_one_self_contained_escaped_page(report):
     page = report.read_text()
-    assert page.count('<table class="results">') == 3 and "0.805 ± 0.007" in page
+    assert page.count('<table class="results">') == 4 and "0.805 ± 0.007" in page
+    # the per-cell table: each seed's own numbers (test acc, dev acc, under ascc, under pwws, CKA, MI, train s)
+    assert ("<tr><td>sst2</td><td>rift</td><td>1</td><td>0.810</td><td>0.820</td><td>0.600</td><td>0.600</td>"
+            "<td>0.700</td><td>3.00</td><td>101.0</td></tr>") in page
     # both methods' made-up cells are alike: no difference, and no attacked example held by one model only
     assert "<td>rift − standard</td>" in page and "<td>+0.0 ± 0.0 [+0.0, +0.0]</td>" in page
     assert "<td>0 : 0 (p 1)</td>" in page
@@ -99,7 +102,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         pytest.skip("chromium is not installed (scripts/setup.sh installs it when run as root): report not rendered")
     dom = run_chromium(["--dump-dom", report.as_uri()], tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('<table class="results">') == 3
+    assert dom.stdout.count('<table class="results">') == 4
     assert len(re.findall(r'<img class="plot"[^>]*src="data:image/png;base64,', dom.stdout)) == 6
     assert dom.stdout.count("<details") == 4 and dom.stdout.count('<mark class="new">tedious</mark>') == 8
     assert "<script>alert" not in dom.stdout

@@ -1,6 +1,6 @@
 """The results tables of a grid, built once from results.json and written as Markdown (results.md, the terminal) or
-HTML (the report): one table of the trained models, one of the attacks, each cell the mean ± std over seeds, and one
-of the paired differences between methods, seed by seed."""
+HTML (the report): one table of the trained models, one of the attacks, each cell the mean ± std over seeds, one of
+the paired differences between methods, seed by seed, and one row per cell (every seed's own numbers)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,19 @@ def grid_tables(results: dict) -> list[Table]:
     tables = [models, attacked]
     if results.get("comparisons"):
         tables.append(differences_table(results["comparisons"], attacks))
+    tables.append(cells_table(results["cells"], attacks))
     return tables
+
+
+def cells_table(cells: list[dict], attacks: list[str]) -> Table:
+    columns = [*MODEL_COLUMNS[:2], *((f"{name}/robust_accuracy", f"under {name}", "{:.3f}") for name in attacks),
+               *MODEL_COLUMNS[2:]]
+    table = Table("Cells, one per trained model (accuracy under each attack: robust accuracy on the attacked sample)",
+                  ["task", "method", "seed", *(title for _, title, _ in columns)], [])
+    for cell in cells:
+        table.rows.append([cell["task"], cell["method"], str(cell["seed"]),
+                           *("-" if cell.get(key) is None else fmt.format(cell[key]) for key, _, fmt in columns)])
+    return table
 
 
 def format_difference(stat: dict | None, scale: float, digits: int) -> str:
