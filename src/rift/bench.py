@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+
 from rift.arguments import (
     AttackArguments,
     BenchArguments,
@@ -54,7 +56,6 @@ RESULTS_FILES = ("results.json", "results.csv", "results.md")
 # what a recorded cell keeps besides attacks/: the training's options, metrics and log, and the model's config
 # (its label names, for the report)
 RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
                     "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "ascc_steps",
                     "ascc_objective", "eval_steps", "save_steps", "retention_examples", "num_threads")
@@ -144,7 +145,7 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
         return False
     if not trained:
         Trainer(train_args, log=log).train()
-    elif not any((cell.directory / name).exists() for name in WEIGHT_FILES):
+    elif not any((cell.directory / name).exists() for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)):
         raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked with "
                         f"{', '.join(name for names, _ in pending for name in names)}; train it again in another "
                         "--output-dir")

@@ -232,7 +232,7 @@ COMMANDS = {
     "record": (RecordArguments, cmd_record, "copy a rift bench folder without weights: the results, logs and "
                                             "adversarial examples, from which rift bench and rift report go on"),
 }
-# options that may also be given as a positional argument: rift report OUT
+# options that may also be given as positional arguments: rift report OUT, rift record OUT DEST
 POSITIONAL = {"report": ["bench_dir"], "record": ["bench_dir", "destination"]}
 
 
