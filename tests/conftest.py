@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import random
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network, whatever the caller's environment says
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy
 import pytest
 import torch
 
@@ -18,6 +19,24 @@ from rift.models import resolve_model_path
 POSITIVE = ["good", "great", "wonderful", "fine", "superb", "pleasant"]
 NEGATIVE = ["bad", "awful", "terrible", "poor", "dreadful", "boring"]
 FILLER = ["the", "movie", "film", "story", "was", "really", "quite", "a", "plot", "acting", "and", "very"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--reverse", action="store_true", help="run the tests in reverse order (checks that no test "
+                                                             "relies on another's side effects)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()
+
+
+@pytest.fixture(autouse=True)
+def fixed_random_state():
+    """Every test starts from the same global random state, whichever tests ran before it."""
+    random.seed(0)
+    numpy.random.seed(0)
+    torch.manual_seed(0)
 
 
 def sentiment_examples(n: int, seed: int) -> list[Example]:

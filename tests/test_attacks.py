@@ -7,6 +7,8 @@ when both sentiment words become "fine" (0); "nice" (1) is not enough. The model
 
 from __future__ import annotations
 
+import json
+import random
 import re
 import time
 from collections.abc import Sequence
@@ -220,6 +222,53 @@ def test_the_wrapper_scores_each_distinct_encoding_once_in_length_sorted_batches
     assert wrapper.queries == 3 and wrapper.cache_hits == 3
 
 
+def test_genetic_crossover_takes_each_word_from_one_of_its_parents(tokenizer):
+    from rift.attacks.genetic import Genetic
+
+    first, second = {0: "a", 1: "b", 3: "c"}, {0: "x", 2: "y", 3: "z"}
+    target = SimpleNamespace(max_changes=4)
+    rng = random.Random(0)
+    children = [Genetic._crossover(first, second, target, rng) for _ in range(400)]
+    for child in children:
+        for position in range(4):  # a word of the first parent, of the second, or the original where one has none
+            assert child.get(position) in {first.get(position), second.get(position)}, child
+    for parent in (first, second):  # both parents contribute at every position, about half of the time each
+        for position, word in parent.items():
+            share = sum(child.get(position) == word for child in children) / len(children)
+            assert 0.4 < share < 0.6, (position, word, share)
+    # under a change limit (which both parents keep) a child is redrawn until it fits, and never breaks it
+    limited = [Genetic._crossover(first, second, SimpleNamespace(max_changes=3), rng) for _ in range(200)]
+    assert all(len(child) <= 3 for child in limited) and len({tuple(sorted(c.items())) for c in limited}) > 5
+
+
+def test_a_resumed_attack_scores_only_the_examples_it_has_no_result_for(tokenizer, tmp_path):
+    from rift.evaluation.robustness import run_attack
+
+    synonyms = {w: [v for v in POSITIVE + NEGATIVE if v != w][::3] for w in POSITIVE + NEGATIVE}
+    weights = {w: 2.0 for w in POSITIVE} | {w: -2.0 for w in NEGATIVE}
+    examples = sentiment_examples(30, seed=5)
+    indices = list(range(0, 30, 2))
+    model = BagOfWords(tokenizer, weights)
+    attack = build_attack("pwws", model, tokenizer, DictSource(synonyms), batch_size=16)
+    first = run_attack(attack, examples, indices, tmp_path, chunk_size=4, show_progress=False)
+    saved = tmp_path / "examples_pwws.jsonl"
+    lines = saved.read_text().splitlines(keepends=True)
+    saved.write_text("".join(lines[:7]))  # killed after 7 results (not a whole number of chunks)
+
+    attacked = []
+    attack_examples = attack.attack
+    attack.attack = lambda batch, batch_indices: attacked.extend(batch_indices) or attack_examples(batch, batch_indices)
+    model.texts_scored = 0
+    again = run_attack(attack, examples, indices, tmp_path, chunk_size=4, show_progress=False)
+    assert attacked == indices[7:]
+    redone = [json.loads(line) for line in lines[7:]]
+    assert model.texts_scored == sum(r["queries"] for r in redone)  # not one model call for the 7 it had
+    assert [comparable(AttackResult.from_dict(json.loads(line))) for line in saved.read_text().splitlines()] == [
+        comparable(AttackResult.from_dict(json.loads(line))) for line in lines]
+    assert {k: v for k, v in again.items() if k != "seconds_per_example"} == {
+        k: v for k, v in first.items() if k != "seconds_per_example"}
+
+
 def test_summarize():
     def result(status, changes=0, queries=10, seconds=1.0):
         return AttackResult(0, 1, status, "t", None, "t", None, 1, [0.0, 1.0], 1, [0.0, 1.0],
@@ -314,6 +363,7 @@ def test_the_lm_constraint_names_the_install_command_when_smollm2_is_missing(mon
         LMConstraint(cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_smollm2_prefers_the_original_word_to_a_nonsense_substitute(tmp_path):
     # loading SmolLM2 from GGUF takes about 30 s on 2 CPU cores; scripts/setup.sh installs it
     try:

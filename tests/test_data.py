@@ -163,10 +163,17 @@ def test_min_train_words_filters_training_phrases_before_the_subset(tmp_path):
     kept = load_task("file", train_file=pairs, dev_file=pairs, test_file=pairs, text_column="p", text_pair_column="h",
                      label_column="y", min_train_words=4, log=quiet).splits["train"]
     assert [(e.text, e.text_pair) for e in kept] == [("a b", "c d"), ("a b c", "d")]  # both texts of a pair count
-    with pytest.raises(RiftError, match="at least 1"):
-        load_task("sst2", min_train_words=0, log=quiet)
-    with pytest.raises(RiftError, match="no training example has at least 100 words"):
-        load_task("sst2", min_train_words=100, log=quiet)
+    with pytest.raises(RiftError, match="no training example has at least 6 words"):
+        load_task("file", train_file=pairs, dev_file=pairs, test_file=pairs, text_column="p", text_pair_column="h",
+                  label_column="y", min_train_words=6, log=quiet)
+
+
+def test_bad_numbers_are_refused_before_any_data_is_read(tmp_path):
+    missing = tmp_path / "missing"  # no data folder: an error about it would mean the data was about to be read
+    with pytest.raises(RiftError, match="min_train_words must be at least 1, got 0"):
+        load_task("sst2", missing, min_train_words=0, log=quiet)
+    with pytest.raises(RiftError, match="max_dev_examples must be at least 1, got -3"):
+        load_task("sst2", missing, max_dev_examples=-3, log=quiet)
 
 
 def test_unknown_task_and_file_options_on_builtin(tmp_path):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import NEGATIVE, POSITIVE
 from safetensors import safe_open
 
 from rift.arguments import TrainingArguments
-from rift.attacks.ascc import ASCCAdversary, ASCCAttack
+from rift.attacks.ascc import ASCCAdversary, ASCCAttack, masked_softmax
 from rift.data import Example
 from rift.evaluation.robustness import run_attack
 from rift.models import classify, load_classifier
@@ -75,6 +76,39 @@ def test_ascc_weights_are_convex_and_leave_the_model_untouched(standard_tiny_mod
     assert (weights[~mask] == 0).all()
     assert mask[..., 1:].any(), "the search space is not empty"
     model.eval()
+
+
+@pytest.mark.parametrize("objective", ["kl", "ce"])
+def test_ascc_search_raises_its_objective_over_its_steps(standard_tiny_model, tokenizer, sentiment_task, objective):
+    model = standard_tiny_model
+    batch, ids, mask = adversary_inputs(model, tokenizer, sentiment_task.splits["dev"][:16], OppositeSentiment())
+    inputs = dict(attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"])
+    with torch.no_grad():
+        clean = classify(model, **model_inputs(batch)).logits
+    initial = torch.randn(ids.shape, generator=torch.Generator().manual_seed(0))
+    embeddings = model.get_input_embeddings()(ids).detach()
+
+    def achieved(weights: torch.Tensor) -> float:
+        """The attack's objective at ``weights``, summed over the batch, computed here from its definition."""
+        with torch.no_grad():
+            logits = classify(model, inputs_embeds=(embeddings * weights[..., None]).sum(2), **inputs).logits
+        if objective == "ce":
+            return -logits.log_softmax(-1)[torch.arange(len(logits)), batch["labels"]].sum().item()
+        p_clean = clean.softmax(-1)
+        return (p_clean * (p_clean.log() - logits.log_softmax(-1))).sum().item()
+
+    for sparsity_weight in (0.0, 15.0):
+        values = []
+        for steps in range(6):
+            adversary = ASCCAdversary(steps=steps, learning_rate=0.5, sparsity_weight=sparsity_weight, objective=objective)
+            weights = adversary.find_weights(model, ids, mask, **inputs, clean_logits=clean, labels=batch["labels"],
+                                             initial=initial)
+            values.append(achieved(weights))
+        # the search starts where the initial weights are and climbs from there; without the sparsity term every
+        # step climbs (measured: kl 7.47 -> 8.10 and ce 20.5 -> 21.7 over 5 steps, summed over the 16 examples)
+        assert values[-1] > values[0] + (0.3 if sparsity_weight == 0 else 0.02), (sparsity_weight, values)
+        if sparsity_weight == 0:
+            assert all(later >= earlier - 1e-4 for earlier, later in zip(values, values[1:])), values
 
 
 def test_ascc_lowers_the_accuracy_of_a_standard_model(standard_tiny_model, tokenizer, sentiment_task, tmp_path):
@@ -165,6 +199,85 @@ def test_rift_training_keeps_the_teacher_and_saves_a_plain_checkpoint(tmp_path, 
     assert keys == set(plain.state_dict().keys()) - {k for k in plain.state_dict() if "position_ids" in k}
 
 
+def rift_step_parts(tmp_path, model_dir, sentiment_task, **overrides):
+    """A rift trainer set up on a tiny model, without dropout (eval mode), a class-balanced batch of 8 and fixed
+    adversarial weights (so that the total loss can be recomputed by hand)."""
+    args = tiny_args(tmp_path, model_dir, method="rift", alpha=0.7, beta=2.0, tau=0.5, **overrides)
+    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    objective = trainer.objective
+    objective.setup(trainer)
+    items = trainer.encoded["train"][:8]
+    assert sorted(item.label for item in items) == [0] * 4 + [1] * 4
+    batch = objective.collate(items, trainer.pad_token_id)
+    generator = torch.Generator().manual_seed(5)
+    weights = masked_softmax(torch.randn(batch["substitute_ids"].shape, generator=generator), batch["substitute_mask"])
+    objective.adversary.find_weights = lambda *a, **k: weights
+    return trainer, objective, batch, weights
+
+
+def test_rift_total_loss_equals_ce_plus_beta_kl_plus_alpha_mi_by_hand(tmp_path, trained_tiny_dir, sentiment_task):
+    # the fine-tuned tiny model: its predictions are confident, so the adversarial weights move them
+    trainer, objective, batch, weights = rift_step_parts(tmp_path, trained_tiny_dir, sentiment_task)
+    model = trainer.model.eval()
+    terms = objective(model, batch)
+
+    with torch.no_grad():
+        labels = batch["labels"]
+        clean = model(**model_inputs(batch)).logits
+        embeddings = model.get_input_embeddings()(batch["substitute_ids"])  # [B, L, S, H]
+        mixed = (embeddings * weights[..., None]).sum(2)
+        outputs = model.bert(inputs_embeds=mixed, attention_mask=batch["attention_mask"],
+                             token_type_ids=batch["token_type_ids"])
+        adversarial = model.classifier(outputs.pooler_output)
+        student = outputs.pooler_output
+        teacher = objective.teacher.bert(**model_inputs(batch)).pooler_output
+
+        ce = -clean.log_softmax(-1)[torch.arange(8), labels].mean()
+        p_clean, p_adversarial = clean.softmax(-1), adversarial.softmax(-1)
+        kl = (p_clean * (p_clean.log() - p_adversarial.log())).sum(-1).mean()
+        mi_terms = []
+        for c in (0, 1):
+            rows = labels == c
+            s = F.normalize(objective.student_heads[c](student[rows]), dim=-1)
+            t = F.normalize(objective.teacher_heads[c](teacher[rows]), dim=-1)
+            similarity = s @ t.T / 0.5
+            mi_terms.append(-(similarity.diagonal() - similarity.logsumexp(1)).mean())
+        mi = sum(mi_terms) / 2
+
+    assert terms["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert terms["kl"].item() == pytest.approx(kl.item(), rel=1e-4, abs=1e-7)
+    assert terms["mi"].item() == pytest.approx(0.7 * mi.item(), rel=1e-5)
+    assert terms["loss"].item() == pytest.approx((ce + 2.0 * kl + 0.7 * mi).item(), rel=1e-5)
+    assert kl.item() > 1e-4 and mi.item() > 0.1  # every term is non-trivial here
+
+
+def test_rift_mi_term_trains_the_heads_and_the_encoder(tmp_path, trained_tiny_dir, sentiment_task):
+    trainer, objective, batch, _ = rift_step_parts(tmp_path, trained_tiny_dir, sentiment_task)
+    model = trainer.model.eval()
+    objective(model, batch)["mi"].backward()  # the MI term alone
+    for heads in (objective.student_heads, objective.teacher_heads):
+        for head in heads:
+            assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    encoder = dict(model.bert.encoder.named_parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for name, p in encoder.items() if "weight" in name)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.classifier.parameters())
+    assert all(p.grad is None for p in objective.teacher.parameters())  # the teacher stays frozen
+
+
+def test_each_class_heads_see_only_that_class(tmp_path, trained_tiny_dir, sentiment_task):
+    trainer, objective, batch, _ = rift_step_parts(tmp_path, trained_tiny_dir, sentiment_task)
+    seen: dict[tuple[str, int], torch.Tensor] = {}
+    for kind, heads in (("student", objective.student_heads), ("teacher", objective.teacher_heads)):
+        for c, head in enumerate(heads):
+            head.register_forward_hook(lambda module, inputs, output, key=(kind, c): seen.__setitem__(key, inputs[0]))
+    objective(trainer.model.eval(), batch)
+    teacher = objective.teacher_features(batch)
+    for c in (0, 1):
+        rows = batch["labels"] == c
+        assert len(seen["student", c]) == len(seen["teacher", c]) == int(rows.sum()) == 4
+        torch.testing.assert_close(seen["teacher", c], teacher[rows])
+
+
 def test_l2sp_is_zero_at_initialisation_and_grows_with_training(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, method="l2sp", l2sp_weight=1.0)
     trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
@@ -178,18 +291,75 @@ def test_l2sp_is_zero_at_initialisation_and_grows_with_training(tmp_path, tiny_m
     assert trainer.objective.distance(trainer.model).item() > 0.0
 
 
-def test_mixout_without_swaps_equals_ascc(tmp_path, tiny_model_dir, sentiment_task):
-    """With probability 0 Mixout keeps every fine-tuned weight, so its loss is the ASCC loss exactly."""
-    losses = {}
+def mixout_and_ascc(tmp_path, model_dir, sentiment_task, probability):
+    """Set-up mixout and ascc objectives on the same model, fine-tuned weights away from the pre-trained ones, no
+    dropout (train mode then differs from eval mode only by the mixing), the same batch and adversarial weights."""
+    objectives = {}
     for method in ("ascc", "mixout"):
-        args = tiny_args(tmp_path / method, tiny_model_dir, method=method, mixout_probability=0.0)
+        args = tiny_args(tmp_path / method, model_dir, method=method, mixout_probability=probability)
         trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
         trainer.objective.setup(trainer)
-        batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
-        trainer.model.eval()  # no dropout, so that both runs compute the same function
-        torch.manual_seed(0)
-        losses[method] = trainer.objective.loss(trainer.model.train(False), batch)["loss"].item()
+        objectives[method] = trainer.objective
+    model = trainer.model
+    with torch.no_grad():  # as if fine-tuned: every weight away from its pre-trained value
+        generator = torch.Generator().manual_seed(1)
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=generator))
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
+    weights = masked_softmax(torch.randn(batch["substitute_ids"].shape, generator=generator), batch["substitute_mask"])
+    for objective in objectives.values():
+        objective.adversary.find_weights = lambda *a, **k: weights
+    return model.train(), objectives, batch
+
+
+def test_mixout_without_swaps_equals_ascc(tmp_path, trained_tiny_dir, sentiment_task):
+    """With probability 0 Mixout keeps every fine-tuned weight, so its loss is the ASCC loss exactly."""
+    model, objectives, batch = mixout_and_ascc(tmp_path, trained_tiny_dir, sentiment_task, 0.0)
+    losses = {method: objective.loss(model, batch)["loss"].item() for method, objective in objectives.items()}
     assert losses["mixout"] == pytest.approx(losses["ascc"], rel=1e-6)
+
+
+def test_mixout_mixes_the_weights_by_its_formula_in_training_only(tmp_path, trained_tiny_dir, sentiment_task, monkeypatch):
+    p = 0.3  # not the 0.5 of a hard-coded mixing
+    # the fine-tuned tiny model: its confident predictions move when its weights are mixed
+    model, objectives, batch = mixout_and_ascc(tmp_path, trained_tiny_dir, sentiment_task, p)
+    mixout = objectives["mixout"]
+    import rift.objectives.adversarial as adversarial
+
+    used = []
+
+    def recording_classify(model, parameters=None, **kwargs):
+        used.append(parameters)
+        return classify(model, parameters=parameters, **kwargs)
+
+    monkeypatch.setattr(adversarial, "classify", recording_classify)
+    mixed_loss = mixout.loss(model, batch)["loss"]
+    ascc_loss = objectives["ascc"].loss(model, batch)["loss"]
+    # the mixing changes the loss (by 6e-4 here: Mixout moves a weight in proportion to its distance from W0),
+    # far beyond the float error of two computations of one loss (~1e-7)
+    assert abs(mixed_loss.item() - ascc_loss.item()) > 1e-4
+
+    # the clean and the adversarial pass of the step share one mixing; the ascc passes use the plain weights
+    assert len(used) == 4 and used[0] is used[1] and used[2] is None and used[3] is None
+    mixed = used[0]
+    weights = dict(model.named_parameters())
+    assert mixed.keys() == {name for name, w in weights.items() if id(w) in mixout.anchor}
+    assert any("attention" in name for name in mixed) and not any("classifier" in name for name in mixed)
+    swapped = total = 0
+    for name, value in mixed.items():
+        anchor, weight = mixout.anchor[id(weights[name])], weights[name].detach()
+        # W' = (M * W0 + (1 - M) * W - p * W0) / (1 - p): W0 where swapped, (W - p * W0) / (1 - p) elsewhere
+        is_anchor = torch.isclose(value, anchor, rtol=0, atol=1e-6)
+        is_rescaled = torch.isclose(value, (weight - p * anchor) / (1 - p), rtol=0, atol=1e-6)
+        assert (is_anchor | is_rescaled).all(), name
+        swapped += int((is_anchor & ~is_rescaled).sum())
+        total += value.numel()
+    assert abs(swapped / total - p) < 0.02  # a Bernoulli(p) mask over every weight
+    mixed_loss.backward()  # gradients reach the fine-tuned weights through the rescaled ones
+    assert all(weights[name].grad is not None and weights[name].grad.abs().sum() > 0 for name in mixed)
 
 
 class ReadRecorder:

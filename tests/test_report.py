@@ -36,7 +36,7 @@ def attack_result(index: int, status: str, text: str, old: str, new: str, pair: 
                         changes=changes, num_words=len(split_words(attacked)), queries=10, seconds=0.01)
 
 
-def make_cell(directory: Path, seed: int) -> None:
+def make_cell(directory: Path, seed: int, holds_nasty: bool) -> None:
     (directory / "attacks").mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps({"id2label": {"0": "negative", "1": "positive"}}))
     rows = [{"step": step, "train/loss": 1.0 / step, "train/ce": 0.8 / step, "train/kl": 0.1} for step in range(1, 9)]
@@ -44,7 +44,7 @@ def make_cell(directory: Path, seed: int) -> None:
               "eval/dev_mi_nce": 4.0 - 0.5 * step / 4 - seed} for step in (4, 8)]
     (directory / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     results = [attack_result(0, "failed", "a dull , boring plot", "dull", "drab"),
-               attack_result(1, "succeeded", NASTY, "boring", "tedious"),
+               attack_result(1, "failed" if holds_nasty else "succeeded", NASTY, "boring", "tedious"),
                attack_result(2, "skipped", "fine", "fine", "fine"),
                attack_result(3, "succeeded", "a man sleeps .", "rests", "naps", pair="a person rests quietly .")]
     for attack in ATTACKS:
@@ -58,13 +58,14 @@ def report(tmp_path_factory) -> Path:
     args = BenchArguments(output_dir=str(out), task=["sst2"], methods=["standard", "rift"], seeds=[0, 1], attacks=ATTACKS)
     records = []
     for method in args.methods:
+        rift = method == "rift"  # rift holds example 1 in both seeds, and its numbers are higher
         for seed in args.seeds:
-            make_cell(out / "cells" / f"sst2-{method}-s{seed}", seed)
+            make_cell(out / "cells" / f"sst2-{method}-s{seed}", seed, holds_nasty=rift)
             record = dict(task="sst2", method=method, seed=seed, directory=f"cells/sst2-{method}-s{seed}",
-                          test_accuracy=0.8 + 0.01 * seed, dev_accuracy=0.82, retention_cka=0.7, retention_mi_nce=3.0,
-                          train_seconds=100.0 + seed)
+                          test_accuracy=0.8 + 0.01 * seed - 0.01 * rift * (seed + 1), dev_accuracy=0.82,
+                          retention_cka=0.7 + 0.1 * rift, retention_mi_nce=3.0, train_seconds=100.0 + seed)
             for attack in ATTACKS:
-                record |= {f"{attack}/{key}": 0.5 + 0.1 * seed for key in ATTACK_METRICS}
+                record |= {f"{attack}/{key}": 0.5 + 0.1 * seed + 0.25 * rift for key in ATTACK_METRICS}
             records.append(record)
     write_results(args, records, summarize_grid(records, ATTACKS), paired_comparisons(args, records))
     return write_report(ReportArguments(bench_dir=str(out)))
@@ -72,13 +73,19 @@ def report(tmp_path_factory) -> Path:
 
 def test_report_is_one_self_contained_escaped_page(report):
     page = report.read_text()
-    assert page.count('<table class="results">') == 4 and "0.805 ± 0.007" in page
+    assert page.count('<table class="results">') == 4
+    assert "<td>sst2</td><td>standard</td><td>2</td><td>0.805 ± 0.007</td>" in page
+    assert "<td>sst2</td><td>rift</td><td>2</td><td>0.790 ± 0.000</td>" in page
     # the per-cell table: each seed's own numbers (test acc, dev acc, under ascc, under pwws, CKA, MI, train s)
-    assert ("<tr><td>sst2</td><td>rift</td><td>1</td><td>0.810</td><td>0.820</td><td>0.600</td><td>0.600</td>"
-            "<td>0.700</td><td>3.00</td><td>101.0</td></tr>") in page
-    # both methods' made-up cells are alike: no difference, and no attacked example held by one model only
-    assert "<td>rift − standard</td>" in page and "<td>+0.0 ± 0.0 [+0.0, +0.0]</td>" in page
-    assert "<td>0 : 0 (p 1)</td>" in page
+    assert ("<tr><td>sst2</td><td>rift</td><td>1</td><td>0.790</td><td>0.820</td><td>0.850</td><td>0.850</td>"
+            "<td>0.800</td><td>3.00</td><td>101.0</td></tr>") in page
+    # rift - standard, seed by seed: +25 points under each attack, -1 and -2 points of test accuracy, +0.1 CKA;
+    # example 1 is held by rift only, in both seeds: 2 : 0 for each attack, exact McNemar p = 2 / 2^2
+    differences = ("<td>sst2</td><td>rift − standard</td><td>2</td>" + "<td>+25.0 ± 0.0 [+25.0, +25.0]</td>" * 2
+                   + "<td>-1.5 ± 0.7 [-1.0, -2.0]</td><td>+0.0 ± 0.0 [+0.0, +0.0]</td>"
+                   + "<td>+0.100 ± 0.000 [+0.100, +0.100]</td><td>+0.00 ± 0.00 [+0.00, +0.00]</td>"
+                   + "<td>2 : 0 (p 0.5)</td>" * 2)
+    assert differences in page
     images = re.findall(r'<img class="plot" alt="[^"]*" src="([^"]{0,30})', page)
     assert len(images) == 1 + 4 + 1 and all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r"https?://|<link|<script|url\(", page)  # nothing to fetch, nothing to run
@@ -97,6 +104,7 @@ def run_chromium(arguments: list[str], tmp_path: Path) -> subprocess.CompletedPr
     return subprocess.run([CHROMIUM, *flags, *arguments], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(report, tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (scripts/setup.sh installs it when run as root): report not rendered")

@@ -82,8 +82,21 @@ class CrashingTrainer(Trainer):
             raise Crash
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentiment_task):
-    common = dict(epochs=2, save_steps=1, eval_steps=0)
+def assert_same_weights(first: Path, second: Path) -> None:
+    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("standard", {}),
+    # the adversary's random starts, RIFT's heads and its teacher-feature cache, and accumulated gradients resume too
+    ("ascc", dict(ascc_steps=2, gradient_accumulation_steps=2, batch_size=8)),
+    ("rift", dict(ascc_steps=2, gradient_accumulation_steps=2, batch_size=8)),
+])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentiment_task, method, options):
+    common = dict(epochs=2, save_steps=1, eval_steps=0, method=method) | options
     straight = tiny_args(tmp_path / "a", tiny_model_dir, **common)
     expected = Trainer(straight, task=sentiment_task).train()
 
@@ -100,11 +113,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentimen
     assert resumed["steps"] == expected["steps"] == 12
     assert resumed["evaluations"] == expected["evaluations"]
     assert resumed["test_accuracy"] == expected["test_accuracy"]
-    a = load_file(Path(straight.output_dir) / "model.safetensors")
-    b = load_file(Path(resumed_args.output_dir) / "model.safetensors")
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+    assert_same_weights(Path(straight.output_dir), Path(resumed_args.output_dir))
+    logged = [[json.loads(line) for line in (Path(run.output_dir) / "train_log.jsonl").read_text().splitlines()]
+              for run in (straight, resumed_args)]
+    losses = [{row["step"]: row["train/loss"] for row in log if "train/loss" in row} for log in logged]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)  # the log continues: steps 1-7 before the crash, 8-12 after
 
 
 def test_existing_run_is_not_overwritten(tmp_path, tiny_model_dir, sentiment_task):

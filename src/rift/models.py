@@ -56,6 +56,9 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     tokenizer = _load(AutoTokenizer.from_pretrained, name, trust_remote_code=trust_remote_code)
     if not tokenizer.is_fast:
         raise RiftError(f"model {name!r} has no fast tokenizer; rift needs one to align words with tokens")
+    if len(tokenizer) <= len(tokenizer.all_special_ids):
+        # transformers builds an empty tokenizer for a folder without tokenizer files: every word would be unknown
+        raise RiftError(f"model {name!r} has no tokenizer (no vocabulary besides the special tokens)")
     return tokenizer
 
 

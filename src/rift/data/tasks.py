@@ -64,6 +64,13 @@ def load_task(
     """A task's train/dev/test examples; `seed` only chooses the --max-*-examples subsets, never the dataset splits.
     `min_train_words` keeps only training examples of at least that many whitespace-separated words (both texts of a
     pair together), before the subset is drawn; dev and test are never filtered."""
+    # the numbers are checked before any file is read
+    limits = dict(zip(_SPLITS, (max_train_examples, max_dev_examples, max_test_examples)))
+    for split, n in limits.items():
+        if n is not None and n < 1:
+            raise RiftError(f"max_{split}_examples must be at least 1, got {n}")
+    if min_train_words is not None and min_train_words < 1:
+        raise RiftError(f"min_train_words must be at least 1, got {min_train_words}")
     if name == "file":
         task = _load_files(
             train_file, dev_file, test_file, text_column, text_pair_column, label_column, label_names, log
@@ -78,10 +85,7 @@ def load_task(
         raise RiftError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
     if min_train_words is not None:
         task.splits["train"] = _with_min_words(task.splits["train"], min_train_words, log)
-    limits = dict(zip(_SPLITS, (max_train_examples, max_dev_examples, max_test_examples)))
     for split, n in limits.items():
-        if n is not None and n < 1:
-            raise RiftError(f"max_{split}_examples must be at least 1, got {n}")
         examples = task.splits[split]
         task.splits[split] = stratified_subset(examples, n, seed)
         if len(task.splits[split]) < len(examples):
@@ -94,8 +98,6 @@ def load_task(
 
 
 def _with_min_words(examples: list[Example], min_words: int, log: Callable[[str], None]) -> list[Example]:
-    if min_words < 1:
-        raise RiftError(f"min_train_words must be at least 1, got {min_words}")
     kept = [e for e in examples if len(e.text.split()) + len((e.text_pair or "").split()) >= min_words]
     if not kept:
         raise DataError(f"no training example has at least {min_words} words (min_train_words)")

@@ -7,6 +7,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from rift.errors import RiftError
+
 
 class ShuffledBatchSampler:
     """Batches of a seeded permutation of range(n), reshuffled per epoch (``start_epoch``)."""
@@ -45,7 +47,8 @@ class ClassBalancedBatchSampler(ShuffledBatchSampler):
     def __init__(self, labels: Sequence[int], batch_size: int, seed: int):
         classes = sorted(set(labels))
         if batch_size < len(classes):
-            raise ValueError(f"a class-balanced batch needs at least one example per class ({len(classes)})")
+            raise RiftError(f"a class-balanced batch needs an example of each of the {len(classes)} classes: "
+                            f"--batch-size must be at least {len(classes)}, got {batch_size}")
         self.by_class = [[i for i, label in enumerate(labels) if label == c] for c in classes]
         self.per_class = batch_size // len(classes)
         super().__init__(len(labels), self.per_class * len(classes), seed, drop_last=True)
