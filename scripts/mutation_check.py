@@ -1,0 +1,118 @@
+"""Does the test suite catch the bugs it exists for? Each mutation below is a small deliberate bug (those that an
+audit found the suite blind to, and a few more); for each, the source and tests are copied to a scratch folder, the
+bug is applied there, and the tests that cover it run against the mutated copy. A mutation the tests let pass is
+reported as missed and the script exits with 1.
+
+    .venv/bin/python scripts/mutation_check.py              # every mutation (about 3 minutes on 2 cores)
+    .venv/bin/python scripts/mutation_check.py mixout       # those whose name contains "mixout"
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Mutation:
+    name: str
+    file: str  # under src/rift/
+    old: str  # must occur exactly once in the file
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or files under tests/
+
+
+MUTATIONS = [
+    Mutation("rift: MI term detached from the graph (rift becomes ascc)", "objectives/rift.py",
+             'return {"mi": self.args.alpha * mi}', 'return {"mi": self.args.alpha * mi.detach()}',
+             ("test_objectives.py",)),
+    Mutation("rift: student features detached before the MI heads", "objectives/rift.py",
+             "mi = self.mutual_information_loss(student.float(),", "mi = self.mutual_information_loss(student.float().detach(),",
+             ("test_objectives.py",)),
+    Mutation("rift: every projection head fed the whole batch", "objectives/rift.py",
+             "info_nce(g(student_features[members]), h(teacher_features[members]), self.args.tau)",
+             "info_nce(g(student_features), h(teacher_features), self.args.tau)", ("test_objectives.py",)),
+    Mutation("mixout: mixing removed", "objectives/adversarial.py",
+             "parameters = self._mixed if model.training else None", "parameters = None", ("test_objectives.py",)),
+    Mutation("mixout: probability fixed at 0.5", "objectives/adversarial.py",
+             "p = self.args.mixout_probability", "p = 0.5", ("test_objectives.py",)),
+    Mutation("ascc: the search minimises its objective", "attacks/ascc.py",
+             "loss = -attack + self.sparsity_weight * sparsity", "loss = attack + self.sparsity_weight * sparsity",
+             ("test_objectives.py",)),
+    Mutation("genetic: crossover returns its first parent", "attacks/genetic.py",
+             "positions = sorted(first.keys() | second.keys())", "return first", ("test_attacks.py",)),
+    Mutation("paired: examples held by the method counted without the baseline", "evaluation/paired.py",
+             "only_method += sum(held_a[i] and not held_b[i] for i in shared)",
+             "only_method += sum(held_a[i] for i in shared)", ("test_paired.py", "test_report.py", "test_bench.py")),
+    Mutation("paired: one-sided McNemar p-value", "evaluation/paired.py",
+             "return min(1.0, 2 * tail)", "return min(1.0, tail)", ("test_paired.py", "test_report.py")),
+    Mutation("paired: differences taken baseline - method", "evaluation/paired.py",
+             "values = [a[name] - b[name] for a, b in pairs", "values = [b[name] - a[name] for a, b in pairs",
+             ("test_paired.py", "test_report.py")),
+    Mutation("attack resume: every example attacked again", "evaluation/robustness.py",
+             "todo = [i for i in indices if i not in done][rank::world]", "todo = list(indices)[rank::world]",
+             ("test_attacks.py", "test_attack_cli.py")),
+    Mutation("training: RIFT's heads kept out of the distributed wrapper", "training/trainer.py",
+             "if any(p.requires_grad for p in self.objective.parameters()):", "if False:",
+             ("test_distributed.py::test_two_process_training_equals_one_process_with_accumulated_gradients",)),
+    Mutation("sampler: class-balanced batches not balanced", "training/sampling.py",
+             "batch = [i for members in shuffled for i in members[b * self.per_class : (b + 1) * self.per_class]]",
+             "batch = [i for members in shuffled[:1] for i in members[b * self.per_class * 2 : (b + 1) * self.per_class * 2]]",
+             ("test_training.py", "test_objectives.py")),
+]
+
+
+def check(mutation: Mutation, scratch: Path, environment: dict[str, str]) -> str | None:
+    """The first test that fails on the mutated copy, or None when all of them pass."""
+    target = scratch / "src" / "rift" / mutation.file
+    original = (ROOT / "src" / "rift" / mutation.file).read_text()
+    if original.count(mutation.old) != 1:
+        raise SystemExit(f"{mutation.name}: the text to mutate is not found exactly once in {mutation.file}")
+    target.write_text(original.replace(mutation.old, mutation.new))
+    try:
+        command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                   *(f"tests/{test}" for test in mutation.tests)]
+        result = subprocess.run(command, cwd=scratch, env=environment, capture_output=True, text=True)
+    finally:
+        target.write_text(original)
+    if result.returncode == 0:
+        return None
+    lines = result.stdout.splitlines()
+    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+    why = [line[1:].strip() for line in lines if line.startswith("E ")]
+    return " | ".join([*failed[:1], *why[:2]]) or lines[-1]
+
+
+def main(selection: list[str]) -> int:
+    from rift.data import resolve_data_dir
+
+    chosen = [m for m in MUTATIONS if not selection or any(s in m.name for s in selection)]
+    with tempfile.TemporaryDirectory(prefix="rift-mutations-") as folder:
+        scratch = Path(folder)
+        for part in ("src", "tests", "pyproject.toml"):
+            copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy2
+            copy(ROOT / part, scratch / part)
+        # the copy's package shadows the editable install; the data stays where it is
+        environment = os.environ | {"PYTHONPATH": str(scratch / "src"), "RIFT_DATA_DIR": str(resolve_data_dir())}
+        missed = []
+        for mutation in chosen:
+            started = time.perf_counter()
+            caught = check(mutation, scratch, environment)
+            print(f"{'caught' if caught else 'MISSED'}  {mutation.name}  ({time.perf_counter() - started:.0f} s)"
+                  + (f"\n        {caught}" if caught else ""), flush=True)
+            if not caught:
+                missed.append(mutation.name)
+    print(f"{len(chosen) - len(missed)} of {len(chosen)} mutations caught")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
