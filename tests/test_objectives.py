@@ -360,6 +360,9 @@ def test_mixout_mixes_the_weights_by_its_formula_in_training_only(tmp_path, trai
     assert abs(swapped / total - p) < 0.02  # a Bernoulli(p) mask over every weight
     mixed_loss.backward()  # gradients reach the fine-tuned weights through the rescaled ones
     assert all(weights[name].grad is not None and weights[name].grad.abs().sum() > 0 for name in mixed)
+    used.clear()
+    mixout.loss(model.eval(), batch)  # outside training (the adversary's search, evaluation) nothing is mixed
+    assert used == [None, None]
 
 
 class ReadRecorder:
