@@ -73,6 +73,15 @@ def test_attack_refuses_to_mix_settings_in_one_folder(tmp_path, trained_tiny_dir
     assert "seed" in capsys.readouterr().err
 
 
+def test_a_moved_attack_folder_resumes(tmp_path, trained_tiny_dir, data_files):
+    base = ["attack", "--model", trained_tiny_dir, *data_files, "--attack", "ascc", "--ascc-steps", "1", "--seed", "3"]
+    assert main([*base, "--num-examples", "6", "--output-dir", str(tmp_path / "first")]) == 0
+    saved = (tmp_path / "first" / "examples_ascc.jsonl").read_text().splitlines()
+    (tmp_path / "first").rename(tmp_path / "moved")
+    assert main([*base, "--num-examples", "6", "--output-dir", str(tmp_path / "moved")]) == 0
+    assert (tmp_path / "moved" / "examples_ascc.jsonl").read_text().splitlines() == saved  # nothing attacked again
+
+
 def test_sample_seed_fixes_the_attacked_examples_across_model_seeds(tmp_path, trained_tiny_dir, data_files):
     chosen = []
     for seed in (1, 2):

@@ -84,8 +84,8 @@ def cmd_eval(values: dict) -> int:
 ATTACK_NAMES = ("ascc", "pwws", "genetic", "textfooler")
 # options that may change between an interrupted attack run and its continuation; num_examples too, since every
 # record is keyed by its example's index and each summary covers exactly its own sample (rift bench runs genetic
-# on fewer examples than the other attacks, into the same folder)
-ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples"}
+# on fewer examples than the other attacks, into the same folder); output_dir, since a folder may be moved or copied
+ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples", "output_dir"}
 
 
 def _check_attack_output(args: AttackArguments, output_dir: Path) -> None:
