@@ -199,10 +199,10 @@ def test_rift_training_keeps_the_teacher_and_saves_a_plain_checkpoint(tmp_path, 
     assert keys == set(plain.state_dict().keys()) - {k for k in plain.state_dict() if "position_ids" in k}
 
 
-def rift_step_parts(tmp_path, model_dir, sentiment_task, **overrides):
-    """A rift trainer set up on a tiny model, without dropout (eval mode), a class-balanced batch of 8 and fixed
-    adversarial weights (so that the total loss can be recomputed by hand)."""
-    args = tiny_args(tmp_path, model_dir, method="rift", alpha=0.7, beta=2.0, tau=0.5, **overrides)
+def rift_step_parts(tmp_path, model_dir, sentiment_task):
+    """A rift trainer set up on a tiny model, a class-balanced batch of 8 and fixed adversarial weights, so that the
+    loss of the model in eval mode (no dropout) can be recomputed by hand."""
+    args = tiny_args(tmp_path, model_dir, method="rift", alpha=0.7, beta=2.0, tau=0.5)
     trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
     objective = trainer.objective
     objective.setup(trainer)
