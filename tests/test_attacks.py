@@ -222,6 +222,51 @@ def test_the_wrapper_scores_each_distinct_encoding_once_in_length_sorted_batches
     assert wrapper.queries == 3 and wrapper.cache_hits == 3
 
 
+class WithInteraction(BagOfWords):
+    """A bag of words plus one interaction: "fine" and "okay" together add 3 to the positive logit."""
+
+    def __init__(self, tokenizer, weights):
+        super().__init__(tokenizer, weights)
+        self.pair_ids = tokenizer.convert_tokens_to_ids(["fine", "okay"])
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, inputs_embeds=None):
+        output = super().forward(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        both = torch.stack([(input_ids == t).any(1) for t in self.pair_ids]).all(0)
+        output.logits[:, 1] += 3.0 * both
+        return output
+
+
+def test_pwws_rescores_substitutes_in_the_perturbed_text(tokenizer):
+    # "great" (4) matters most and goes first: -> "okay" (0) leaves 3 > 0.5. Alone, "good" -> "fine" (0) is its best
+    # substitute, but next to "okay" the interaction makes "fine" positive again; "nice" (0.4) then wins.
+    weights = {"good": 3, "great": 4, "nice": 0.4, "fine": 0, "okay": 0}
+    model = WithInteraction(tokenizer, weights)
+    attack = build_attack("pwws", model, tokenizer, DictSource({"good": ["fine", "nice"], "great": ["okay"]}))
+    [result] = attack.attack([Example("a good great movie .", 1)])
+    assert result.status == "succeeded" and result.adversarial_text == "a nice okay movie ."
+    assert result.changes == [WordChange(1, "good", "nice"), WordChange(2, "great", "okay")]
+
+
+def test_genetic_perturb_may_keep_or_restore_the_original_word(tokenizer):
+    from rift.attacks.engine import Target
+    from rift.attacks.genetic import Genetic
+
+    # p(y) of each text: the substitute "nice" at word 1 is worse for the attacker than the original "good"
+    table = {"a good movie .": 0.6, "a nice movie .": 0.9, "a fine movie .": 0.7}
+    example = Example("a good movie .", 1)
+    words = split_words(example.text)
+    target = Target(example, words, [[], ["nice", "fine"], [], []], max_changes=4,
+                    clean_probabilities=torch.tensor([0.4, 0.6]))
+    perturb = Genetic._perturb(target, [{1: "nice"}, {}], random.Random(0))
+    requests = next(perturb)
+    texts = [target.inputs(r)[0] for r in requests]
+    assert texts.count("a good movie .") == 2  # the original word is a candidate of every member
+    with pytest.raises(StopIteration) as stop:
+        perturb.send(torch.tensor([[1 - table[t], table[t]] for t in texts]))
+    members, _ = stop.value.value
+    assert members == [{}, {}]  # the member with "nice" is restored, the original one keeps its word
+
+
 def test_genetic_crossover_takes_each_word_from_one_of_its_parents(tokenizer):
     from rift.attacks.genetic import Genetic
 

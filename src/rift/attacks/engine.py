@@ -77,6 +77,28 @@ class Target:
         return probabilities.argmax(-1) != self.example.label
 
 
+def greedy_substitution(target: Target, order: Sequence[int]) -> Search:
+    """The greedy search of PWWS and TextFooler, as TextAttack's ``GreedyWordSwapWIR`` runs it: for each position
+    in ``order``, every substitute of that word is scored in the current (already perturbed) text; one that changes
+    the prediction ends the search (the lowest p(y) if several do), else the one that lowers p(y) most is kept if it
+    lowers p(y) at all."""
+    current: Replacements = {}
+    p_current = target.true_probability(target.clean_probabilities).item()
+    for i in order:
+        if len(current) == target.max_changes:
+            break
+        candidates = [current | {i: word} for word in target.substitutes[i]]
+        probabilities = yield candidates
+        p = target.true_probability(probabilities)
+        flipped = target.succeeded(probabilities)
+        if flipped.any():
+            return candidates[int(torch.where(flipped, p, torch.inf).argmin())]
+        k = int(p.argmin())
+        if p[k].item() < p_current:
+            current, p_current = candidates[k], p[k].item()
+    return current
+
+
 class Attack(ABC):
     """Anything that attacks examples and reports one ``AttackResult`` per example, in order."""
 

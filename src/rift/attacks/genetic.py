@@ -16,8 +16,8 @@ CROSSOVER_TRIES = 20  # as TextAttack: redraw a child that breaks the change lim
 
 
 class Genetic(WordSubstitutionAttack):
-    """Perturb(x): at a random position that has substitutes, try every substitute and keep the one that lowers
-    p(y) most. The first population is ``population`` perturbations of x. Each generation keeps its best member and
+    """Perturb(x): at a random position that has substitutes, try the original word and every substitute there and
+    keep the one that lowers p(y) most (as in the authors' code, a member may keep or restore an original word). The first population is ``population`` perturbations of x. Each generation keeps its best member and
     adds children: two parents drawn with probability proportional to fitness 1 - p(y) (uniformly if all are 0),
     each word taken from either parent at random, then perturbed. The search stops as soon as a member is
     misclassified. All perturbations of a generation are scored in one request.
@@ -67,7 +67,9 @@ class Genetic(WordSubstitutionAttack):
             # at the change limit only a position already changed may change again
             allowed = target.positions if len(member) < target.max_changes else sorted(member)
             i = rng.choice(allowed)
-            candidates = [member | {i: word} for word in target.substitutes[i]]
+            # the original word is a candidate too, as in the authors' code: a member may keep or restore it
+            kept = {k: word for k, word in member.items() if k != i}
+            candidates = [kept, *(kept | {i: word} for word in target.substitutes[i])]
             requests += candidates
             sizes.append(len(candidates))
         probabilities = yield requests

@@ -6,17 +6,19 @@ import random
 
 import torch
 
-from rift.attacks.engine import Search, Target, WordSubstitutionAttack
+from rift.attacks.engine import Search, Target, WordSubstitutionAttack, greedy_substitution
 
 
 class PWWS(WordSubstitutionAttack):
     """Saliency of word i = p(y|x) - p(y|x with word i replaced by the unknown token); w*_i = the substitute that
-    lowers p(y) most, by dp_i; words are substituted greedily in descending softmax(saliency)_i * dp_i until the
-    prediction changes.
+    lowers p(y) most in the clean text, by dp_i; words are visited in descending softmax(saliency)_i * dp_i.
 
-    Only words with substitutes are scored: the softmax's normaliser is shared by all words, so leaving the
-    others out changes no score's rank and saves their queries. Like TextAttack, a greedy step whose substitution
-    does not lower p(y) is not kept (the original PWWS keeps it); testing it costs the same one query.
+    The visit re-scores, as TextAttack's PWWS does, every substitute of the word in the current (already
+    perturbed) text (``greedy_substitution``): the substitute best alone may not be best after earlier changes.
+    The first visit's candidates were scored already and cost no query. Like TextAttack, a step whose best
+    substitution does not lower p(y) is not kept (the original PWWS keeps w*_i). Only words with substitutes are
+    scored: the softmax's normaliser is shared by all words, so leaving the others out changes no score's rank and
+    saves their queries.
     """
 
     name = "pwws"
@@ -31,25 +33,10 @@ class PWWS(WordSubstitutionAttack):
         p_clean = target.true_probability(target.clean_probabilities).item()
         p = target.true_probability(probabilities).tolist()
         saliency = torch.tensor([p_clean - q for q in p[: len(positions)]])
-        best: dict[int, tuple[float, str]] = {}  # position -> (p(y) with w*, w*)
-        for (i, word), q in zip(singles, p[len(positions) :]):
-            if i not in best or q < best[i][0]:
-                best[i] = (q, word)
+        lowest: dict[int, float] = {}  # position -> p(y) with w*, the substitute that lowers it most
+        for (i, _), q in zip(singles, p[len(positions) :]):
+            lowest[i] = min(lowest.get(i, q), q)
         weights = saliency.softmax(0).tolist()
-        scores = [weight * (p_clean - best[i][0]) for weight, i in zip(weights, positions)]
+        scores = [weight * (p_clean - lowest[i]) for weight, i in zip(weights, positions)]
         order = sorted(range(len(positions)), key=lambda k: -scores[k])  # stable: ties keep text order
-
-        current: dict[int, str] = {}
-        p_current = p_clean
-        for k in order:
-            if len(current) == target.max_changes:
-                break
-            i = positions[k]
-            candidate = current | {i: best[i][1]}
-            probabilities = yield [candidate]
-            if target.succeeded(probabilities)[0]:
-                return candidate
-            q = target.true_probability(probabilities)[0].item()
-            if q < p_current:
-                current, p_current = candidate, q
-        return current
+        return (yield from greedy_substitution(target, [positions[k] for k in order]))

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import random
 
-import torch
-
-from rift.attacks.engine import Search, Target, WordSubstitutionAttack
+from rift.attacks.engine import Search, Target, WordSubstitutionAttack, greedy_substitution
 
 
 class TextFooler(WordSubstitutionAttack):
     """Importance of word i = the drop of p(y) when word i is deleted. In descending importance, every substitute
-    of the word is tried on the current text: one that changes the prediction ends the search (the one with the
-    lowest p(y) if several do), else the one that lowers p(y) most is kept if it lowers p(y) at all.
+    of the word is tried on the current text (``greedy_substitution``).
 
     Simplified from the paper: substitutes come from the substitution source (counter-fitted neighbours, as in
     the paper) and no part-of-speech or sentence-similarity (USE) check is made; the engine's constraints apply.
@@ -29,19 +26,4 @@ class TextFooler(WordSubstitutionAttack):
         p_clean = target.true_probability(target.clean_probabilities).item()
         drops = [p_clean - q for q in target.true_probability(probabilities).tolist()]
         order = [positions[k] for k in sorted(range(len(positions)), key=lambda k: -drops[k])]
-
-        current: dict[int, str] = {}
-        p_current = p_clean
-        for i in order:
-            if len(current) == target.max_changes:
-                break
-            candidates = [current | {i: word} for word in target.substitutes[i]]
-            probabilities = yield candidates
-            p = target.true_probability(probabilities)
-            flipped = target.succeeded(probabilities)
-            if flipped.any():
-                return candidates[int(torch.where(flipped, p, torch.inf).argmin())]
-            k = int(p.argmin())
-            if p[k].item() < p_current:
-                current, p_current = candidates[k], p[k].item()
-        return current
+        return (yield from greedy_substitution(target, order))
