@@ -110,7 +110,8 @@ def test_each_attack_finds_the_known_adversarial_example(name, tokenizer):
     assert skipped.adversarial_text == skipped.text and skipped.changes == [] and skipped.queries == 1
     assert failed.changes == [] or all(c.new == "film" for c in failed.changes)
     assert [r.index for r in results] == [0, 1, 2, 3]
-    assert two.num_words == 6 and two.perturbed_fraction == pytest.approx(len(two.changes) / 6)
+    # "a good and great movie ." has 5 words: the full stop is not a word that could change
+    assert two.num_words == 5 and two.perturbed_fraction == pytest.approx(len(two.changes) / 5)
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -127,8 +128,23 @@ def test_adversarial_texts_change_only_allowed_words_and_queries_match_model_cal
     assert {r.status for r in results} >= {"succeeded"}
     summary = summarize(results)
     assert summary["robust_accuracy"] <= summary["clean_accuracy"]
-    assert sum(r.queries for r in results) == attack.model.queries == model.texts_scored
+    # every example is charged for each text it asks for; a text two examples ask for is scored once
+    assert sum(r.queries for r in results) >= attack.model.queries == model.texts_scored
     assert summary["num_examples"] == 24 and summary["mean_queries"] > 1
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_an_examples_queries_do_not_depend_on_the_examples_beside_it(name, tokenizer):
+    # the same text twice (as index 0 and 2, which seed genetic's search differently), and the text that ONE_CHANGE's
+    # search asks for ("a okay movie .") as an example of its own, scored in the first round
+    examples = [TWO_CHANGES, ONE_CHANGE, TWO_CHANGES, Example("a okay movie .", 1)]
+    together, model, attack = run(name, tokenizer, examples)
+    scored = model.texts_scored
+    if name != "genetic":  # a deterministic search asks twice for the same texts: the model scores them once
+        assert scored < sum(r.queries for r in together) == scored + together[0].queries + 1
+    for index, example in enumerate(examples):
+        [alone] = attack.attack([example], indices=[index])
+        assert alone.queries == together[index].queries > 1
 
 
 def test_queries_are_cached_and_every_scored_text_is_counted(tokenizer):
@@ -186,9 +202,10 @@ def test_a_search_cut_by_the_budget_keeps_its_best_allowed_candidate(tokenizer):
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_the_max_changed_share_is_honoured(name, tokenizer):
-    results, _, _ = run(name, tokenizer, max_changed_share=0.25)  # one word of 4-6
+    results, _, _ = run(name, tokenizer, max_changed_share=0.34)  # one word of 3-5 (punctuation is not counted)
     assert [r.status for r in results] == ["failed", "succeeded", "skipped", "failed"]
-    assert all(len(r.changes) <= int(0.25 * r.num_words) for r in results)
+    assert [r.num_words for r in results] == [5, 3, 3, 3]
+    assert all(len(r.changes) <= int(0.34 * r.num_words) for r in results)
     none, _, _ = run(name, tokenizer, max_changed_share=0.0)
     assert [r.status for r in none] == ["failed", "failed", "skipped", "failed"]
     assert all(r.changes == [] and r.queries == 1 for r in none)

@@ -32,7 +32,7 @@ from rift.data import Example
 from rift.evaluation.accuracy import length_sorted_batches
 from rift.models import classify, input_embeddings
 from rift.substitutions.tokens import collate_substitutions, token_substitutions
-from rift.text.words import align, replace_words
+from rift.text.words import align, count_words, replace_words
 from rift.training.batching import EncodedExample, collate, model_inputs
 
 REFERENCE_BATCH = 32
@@ -208,5 +208,5 @@ class ASCCAttack(Attack):
             clean_prediction=clean_prediction, clean_probabilities=clean.tolist(),
             adversarial_prediction=adversarial_prediction, adversarial_probabilities=adversarial.tolist(),
             changes=[WordChange(p, words[p].text, new) for p, new in sorted(replacements.items())],
-            num_words=len(words), queries=self.adversary.steps + 2, seconds=seconds,
+            num_words=count_words(words), queries=self.adversary.steps + 2, seconds=seconds,
         )

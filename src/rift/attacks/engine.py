@@ -4,15 +4,16 @@
 - transformation: replace words by substitutes from a ``SubstitutionSource`` (its ``FilteredSource`` already
   drops stop words when asked to);
 - constraints: only allowed substitutes, at words the model sees (not cut off by truncation), filtered by an
-  optional ``LMConstraint``, and at most ``max_changed_share`` of the words changed (``Target.allows``);
+  optional ``LMConstraint``, and at most ``max_changed_share`` of the words changed (``Target.allows``; words
+  proper, punctuation marks not counted);
 - search: a generator per example (``WordSubstitutionAttack.search``) that yields lists of candidates and is sent
   their class probabilities, and finally returns the candidate it settles on.
 
 The engine runs the searches of all examples in lock step: each round, every example's candidates go to the model
 in one call, so a batch mixes candidates of several examples. It counts each example's queries (the clean
-prediction included; cache hits are free), stops a search when its query budget would be exceeded, and seeds each
-example's random generator from the attack's seed and the example's index, so that a result does not depend on
-which other examples ran with it.
+prediction included; an input the example asked for before is free, one that another example asked for is not),
+stops a search when its query budget would be exceeded, and seeds each example's random generator from the
+attack's seed and the example's index, so that a result does not depend on which other examples ran with it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from rift.attacks.wrapper import Inputs, Key, ModelWrapper
 from rift.data import Example
 from rift.errors import RiftError
 from rift.substitutions import SubstitutionSource
-from rift.text.words import Word, align, replace_words, split_words
+from rift.text.words import Word, align, count_words, replace_words, split_words
 
 Replacements = dict[int, str]  # word position -> new word; the empty dict is the original text
 Search = Generator[list[Replacements], torch.Tensor, Replacements]
@@ -117,6 +118,7 @@ class _Run:
     index: int
     example: Example
     queries: int = 0
+    asked: set[Key] = field(default_factory=set)  # inputs this example's queries were charged for
     seconds: float = 0.0
     target: Target | None = None
     search: Search | None = None
@@ -193,7 +195,7 @@ class WordSubstitutionAttack(Attack):
         substitutes = [
             self.source.substitutes(strings, i) if alignment.word_tokens[segment][i] else [] for i in range(len(words))
         ]
-        target = Target(example, words, substitutes, self._max_changes(len(words)), clean)
+        target = Target(example, words, substitutes, self._max_changes(count_words(words)), clean)
         if self.lm_constraint is not None:
             target.substitutes = self.lm_constraint.filter(target.attacked_text, words, substitutes)
         run.target = target
@@ -218,19 +220,19 @@ class WordSubstitutionAttack(Attack):
 
     def _score(self, runs: list[_Run], inputs: list[list[Inputs]]) -> list[torch.Tensor]:
         """Probabilities of every run's inputs from one model call; for a run whose budget runs out, of the
-        prefix that fits it. Each new input is charged to the first run asking for it; model time is split
-        between the runs by their new queries."""
+        prefix that fits it. A run is charged one query for each input it has not asked for before, whether or not
+        another run asked for it (the model still scores it once): an example's count does not depend on which
+        examples share its batch. Model time is split between the runs by their new queries."""
         start = time.perf_counter()
-        charged: set[Key] = set()
         kept_keys: list[list[Key]] = []
         new_queries: list[int] = []
         for run, run_inputs in zip(runs, inputs):
             kept, new = [], 0
             for key in self.model.encode(run_inputs):
-                if self.model.cached(key) is None and key not in charged:
+                if key not in run.asked:
                     if self.query_budget is not None and run.queries + new >= self.query_budget:
                         break
-                    charged.add(key)
+                    run.asked.add(key)
                     new += 1
                 kept.append(key)
             kept_keys.append(kept)
@@ -238,11 +240,11 @@ class WordSubstitutionAttack(Attack):
             run.queries += new
         flat = self.model.probabilities([key for kept in kept_keys for key in kept])
         elapsed = time.perf_counter() - start
-        rows, offset = [], 0
+        rows, offset, charged = [], 0, sum(new_queries)
         for run, kept, new in zip(runs, kept_keys, new_queries):
             rows.append(flat[offset : offset + len(kept)])
             offset += len(kept)
-            run.seconds += elapsed * (new / len(charged) if charged else 1 / len(runs))
+            run.seconds += elapsed * (new / charged if charged else 1 / len(runs))
         return rows
 
     def _track_best(self, run: _Run, probabilities: torch.Tensor) -> None:
@@ -287,7 +289,7 @@ class WordSubstitutionAttack(Attack):
             adversarial_prediction=int(adversarial.argmax()),
             adversarial_probabilities=adversarial.tolist(),
             changes=[WordChange(i, words[i].text, new) for i, new in sorted(final.items())],
-            num_words=len(words),
+            num_words=count_words(words),
             queries=run.queries,
             seconds=run.seconds,
         )

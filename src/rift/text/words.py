@@ -1,7 +1,8 @@
 """Words, the unit that substitution attacks change, and their alignment to a model's sub-word tokens.
 
 A text is split into words by one regular expression: runs of letters/digits (with inner apostrophes, so that
-"don't" stays one word) and single punctuation marks. Every word keeps its character span, so a substitution
+"don't" stays one word) and single punctuation marks; counts of words (``count_words``) leave the punctuation
+marks out. Every word keeps its character span, so a substitution
 rewrites exactly that span and leaves the rest of the text (spacing included) untouched. The fast tokenizer's
 offset mapping then tells which tokens cover which word, for WordPiece and byte-level BPE alike.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
+PUNCTUATION = re.compile(r"[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,11 @@ class Word:
 
 def split_words(text: str) -> list[Word]:
     return [Word(m.group(), m.start(), m.end()) for m in WORD_PATTERN.finditer(text)]
+
+
+def count_words(words: Sequence[Word]) -> int:
+    """Words proper, not punctuation marks: what the share of changed words is a share of."""
+    return sum(1 for word in words if not PUNCTUATION.fullmatch(word.text))
 
 
 def replace_words(text: str, words: Sequence[Word], replacements: dict[int, str]) -> str:
