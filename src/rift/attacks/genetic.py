@@ -17,8 +17,9 @@ CROSSOVER_TRIES = 20  # as TextAttack: redraw a child that breaks the change lim
 
 class Genetic(WordSubstitutionAttack):
     """Perturb(x): at a random position that has substitutes, try the original word and every substitute there and
-    keep the one that lowers p(y) most (as in the authors' code, a member may keep or restore an original word). The first population is ``population`` perturbations of x. Each generation keeps its best member and
-    adds children: two parents drawn with probability proportional to fitness 1 - p(y) (uniformly if all are 0),
+    keep the one that lowers p(y) most (as in the authors' code, a member may keep or restore an original word).
+    The first population is ``population`` perturbations of x. Each generation keeps its best member and adds
+    children: two parents drawn with probability proportional to fitness 1 - p(y) (uniformly if all are 0),
     each word taken from either parent at random, then perturbed. The search stops as soon as a member is
     misclassified. All perturbations of a generation are scored in one request.
 

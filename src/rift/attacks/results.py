@@ -34,7 +34,7 @@ class AttackResult:
     adversarial_probabilities: list[float]
     changes: list[WordChange]
     num_words: int  # words of the attacked text, punctuation marks not counted
-    queries: int  # inputs the model scored for this example, the clean prediction included
+    queries: int  # distinct inputs this example asked the model for, the clean prediction included
     seconds: float  # this example's share of the wall time (model time is split by queries)
 
     @property
