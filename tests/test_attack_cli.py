@@ -90,3 +90,73 @@ def test_sample_seed_fixes_the_attacked_examples_across_model_seeds(tmp_path, tr
                      "--num-examples", "6", "--seed", str(seed), "--sample-seed", "7", "--output-dir", str(out)]) == 0
         chosen.append([json.loads(line)["index"] for line in (out / "examples_ascc.jsonl").read_text().splitlines()])
     assert chosen[0] == chosen[1] and len(chosen[0]) == 6
+
+
+def test_textdefender_protocol_limits_hold_for_every_example(tmp_path, trained_tiny_dir, capsys):
+    import math
+    import random
+
+    from conftest import FILLER, NEGATIVE, POSITIVE
+
+    from rift.attacks.constraints import USE_THRESHOLD, SentenceSimilarity
+    from rift.attacks.engine import Target
+    from rift.data import Example, resolve_data_dir
+    from rift.substitutions import build_substitution_source
+    from rift.text.words import count_words, split_words
+
+    rng = random.Random(3)
+    long = []  # reviews of 15 words and more, for the similarity check; the short ones have 4 to 9 words
+    for i in range(12):
+        words = [rng.choice(FILLER) for _ in range(rng.randint(14, 20))]
+        words.insert(rng.randrange(len(words)), rng.choice(POSITIVE if i % 2 else NEGATIVE))
+        long.append(Example(" ".join(words) + " .", i % 2))
+    examples = sentiment_examples(30, 2) + long
+    train = write_csv(tmp_path / "train.csv", sentiment_examples(64, 0))
+    test = write_csv(tmp_path / "test.csv", examples)
+    data = ["--task", "file", "--train-file", str(train), "--dev-file", str(train), "--test-file", str(test),
+            "--text-column", "review", "--label-column", "sentiment", "--label-names", "neg,pos"]
+    out = tmp_path / "protocol"
+    command = ["attack", "--model", trained_tiny_dir, *data, "--attack", "pwws,textfooler,genetic", "--protocol",
+               "textdefender", "--population", "6", "--generations", "3", "--output-dir", str(out)]
+    assert main(command) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"] == {
+        "name": "textdefender", "max_changed_share": 0.3, "max_substitutes": 50, "similarity_threshold": USE_THRESHOLD,
+        "similarity_window": 15, "skip_short_texts": True, "query_budget_per_word": 50, "min_words": 5,
+        "max_examples": 1000, "max_length": 128}
+
+    source = build_substitution_source("counterfitted", resolve_data_dir(None))
+    similarity = SentenceSimilarity(skip_short_texts=False)
+    eligible = [i for i, e in enumerate(examples) if count_words(split_words(e.text)) > 4]
+    checked_similarity = 0
+    assert len(eligible) < len(examples)  # some texts are too short to be attacked
+    for name in ("pwws", "textfooler", "genetic"):
+        records = [json.loads(line) for line in (out / f"examples_{name}.jsonl").read_text().splitlines()]
+        assert sorted(r["index"] for r in records) == eligible  # every text the protocol admits, no other
+        assert {r["status"] for r in records} >= {"succeeded"}
+        for r in records:
+            assert r["num_words"] > 4
+            assert len(r["changes"]) <= math.floor(0.3 * r["num_words"])
+            assert r["queries"] <= 50 * r["num_words"]
+            words = [w.text for w in split_words(r["text"])]
+            for change in r["changes"]:
+                assert change["new"] in source.substitutes(words, change["position"])[:50]
+            if len(r["changes"]) == 1 and r["num_words"] >= 15:  # one change: it was made in the original text
+                change = r["changes"][0]
+                original = Target(examples[r["index"]], split_words(r["text"]), [], 0, None)
+                [score] = similarity.similarities(original, {}, [(change["position"], change["new"])])
+                assert score >= USE_THRESHOLD
+                checked_similarity += 1
+    assert checked_similarity > 0
+
+    # the protocol's settings are not mixed with others
+    for extra, message in ((["--max-changed-share", "0.5"], "drop --max-changed-share 0.5"),
+                           (["--query-budget", "100"], "drop --query-budget"),
+                           (["--num-examples", "2000"], "at most 1000"),
+                           (["--max-length", "64"], "drop --max-length 64")):
+        capsys.readouterr()
+        assert main([*command[:-2], *extra, "--output-dir", str(tmp_path / "other")]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["attack", "--model", trained_tiny_dir, *data, "--attack", "ascc", "--protocol", "textdefender",
+                 "--output-dir", str(tmp_path / "ascc")]) == 2
+    assert "ascc" in capsys.readouterr().err

@@ -36,7 +36,9 @@ ONE_CHANGE = Example("a bad movie .", 0)  # adversarial as "a okay movie ."
 MISCLASSIFIED = Example("a nice movie .", 0)  # predicted positive: skipped
 UNBREAKABLE = Example("a superb movie .", 1)  # "superb" has no substitutes: failed
 EXAMPLES = [TWO_CHANGES, ONE_CHANGE, MISCLASSIFIED, UNBREAKABLE]
-FAST = {"genetic": {"population": 8, "generations": 10}}  # small genetic runs: the models here are easy
+# small genetic runs: the models here are easy; TextFooler's own part-of-speech and similarity checks are tested on
+# their own (test_constraints.py): here its search runs on the source's substitutes alone
+FAST = {"genetic": {"population": 8, "generations": 10}, "textfooler": {"constraints": ()}}
 
 
 class BagOfWords(nn.Module):
@@ -339,10 +341,15 @@ def test_summarize():
     results = [result("skipped", queries=1), result("failed"), result("succeeded", 2, 30), result("succeeded", 4, 50)]
     summary = summarize(results)
     assert summary == {
-        "num_examples": 4, "clean_accuracy": 0.75, "robust_accuracy": 0.25, "attack_success_rate": 2 / 3,
+        "num_examples": 4, "num_correct": 3, "num_robust": 1,
+        "clean_accuracy": 0.75, "robust_accuracy": 0.25, "attack_success_rate": 2 / 3,
+        # Wilson 95% intervals of 3/4, 1/4 and 2/3
+        "clean_accuracy_interval": pytest.approx([0.3006, 0.9544], abs=1e-4),
+        "robust_accuracy_interval": pytest.approx([0.0456, 0.6994], abs=1e-4),
+        "attack_success_rate_interval": pytest.approx([0.2077, 0.9385], abs=1e-4),
         "mean_perturbed_fraction": pytest.approx(0.3), "mean_queries": 30.0, "seconds_per_example": 1.0,
     }
-    assert summarize([])["clean_accuracy"] is None
+    assert summarize([])["clean_accuracy"] is None and summarize([])["robust_accuracy_interval"] is None
     assert AttackResult.from_dict(results[2].to_dict()) == results[2]
 
 

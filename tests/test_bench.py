@@ -18,6 +18,7 @@ from conftest import sentiment_examples
 from test_cli import write_csv
 
 from rift.cli import main
+from rift.evaluation.intervals import wilson_interval
 from rift.evaluation.paired import exact_mcnemar
 
 CELLS = ["file-standard-s0", "file-standard-s1", "file-ascc-s0", "file-ascc-s1"]
@@ -107,9 +108,15 @@ def test_grid_trains_attacks_and_tabulates_mean_and_std_over_seeds(grid):
     markdown = (out / "results.md").read_text()
     assert "| file | ascc | genetic |" in markdown and " ± " in markdown and "CKA" in markdown
     assert "| file | ascc − standard | 2 |" in markdown
-    for record in results["cells"]:  # one row per cell with its own numbers
+    for record in results["cells"]:  # one row per cell with its own numbers, discrete attacks first
+        low, high = wilson_interval(record["pwws/num_robust"], 8)
+        assert record["pwws/num_robust"] == round(8 * record["pwws/robust_accuracy"])
         assert (f"| file | {record['method']} | {record['seed']} | {record['test_accuracy']:.3f} | "
-                f"{record['dev_accuracy']:.3f} | {record['ascc/robust_accuracy']:.3f} |") in markdown
+                f"{record['dev_accuracy']:.3f} | {record['pwws/robust_accuracy']:.3f} [{low:.3f}, {high:.3f}] |") in markdown
+    for method, row in summary.items():  # the interval of the examples pooled over seeds
+        pooled = sum(c["genetic/num_robust"] for c in results["cells"] if c["method"] == method)
+        assert row["metrics"]["genetic/robust_accuracy"]["interval"] == pytest.approx(list(wilson_interval(pooled, 8)))
+    assert "| file | ascc | ascc (training adversary) |" in markdown
 
     [comparison] = results["comparisons"]
     assert (comparison["method"], comparison["baseline"], comparison["seeds"]) == ("ascc", "standard", [0, 1])

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rift.config import option
 from rift.data import TASK_NAMES, TaskData, load_task
+from rift.evaluation.protocols import PROTOCOLS
 
 
 @dataclass
@@ -110,6 +111,11 @@ class AttackArguments(DataArguments):
     exclude_stopwords: bool = option(True, "never substitute stop words")
     max_changed_share: float | None = option(None, "at most this share of the words may change (discrete attacks)")
     query_budget: int | None = option(None, "at most this many model queries per example (discrete attacks)")
+    protocol: str | None = option(None, "a published evaluation protocol, whose settings replace the options above: "
+                                        "textdefender = at most 30%% of words changed, 50 candidates per word, USE "
+                                        "similarity >= 0.8408 in 15-word windows, 50 queries per word, texts of more "
+                                        "than 4 words, up to 1000 examples (Li et al. 2021)",
+                                  choices=tuple(PROTOCOLS))
     lm_constraint: str | None = option(None, "language-model constraint on substitutes", choices=("smollm2",))
     population: int = option(60, "genetic: population size")
     generations: int = option(40, "genetic: generations")

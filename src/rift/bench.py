@@ -38,6 +38,7 @@ from rift.cli import ATTACK_NAMES, attack_model
 from rift.config import build_config
 from rift.data import TASK_NAMES
 from rift.errors import RiftError
+from rift.evaluation.intervals import wilson_interval
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import examples_file
 from rift.objectives import OBJECTIVES, PRESETS
@@ -168,6 +169,10 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
         per_example = summary.get("seconds_per_example")
         summary = summary | {"seconds": None if per_example is None else per_example * summary["num_examples"]}
         record |= {f"{name}/{key}": summary.get(key) for key in ATTACK_METRICS}
+        n, robust = summary.get("num_examples"), summary.get("robust_accuracy")
+        if n and robust is not None:  # results written before intervals were recorded have the accuracy only
+            record |= {f"{name}/num_examples": n, f"{name}/num_robust": summary.get("num_robust", round(robust * n)),
+                       f"{name}/robust_accuracy_interval": list(wilson_interval(round(robust * n), n))}
     return record
 
 
@@ -182,13 +187,22 @@ def mean_std(values: list) -> dict:
 
 
 def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
-    """Mean and (sample) standard deviation over seeds of every metric, per task x method, in grid order."""
+    """Mean and (sample) standard deviation over seeds of every metric, per task x method, in grid order. Robust
+    accuracy also gets the 95% Wilson interval of the attacked examples pooled over seeds."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         groups.setdefault((record["task"], record["method"]), []).append(record)
-    return [{"task": task, "method": method, "seeds": [r["seed"] for r in rows],
-             "metrics": {name: mean_std([r[name] for r in rows]) for name in metric_names(attacks)}}
-            for (task, method), rows in groups.items()]
+    summary = []
+    for (task, method), rows in groups.items():
+        metrics = {name: mean_std([r[name] for r in rows]) for name in metric_names(attacks)}
+        for attack in attacks:
+            counted = [r for r in rows if r.get(f"{attack}/num_examples")]
+            if counted:
+                robust = sum(r[f"{attack}/num_robust"] for r in counted)
+                metrics[f"{attack}/robust_accuracy"]["interval"] = list(
+                    wilson_interval(robust, sum(r[f"{attack}/num_examples"] for r in counted)))
+        summary.append({"task": task, "method": method, "seeds": [r["seed"] for r in rows], "metrics": metrics})
+    return summary
 
 
 def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:

@@ -100,9 +100,38 @@ def _check_attack_output(args: AttackArguments, output_dir: Path) -> None:
     save_config(args, saved_path)
 
 
+def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:
+    """``args`` with the settings of its ``--protocol``; a conflicting explicit setting is an error, not overridden."""
+    import dataclasses
+
+    from rift.evaluation.protocols import get_protocol
+
+    protocol = get_protocol(args.protocol)
+    flag = f"--protocol {protocol.name}"
+    if "ascc" in args.attack:
+        raise RiftError(f"{flag} is for the discrete attacks; ascc, the training adversary's measure, is not part of it")
+    required = {"max_changed_share": protocol.max_changed_share, "max_substitutes": protocol.max_substitutes,
+                "max_length": protocol.max_length_for(task)}
+    defaults = {f.name: f.default for f in dataclasses.fields(AttackArguments)}
+    for name, value in required.items():
+        given = getattr(args, name)
+        if given != defaults[name] and given != value:
+            raise RiftError(f"{flag} sets --{name.replace('_', '-')} {value}; drop --{name.replace('_', '-')} {given}")
+    if args.query_budget is not None:
+        raise RiftError(f"{flag} sets its own query budget ({protocol.query_budget_per_word:g} per word); "
+                        "drop --query-budget")
+    if args.lm_constraint:
+        raise RiftError(f"{flag} has no language-model constraint; drop --lm-constraint")
+    if args.num_examples is not None and args.num_examples > protocol.max_examples:
+        raise RiftError(f"{flag} attacks at most {protocol.max_examples} examples, got --num-examples {args.num_examples}")
+    return dataclasses.replace(args, **required, num_examples=args.num_examples or protocol.max_examples)
+
+
 def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments):
     from rift.attacks.ascc import ASCCAttack
+    from rift.attacks.constraints import PartOfSpeechMatch
     from rift.attacks.registry import build_attack
+    from rift.evaluation.protocols import get_protocol
 
     if name == "ascc":
         return ASCCAttack(
@@ -118,6 +147,11 @@ def build_named_attack(name: str, model, tokenizer, source, args: AttackArgument
         options["lm_constraint"] = LMConstraint()
     if name == "genetic":
         options.update(population=args.population, generations=args.generations)
+    if args.protocol:
+        protocol = get_protocol(args.protocol)
+        # TextFooler keeps its part-of-speech check; the protocol's similarity check replaces TextFooler's own
+        own = (PartOfSpeechMatch(),) if name == "textfooler" else ()
+        options.update(constraints=own + protocol.constraints(), query_budget_per_word=protocol.query_budget_per_word)
     return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length, **options)
 
 
@@ -128,6 +162,7 @@ def attack_model(args: AttackArguments) -> dict:
 
     from rift.accelerator import make_accelerator, pick_mixed_precision
     from rift.data import resolve_data_dir
+    from rift.evaluation.protocols import get_protocol
     from rift.evaluation.robustness import run_attack, sample_indices
     from rift.models import load_classifier, load_tokenizer
     from rift.substitutions import build_substitution_source
@@ -140,6 +175,8 @@ def attack_model(args: AttackArguments) -> dict:
     accelerator = make_accelerator(mixed_precision=pick_mixed_precision(args.mixed_precision))
     log = (lambda message: print(message, file=sys.stderr)) if accelerator.is_main_process else (lambda message: None)
     task = args.load_task(log=log)
+    if args.protocol:
+        args = apply_protocol(args, task.name)
     model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
     if model.config.num_labels != task.num_labels:
         raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
@@ -150,8 +187,13 @@ def attack_model(args: AttackArguments) -> dict:
     examples = task.splits[args.split]
     if not examples:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
-    indices = sample_indices(len(examples), args.num_examples,
-                             args.seed if args.sample_seed is None else args.sample_seed)
+    # a protocol attacks only the texts it admits: the sample is drawn from those
+    pool = [i for i, e in enumerate(examples) if get_protocol(args.protocol).eligible(e)] if args.protocol \
+        else range(len(examples))
+    if not pool:
+        raise RiftError(f"no example of the {args.split} split of {task.name} is long enough for --protocol {args.protocol}")
+    picked = sample_indices(len(pool), args.num_examples, args.seed if args.sample_seed is None else args.sample_seed)
+    indices = [pool[k] for k in picked]
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         _check_attack_output(args, output_dir)
@@ -160,7 +202,8 @@ def attack_model(args: AttackArguments) -> dict:
     results_path = output_dir / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
-                   mixed_precision=accelerator.mixed_precision)
+                   mixed_precision=accelerator.mixed_precision,
+                   protocol=get_protocol(args.protocol).settings(task.name) if args.protocol else None)
     results.setdefault("attacks", {})
     for name in args.attack:
         attack = build_named_attack(name, model, tokenizer, source, args)
@@ -184,14 +227,24 @@ def cmd_attack(values: dict) -> int:
 
 
 def format_table(attacks: dict[str, dict]) -> str:
+    """The terminal table of ``rift attack``: the discrete attacks first; ASCC, the training adversary's own
+    measure, last and marked."""
     columns = [("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
+               ("robust_accuracy_interval", "95% interval", "[{:.3f}, {:.3f}]"),
                ("attack_success_rate", "success", "{:.3f}"), ("mean_perturbed_fraction", "perturbed", "{:.3f}"),
                ("mean_queries", "queries", "{:.1f}"), ("seconds_per_example", "s/example", "{:.3f}"),
                ("num_examples", "n", "{}")]
-    lines = [f"{'attack':<12}" + "".join(f"{title:>12}" for _, title, _ in columns)]
-    for name, summary in attacks.items():
-        cells = ["-" if summary.get(key) is None else fmt.format(summary[key]) for key, _, fmt in columns]
-        lines.append(f"{name:<12}" + "".join(f"{cell:>12}" for cell in cells))
+    widths = [16 if key.endswith("interval") else 12 for key, _, _ in columns]
+    lines = [f"{'attack':<12}" + "".join(f"{title:>{w}}" for (_, title, _), w in zip(columns, widths))]
+    for name in sorted(attacks, key=lambda name: name == "ascc"):
+        summary = attacks[name]
+        cells = ["-" if summary.get(key) is None else fmt.format(*summary[key]) if key.endswith("interval")
+                 else fmt.format(summary[key]) for key, _, fmt in columns]
+        lines.append(f"{name + '*' if name == 'ascc' else name:<12}"
+                     + "".join(f"{cell:>{w}}" for cell, w in zip(cells, widths)))
+    if "ascc" in attacks:
+        lines.append("* ascc is the training adversary's own measure (token-level, single-token substitutes only); "
+                     "the discrete attacks are what users face")
     return "\n".join(lines)
 
 

@@ -5,15 +5,17 @@
   drops stop words when asked to);
 - constraints: only allowed substitutes, at words the model sees (not cut off by truncation), filtered by an
   optional ``LMConstraint``, and at most ``max_changed_share`` of the words changed (``Target.allows``; words
-  proper, punctuation marks not counted);
+  proper, punctuation marks not counted); context constraints (``rift.attacks.constraints``: part of speech,
+  sentence similarity) judge each substitution in the text the search makes it in (``Target.admissible``);
 - search: a generator per example (``WordSubstitutionAttack.search``) that yields lists of candidates and is sent
   their class probabilities, and finally returns the candidate it settles on.
 
 The engine runs the searches of all examples in lock step: each round, every example's candidates go to the model
 in one call, so a batch mixes candidates of several examples. It counts each example's queries (the clean
 prediction included; an input the example asked for before is free, one that another example asked for is not),
-stops a search when its query budget would be exceeded, and seeds each example's random generator from the
-attack's seed and the example's index, so that a result does not depend on which other examples ran with it.
+stops a search when its query budget (fixed, or so many per word) would be exceeded, and seeds each example's
+random generator from the attack's seed and the example's index, so that a result does not depend on which other
+examples ran with it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from rift.attacks.constraints import ContextConstraint, Substitution
 from rift.attacks.lm import LMConstraint
 from rift.attacks.results import AttackResult, WordChange
 from rift.attacks.wrapper import Inputs, Key, ModelWrapper
@@ -48,6 +51,7 @@ class Target:
     substitutes: list[list[str]]  # per word, the substitutes every constraint on single words allows
     max_changes: int
     clean_probabilities: torch.Tensor
+    constraints: Sequence[ContextConstraint] = ()
 
     @property
     def attacked_text(self) -> str:
@@ -69,6 +73,13 @@ class Target:
             0 <= i < len(self.substitutes) and new in self.substitutes[i] for i, new in replacements.items()
         )
 
+    def admissible(self, reference: Replacements, substitutions: Sequence[Substitution]) -> list[Substitution]:
+        """The substitutions that every context constraint admits, each made alone on top of ``reference``."""
+        kept = list(substitutions)
+        for constraint in self.constraints:
+            kept = [s for s, ok in zip(kept, constraint.admits(self, reference, kept)) if ok]
+        return kept
+
     def true_probability(self, probabilities: torch.Tensor) -> torch.Tensor:
         """p(y) of each row: what the searches lower."""
         return probabilities[..., self.example.label]
@@ -82,13 +93,16 @@ def greedy_substitution(target: Target, order: Sequence[int]) -> Search:
     """The greedy search of PWWS and TextFooler, as TextAttack's ``GreedyWordSwapWIR`` runs it: for each position
     in ``order``, every substitute of that word is scored in the current (already perturbed) text; one that changes
     the prediction ends the search (the lowest p(y) if several do), else the one that lowers p(y) most is kept if it
-    lowers p(y) at all."""
+    lowers p(y) at all. Only substitutes the context constraints admit in the current text are scored."""
     current: Replacements = {}
     p_current = target.true_probability(target.clean_probabilities).item()
     for i in order:
         if len(current) == target.max_changes:
             break
-        candidates = [current | {i: word} for word in target.substitutes[i]]
+        admitted = target.admissible(current, [(i, word) for word in target.substitutes[i]])
+        if not admitted:
+            continue
+        candidates = [current | {i: word} for _, word in admitted]
         probabilities = yield candidates
         p = target.true_probability(probabilities)
         flipped = target.succeeded(probabilities)
@@ -117,6 +131,7 @@ class _Run:
 
     index: int
     example: Example
+    budget: int | None = None  # at most this many queries
     queries: int = 0
     asked: set[Key] = field(default_factory=set)  # inputs this example's queries were charged for
     seconds: float = 0.0
@@ -137,18 +152,24 @@ class WordSubstitutionAttack(Attack):
         *,
         max_changed_share: float | None = None,
         lm_constraint: LMConstraint | None = None,
+        constraints: Sequence[ContextConstraint] = (),
         query_budget: int | None = None,
+        query_budget_per_word: float | None = None,
         seed: int = 0,
     ) -> None:
         if max_changed_share is not None and not 0 <= max_changed_share <= 1:
             raise RiftError(f"max changed share must be between 0 and 1, got {max_changed_share}")
         if query_budget is not None and query_budget < 1:
             raise RiftError(f"query budget must be at least 1 (the clean prediction), got {query_budget}")
+        if query_budget_per_word is not None and not query_budget_per_word > 0:
+            raise RiftError(f"query budget per word must be positive, got {query_budget_per_word}")
         self.model = model
         self.source = source
         self.max_changed_share = max_changed_share
         self.lm_constraint = lm_constraint
+        self.constraints = tuple(constraints)
         self.query_budget = query_budget
+        self.query_budget_per_word = query_budget_per_word
         self.seed = seed
 
     @abstractmethod
@@ -161,7 +182,7 @@ class WordSubstitutionAttack(Attack):
         if len(indices) != len(examples):
             raise ValueError(f"{len(indices)} indices for {len(examples)} examples")
         self.model.clear_cache()  # an example's query count must not depend on what an earlier call scored
-        runs = [_Run(index, example) for index, example in zip(indices, examples)]
+        runs = [_Run(index, example, budget=self._budget(example)) for index, example in zip(indices, examples)]
         clean = self._score(runs, [[(run.example.text, run.example.text_pair)] for run in runs])
         active = []
         for run, probabilities in zip(runs, clean):
@@ -174,7 +195,7 @@ class WordSubstitutionAttack(Attack):
         while active:
             scored = self._score(active, [[run.target.inputs(c) for c in run.request] for run in active])
             for run, probabilities in zip(active, scored):
-                if self.query_budget is not None:
+                if run.budget is not None:
                     self._track_best(run, probabilities)
                 if len(probabilities) < len(run.request):  # the budget ran out within this request
                     run.search.close()
@@ -195,13 +216,22 @@ class WordSubstitutionAttack(Attack):
         substitutes = [
             self.source.substitutes(strings, i) if alignment.word_tokens[segment][i] else [] for i in range(len(words))
         ]
-        target = Target(example, words, substitutes, self._max_changes(count_words(words)), clean)
+        target = Target(example, words, substitutes, self._max_changes(count_words(words)), clean, self.constraints)
         if self.lm_constraint is not None:
             target.substitutes = self.lm_constraint.filter(target.attacked_text, words, substitutes)
         run.target = target
         run.search = self.search(target, random.Random(f"{self.seed}:{run.index}"))
         run.seconds += time.perf_counter() - start
         self._advance(run, None)
+
+    def _budget(self, example: Example) -> int | None:
+        """The example's query budget: the fixed one, or so many per word of the attacked text (at least 1), or the
+        smaller of the two."""
+        budgets = [] if self.query_budget is None else [self.query_budget]
+        if self.query_budget_per_word is not None:
+            attacked = example.text if example.text_pair is None else example.text_pair
+            budgets.append(max(1, math.floor(self.query_budget_per_word * count_words(split_words(attacked)) + 1e-9)))
+        return min(budgets) if budgets else None
 
     def _max_changes(self, num_words: int) -> int:
         if self.max_changed_share is None:
@@ -230,7 +260,7 @@ class WordSubstitutionAttack(Attack):
             kept, new = [], 0
             for key in self.model.encode(run_inputs):
                 if key not in run.asked:
-                    if self.query_budget is not None and run.queries + new >= self.query_budget:
+                    if run.budget is not None and run.queries + new >= run.budget:
                         break
                     run.asked.add(key)
                     new += 1

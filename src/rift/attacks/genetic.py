@@ -70,7 +70,8 @@ class Genetic(WordSubstitutionAttack):
             i = rng.choice(allowed)
             # the original word is a candidate too, as in the authors' code: a member may keep or restore it
             kept = {k: word for k, word in member.items() if k != i}
-            candidates = [kept, *(kept | {i: word} for word in target.substitutes[i])]
+            admitted = target.admissible(kept, [(i, word) for word in target.substitutes[i]])
+            candidates = [kept, *(kept | {i: word} for _, word in admitted)]
             requests += candidates
             sizes.append(len(candidates))
         probabilities = yield requests

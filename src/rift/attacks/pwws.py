@@ -28,7 +28,7 @@ class PWWS(WordSubstitutionAttack):
         if not positions or target.max_changes == 0:
             return {}
         unknown = self.model.tokenizer.unk_token or ""  # a tokenizer without one: delete the word instead
-        singles = [(i, word) for i in positions for word in target.substitutes[i]]
+        singles = target.admissible({}, [(i, word) for i in positions for word in target.substitutes[i]])
         probabilities = yield [{i: unknown} for i in positions] + [{i: word} for i, word in singles]
         p_clean = target.true_probability(target.clean_probabilities).item()
         p = target.true_probability(probabilities).tolist()
@@ -37,6 +37,7 @@ class PWWS(WordSubstitutionAttack):
         for (i, _), q in zip(singles, p[len(positions) :]):
             lowest[i] = min(lowest.get(i, q), q)
         weights = saliency.softmax(0).tolist()
-        scores = [weight * (p_clean - lowest[i]) for weight, i in zip(weights, positions)]
+        # a word whose every substitute a context constraint rejects can lower p(y) by nothing
+        scores = [weight * (p_clean - lowest.get(i, p_clean)) for weight, i in zip(weights, positions)]
         order = sorted(range(len(positions)), key=lambda k: -scores[k])  # stable: ties keep text order
         return (yield from greedy_substitution(target, [positions[k] for k in order]))

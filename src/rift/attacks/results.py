@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rift.evaluation.intervals import wilson_interval
+
 STATUSES = ("skipped", "failed", "succeeded")  # skipped: the clean prediction was already wrong
 
 
@@ -55,18 +57,26 @@ def _mean(values: Iterable[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarize(results: Sequence[AttackResult]) -> dict[str, float | int | None]:
+def summarize(results: Sequence[AttackResult]) -> dict[str, Any]:
     """Metrics of METHOD 4. Robust = classified correctly and not broken. ``mean_perturbed_fraction`` is over
-    succeeded attacks, ``mean_queries`` over attacked (not skipped) examples, as TextAttack reports them. A metric
-    with nothing to average is None."""
+    succeeded attacks, ``mean_queries`` over attacked (not skipped) examples, as TextAttack reports them. Every
+    accuracy and the success rate come with their counts and a 95% Wilson interval ``[low, high]``. A metric with
+    nothing to average is None."""
     n = len(results)
     correct = [r for r in results if r.status != "skipped"]
     robust = sum(r.status == "failed" for r in correct)
+    broken = len(correct) - robust
+    interval = lambda k, total: list(wilson_interval(k, total)) if total else None  # noqa: E731
     return {
         "num_examples": n,
+        "num_correct": len(correct),
+        "num_robust": robust,
         "clean_accuracy": len(correct) / n if n else None,
+        "clean_accuracy_interval": interval(len(correct), n),
         "robust_accuracy": robust / n if n else None,
-        "attack_success_rate": (len(correct) - robust) / len(correct) if correct else None,
+        "robust_accuracy_interval": interval(robust, n),
+        "attack_success_rate": broken / len(correct) if correct else None,
+        "attack_success_rate_interval": interval(broken, len(correct)),
         "mean_perturbed_fraction": _mean(r.perturbed_fraction for r in results if r.status == "succeeded"),
         "mean_queries": _mean(r.queries for r in correct),
         "seconds_per_example": _mean(r.seconds for r in results),

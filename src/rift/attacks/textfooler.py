@@ -1,22 +1,37 @@
-"""TextFooler (Jin et al. 2020), reduced to its search: deletion importance, then greedy substitution."""
+"""TextFooler (Jin et al. 2020): deletion importance, then greedy substitution under its part-of-speech and
+sentence-similarity checks."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
+from rift.attacks.constraints import ContextConstraint, PartOfSpeechMatch, SentenceSimilarity
 from rift.attacks.engine import Search, Target, WordSubstitutionAttack, greedy_substitution
+from rift.attacks.wrapper import ModelWrapper
+from rift.substitutions import SubstitutionSource
 
 
 class TextFooler(WordSubstitutionAttack):
     """Importance of word i = the drop of p(y) when word i is deleted. In descending importance, every substitute
-    of the word is tried on the current text (``greedy_substitution``).
+    of the word that passes the context constraints in the current text is tried (``greedy_substitution``).
 
-    Simplified from the paper: substitutes come from the substitution source (counter-fitted neighbours, as in
-    the paper) and no part-of-speech or sentence-similarity (USE) check is made; the engine's constraints apply.
-    Only words with substitutes get an importance, since no other word can be changed.
+    The constraints are TextFooler's own unless ``constraints`` is given: the substitute's part of speech matches the
+    original word's (nouns and verbs may swap), and the Universal Sentence Encoder similarity of the 15-word window
+    around it, before and after, is at least 0.840845057 (``rift.attacks.constraints``). Substitutes come from the
+    substitution source (TextFooler takes 50 counter-fitted neighbours with cosine >= 0.5; the counter-fitted source
+    here has Jia et al.'s 8). Only words with substitutes get an importance, since no other word can be changed.
     """
 
     name = "textfooler"
+
+    def __init__(
+        self, model: ModelWrapper, source: SubstitutionSource, *,
+        constraints: Sequence[ContextConstraint] | None = None, **options,
+    ) -> None:
+        if constraints is None:
+            constraints = (PartOfSpeechMatch(), SentenceSimilarity())
+        super().__init__(model, source, constraints=constraints, **options)
 
     def search(self, target: Target, rng: random.Random) -> Search:
         positions = target.positions

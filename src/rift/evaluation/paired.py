@@ -3,7 +3,8 @@
 Cells of the same task and seed share their data order and attacked examples, so the difference method - baseline
 is taken seed by seed (its mean and spread over seeds says more than two independent means), and an attack's
 outcomes are compared example by example: how many attacked examples only one of the two models still classifies
-correctly, with an exact McNemar test of whether either side is more likely.
+correctly, with an exact McNemar test of whether either side is more likely, and Newcombe's paired 95% interval for
+the difference of robust accuracies (examples pooled over seeds).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import statistics
 from pathlib import Path
 
+from rift.evaluation.intervals import paired_difference_interval
 from rift.evaluation.robustness import read_results
 
 MODEL_DIFFERENCES = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce")
@@ -65,16 +67,22 @@ def compare_methods(records: list[dict], methods: list[str], attacks: list[str],
                     differences[name] = difference_stats(values)
             held_only = {}
             for attack in attacks:
-                only_method = only_baseline = examples = 0
+                both = only_method = only_baseline = examples = 0
                 for a, b in pairs:
                     held_a, held_b = held_by(a, attack), held_by(b, attack)
                     shared = held_a.keys() & held_b.keys()  # the same seeded sample; an unfinished attack has fewer
+                    both += sum(held_a[i] and held_b[i] for i in shared)
                     only_method += sum(held_a[i] and not held_b[i] for i in shared)
                     only_baseline += sum(held_b[i] and not held_a[i] for i in shared)
                     examples += len(shared)
                 if examples:
-                    held_only[attack] = {"method": only_method, "baseline": only_baseline, "examples": examples,
-                                         "p_value": exact_mcnemar(only_method, only_baseline)}
+                    held_only[attack] = {
+                        "method": only_method, "baseline": only_baseline, "both": both, "examples": examples,
+                        "p_value": exact_mcnemar(only_method, only_baseline),
+                        "difference": (only_method - only_baseline) / examples,
+                        "difference_interval": list(paired_difference_interval(both, only_method, only_baseline,
+                                                                               examples)),
+                    }
             comparisons.append({"task": task, "method": method, "baseline": baseline, "seeds": seeds,
                                 "differences": differences, "held_only": held_only})
     return comparisons

@@ -27,25 +27,41 @@ class Table:
 
 
 def format_stat(stat: dict, fmt: str) -> str:
+    """``mean ± std`` over seeds, and the pooled 95% interval where there is one."""
     if stat["mean"] is None:
         return "-"
     text = fmt.format(stat["mean"])
-    return text if stat["std"] is None else f"{text} ± {fmt.format(stat['std'])}"
+    text = text if stat["std"] is None else f"{text} ± {fmt.format(stat['std'])}"
+    return text if stat.get("interval") is None else f"{text} {format_interval(stat['interval'], fmt)}"
+
+
+def format_interval(interval: list[float] | None, fmt: str = "{:.3f}") -> str:
+    return "" if interval is None else "[" + ", ".join(fmt.format(bound) for bound in interval) + "]"
+
+
+def attack_title(name: str) -> str:
+    """ASCC is labelled as what it is: the training adversary's own measure, not an attack users face."""
+    return "ascc (training adversary)" if name == "ascc" else name
+
+
+def discrete_first(attacks: list[str]) -> list[str]:
+    return sorted(attacks, key=lambda name: name == "ascc")
 
 
 def grid_tables(results: dict) -> list[Table]:
     """The models table and the attacks table of results.json (``summary`` and ``settings``)."""
-    summary, attacks = results["summary"], results["settings"]["attacks"]
+    summary, attacks = results["summary"], discrete_first(results["settings"]["attacks"])
     models = Table("Models (test accuracy of the best dev checkpoint; feature retention on dev)",
                    ["task", "method", "seeds", *(title for _, title, _ in MODEL_COLUMNS)], [])
-    attacked = Table(f"Attacks ({results['settings']['split']} split)",
+    attacked = Table(f"Attacks ({results['settings']['split']} split; robust acc: mean ± std over seeds [95% Wilson "
+                     "interval of the examples pooled over seeds]; ascc is the training adversary's own measure)",
                      ["task", "method", "attack", *(title for _, title, _ in ATTACK_COLUMNS)], [])
     for row in summary:
         stats = row["metrics"]
         models.rows.append([row["task"], row["method"], str(len(row["seeds"])),
                             *(format_stat(stats[key], fmt) for key, _, fmt in MODEL_COLUMNS)])
         for name in attacks:
-            attacked.rows.append([row["task"], row["method"], name,
+            attacked.rows.append([row["task"], row["method"], attack_title(name),
                                   *(format_stat(stats[f"{name}/{key}"], fmt) for key, _, fmt in ATTACK_COLUMNS)])
     tables = [models, attacked]
     if results.get("comparisons"):
@@ -55,13 +71,18 @@ def grid_tables(results: dict) -> list[Table]:
 
 
 def cells_table(cells: list[dict], attacks: list[str]) -> Table:
-    columns = [*MODEL_COLUMNS[:2], *((f"{name}/robust_accuracy", f"under {name}", "{:.3f}") for name in attacks),
+    columns = [*MODEL_COLUMNS[:2],
+               *((f"{name}/robust_accuracy", f"under {attack_title(name)}", "{:.3f}") for name in attacks),
                *MODEL_COLUMNS[2:]]
-    table = Table("Cells, one per trained model (accuracy under each attack: robust accuracy on the attacked sample)",
-                  ["task", "method", "seed", *(title for _, title, _ in columns)], [])
+    table = Table("Cells, one per trained model (accuracy under each attack: robust accuracy on the attacked sample "
+                  "[95% Wilson interval])", ["task", "method", "seed", *(title for _, title, _ in columns)], [])
     for cell in cells:
-        table.rows.append([cell["task"], cell["method"], str(cell["seed"]),
-                           *("-" if cell.get(key) is None else fmt.format(cell[key]) for key, _, fmt in columns)])
+        row = []
+        for key, _, fmt in columns:
+            text = "-" if cell.get(key) is None else fmt.format(cell[key])
+            interval = cell.get(f"{key}_interval")
+            row.append(text if interval is None else f"{text} {format_interval(interval, fmt)}")
+        table.rows.append([cell["task"], cell["method"], str(cell["seed"]), *row])
     return table
 
 
@@ -76,20 +97,29 @@ def format_difference(stat: dict | None, scale: float, digits: int) -> str:
 
 
 def differences_table(comparisons: list[dict], attacks: list[str]) -> Table:
-    columns = [*((f"{name}/robust_accuracy", f"under {name}", 100, 1) for name in attacks), *DIFFERENCE_COLUMNS]
+    columns = [*((f"{name}/robust_accuracy", f"under {attack_title(name)}", 100, 1) for name in attacks),
+               *DIFFERENCE_COLUMNS]
     table = Table("Paired differences, method − baseline of the same seed: mean ± std over seeds [per seed], "
                   "accuracies in points; held by one only: attacked examples (pooled over seeds) that only the "
-                  "method : only the baseline still classifies correctly, exact McNemar p",
+                  "method : only the baseline still classifies correctly, exact McNemar p, and the difference of "
+                  "robust accuracy with its paired 95% interval (Newcombe), in points",
                   ["task", "method − baseline", "seeds", *(title for _, title, _, _ in columns),
-                   *(f"held by one only ({name})" for name in attacks)], [])
+                   *(f"held by one only ({attack_title(name)})" for name in attacks)], [])
     for row in comparisons:
         held = [row["held_only"].get(name) for name in attacks]
         table.rows.append([row["task"], f"{row['method']} − {row['baseline']}", str(len(row["seeds"])),
                            *(format_difference(row["differences"].get(key), scale, digits)
                              for key, _, scale, digits in columns),
-                           *("-" if h is None else f"{h['method']} : {h['baseline']} (p {h['p_value']:.2g})"
-                             for h in held)])
+                           *("-" if h is None else format_held(h) for h in held)])
     return table
+
+
+def format_held(held: dict) -> str:
+    text = f"{held['method']} : {held['baseline']} (p {held['p_value']:.2g})"
+    if held.get("difference_interval") is None:  # comparisons written before intervals were recorded
+        return text
+    low, high = (100 * bound for bound in held["difference_interval"])
+    return f"{text}; {100 * held['difference']:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
 def to_markdown(tables: list[Table]) -> str:

@@ -1,0 +1,46 @@
+"""95% intervals for accuracies and for paired differences of accuracies (the same examples under two models).
+
+Wilson's score interval stays inside [0, 1] and keeps its coverage near 0 and 1, where robust accuracies live; a
+difference between two models measured on the same examples takes Newcombe's hybrid score interval for paired
+proportions (Newcombe 1998, method 10), which uses the correlation of the two outcomes instead of treating the
+samples as independent.
+"""
+
+from __future__ import annotations
+
+import math
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
+    """Wilson's score interval for ``successes`` out of ``n``; None when there is nothing to estimate."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"{successes} successes out of {n}")
+    if n == 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_difference_interval(
+    both: int, only_a: int, only_b: int, n: int, z: float = Z_95
+) -> tuple[float, float] | None:
+    """Newcombe's interval for p_a - p_b, where on ``n`` shared examples ``both`` count for both sides, ``only_a``
+    for a alone and ``only_b`` for b alone (the rest for neither)."""
+    neither = n - both - only_a - only_b
+    if min(both, only_a, only_b, neither) < 0:
+        raise ValueError(f"paired counts {both}, {only_a}, {only_b} exceed {n} examples")
+    if n == 0:
+        return None
+    p_a, p_b = (both + only_a) / n, (both + only_b) / n
+    low_a, high_a = wilson_interval(both + only_a, n, z)
+    low_b, high_b = wilson_interval(both + only_b, n, z)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / math.sqrt(margins) if margins else 0.0
+    difference = p_a - p_b
+    below = math.sqrt(max(0.0, (p_a - low_a) ** 2 - 2 * phi * (p_a - low_a) * (high_b - p_b) + (high_b - p_b) ** 2))
+    above = math.sqrt(max(0.0, (high_a - p_a) ** 2 - 2 * phi * (high_a - p_a) * (p_b - low_b) + (p_b - low_b) ** 2))
+    return max(-1.0, difference - below), min(1.0, difference + above)

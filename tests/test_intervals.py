@@ -1,0 +1,51 @@
+"""95% intervals: Wilson's for one accuracy, Newcombe's for the paired difference of two; known values and coverage."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rift.evaluation.intervals import paired_difference_interval, wilson_interval
+
+
+def test_wilson_known_values():
+    # Newcombe (1998), single proportions: 81/263 -> [0.2553, 0.3662]; 15/148 -> [0.0624, 0.1605]
+    assert wilson_interval(81, 263) == pytest.approx((0.2553, 0.3662), abs=5e-5)
+    assert wilson_interval(15, 148) == pytest.approx((0.0624, 0.1605), abs=5e-5)
+    assert wilson_interval(0, 20) == pytest.approx((0.0, 0.1611), abs=5e-5)  # not [0, 0], as Wald's would be
+    low, high = wilson_interval(20, 20)
+    assert high == 1.0 and low == pytest.approx(0.8389, abs=5e-5)
+    assert wilson_interval(0, 0) is None
+    with pytest.raises(ValueError):
+        wilson_interval(5, 4)
+
+
+def test_paired_interval_is_antisymmetric_and_contains_the_difference():
+    low, high = paired_difference_interval(50, 12, 3, 100)
+    assert low < 0.09 < high and low > 0  # 9 more examples held by a than by b, of 100: clearly positive
+    assert paired_difference_interval(50, 3, 12, 100) == pytest.approx((-high, -low))
+    assert paired_difference_interval(40, 0, 0, 80) == pytest.approx((0.0, 0.0), abs=1e-6)  # identical outcomes
+    with pytest.raises(ValueError):
+        paired_difference_interval(50, 40, 20, 100)
+
+
+@pytest.mark.parametrize("joint", [(0.15, 0.10, 0.05, 0.70), (0.08, 0.02, 0.02, 0.88), (0.30, 0.20, 0.05, 0.45)])
+def test_both_intervals_cover_95_percent(joint):
+    """Seeded simulation: 100 paired examples drawn from a known joint distribution of (held by both, by a only, by
+    b only, by neither), as two models on one attacked sample."""
+    rng = random.Random(0)
+    n, trials = 100, 2000
+    p_a, difference = joint[0] + joint[1], joint[1] - joint[2]
+    covered_a = covered_difference = 0
+    for _ in range(trials):
+        counts = [0, 0, 0, 0]
+        for kind in rng.choices(range(4), weights=joint, k=n):
+            counts[kind] += 1
+        both, only_a, only_b, _ = counts
+        low, high = wilson_interval(both + only_a, n)
+        covered_a += low <= p_a <= high
+        low, high = paired_difference_interval(both, only_a, only_b, n)
+        covered_difference += low <= difference <= high
+    assert 0.93 <= covered_a / trials <= 0.97
+    assert 0.93 <= covered_difference / trials <= 0.99  # a little conservative when few examples are discordant
