@@ -167,6 +167,8 @@ class BenchArguments:
     genetic_num_examples: int | None = option(None, "genetic attacks a sample of this many (default: --num-examples)")
     population: int = option(60, "genetic: population size")
     generations: int = option(40, "genetic: generations")
+    protocol: str | None = option(None, "evaluation protocol of every attack (see rift attack --help)",
+                                  choices=tuple(PROTOCOLS))
 
 
 @dataclass

@@ -129,7 +129,7 @@ def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: 
     return AttackArguments(**data | dict(config=None), model=str(cell.directory), attack=names,
                            output_dir=str(cell.attack_dir), split=args.split, num_examples=num_examples,
                            sample_seed=args.attack_seed, mixed_precision=train_args.mixed_precision,
-                           population=args.population, generations=args.generations)
+                           population=args.population, generations=args.generations, protocol=args.protocol)
 
 
 def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
