@@ -10,13 +10,17 @@ from test_cli import write_csv
 
 from rift.cli import main
 
+NAMES = ("negative", "positive")
+
 
 @pytest.fixture()
 def data_files(tmp_path):
-    train = write_csv(tmp_path / "train.csv", sentiment_examples(64, 0))
-    test = write_csv(tmp_path / "test.csv", sentiment_examples(40, 2))
+    # the label names the tiny model was trained with (sentiment_task's), in its order
+    train = write_csv(tmp_path / "train.csv", sentiment_examples(64, 0), NAMES)
+    test = write_csv(tmp_path / "test.csv", sentiment_examples(40, 2), NAMES)
     return ["--task", "file", "--train-file", str(train), "--dev-file", str(train), "--test-file", str(test),
-            "--text-column", "review", "--label-column", "sentiment", "--label-names", "neg,pos", "--max-length", "32"]
+            "--text-column", "review", "--label-column", "sentiment", "--label-names", ",".join(NAMES),
+            "--max-length", "32"]
 
 
 def test_ascc_attack_writes_results_and_every_example_and_resumes(tmp_path, trained_tiny_dir, data_files, capsys):
@@ -111,10 +115,10 @@ def test_textdefender_protocol_limits_hold_for_every_example(tmp_path, trained_t
         words.insert(rng.randrange(len(words)), rng.choice(POSITIVE if i % 2 else NEGATIVE))
         long.append(Example(" ".join(words) + " .", i % 2))
     examples = sentiment_examples(30, 2) + long
-    train = write_csv(tmp_path / "train.csv", sentiment_examples(64, 0))
-    test = write_csv(tmp_path / "test.csv", examples)
+    train = write_csv(tmp_path / "train.csv", sentiment_examples(64, 0), NAMES)
+    test = write_csv(tmp_path / "test.csv", examples, NAMES)
     data = ["--task", "file", "--train-file", str(train), "--dev-file", str(train), "--test-file", str(test),
-            "--text-column", "review", "--label-column", "sentiment", "--label-names", "neg,pos"]
+            "--text-column", "review", "--label-column", "sentiment", "--label-names", ",".join(NAMES)]
     out = tmp_path / "protocol"
     command = ["attack", "--model", trained_tiny_dir, *data, "--attack", "pwws,textfooler,genetic", "--protocol",
                "textdefender", "--population", "6", "--generations", "3", "--output-dir", str(out)]
@@ -160,3 +164,80 @@ def test_textdefender_protocol_limits_hold_for_every_example(tmp_path, trained_t
     assert main(["attack", "--model", trained_tiny_dir, *data, "--attack", "ascc", "--protocol", "textdefender",
                  "--output-dir", str(tmp_path / "ascc")]) == 2
     assert "ascc" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_attack_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path, trained_tiny_dir, data_files):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    options = ["attack", "--model", trained_tiny_dir, *data_files, "--attack", "genetic", "--population", "12",
+               "--generations", "10", "--seed", "4", "--batch-size", "16"]
+    assert main([*options, "--output-dir", str(tmp_path / "straight")]) == 0
+    expected = sorted((json.loads(line) for line in (tmp_path / "straight" / "examples_genetic.jsonl").open()),
+                      key=lambda r: r["index"])
+
+    killed = tmp_path / "killed"
+    saved = killed / "examples_genetic.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "rift.cli", *options, "--output-dir", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if saved.exists() and saved.read_bytes().count(b"\n") >= 3:
+            break
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    lines = saved.read_text().splitlines()
+    assert 3 <= len(lines) < len(expected)  # killed mid-way, with every finished example on disk
+    with open(saved, "a") as stream:  # and as if killed while writing a line: half of one
+        stream.write(json.dumps(expected[-1])[:50])
+
+    with pytest.warns(UserWarning, match="last line is incomplete"):
+        assert main([*options, "--output-dir", str(killed)]) == 0
+    resumed = [json.loads(line) for line in saved.open()]
+    assert [r["index"] for r in resumed] == [r["index"] for r in expected]
+    for a, b in zip(resumed, expected):  # re-attacked in other batches: probabilities to float precision
+        assert {k: v for k, v in a.items() if k != "seconds" and "probabilities" not in k} == {
+            k: v for k, v in b.items() if k != "seconds" and "probabilities" not in k}
+        for key in ("clean_probabilities", "adversarial_probabilities"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5)
+
+
+def test_a_damaged_line_before_the_last_is_a_one_line_error(tmp_path, trained_tiny_dir, data_files, capsys):
+    options = ["attack", "--model", trained_tiny_dir, *data_files, "--attack", "ascc", "--ascc-steps", "1",
+               "--num-examples", "4", "--output-dir", str(tmp_path / "a")]
+    assert main(options) == 0
+    saved = tmp_path / "a" / "examples_ascc.jsonl"
+    lines = saved.read_text().splitlines()
+    saved.write_text("\n".join([lines[0][:20], *lines[1:]]) + "\n")
+    assert main(options) == 2
+    assert "line 1: not an attack result" in capsys.readouterr().err
+
+
+def test_a_label_order_other_than_the_models_is_refused(tmp_path, trained_tiny_dir, data_files, capsys):
+    # the model was trained as negative,positive: the same file read as positive,negative swaps every label
+    swapped = [*data_files]
+    swapped[swapped.index("--label-names") + 1] = "positive,negative"
+    command = ["attack", "--model", trained_tiny_dir, *swapped, "--attack", "ascc", "--ascc-steps", "1",
+               "--num-examples", "8"]
+    assert main([*command, "--output-dir", str(tmp_path / "a")]) == 2
+    error = capsys.readouterr().err
+    assert "trained with labels negative,positive (in id order) but the task has positive,negative" in error
+    assert "the same labels in another order" in error and error.count("\n") == 1
+    assert not (tmp_path / "a").exists()
+    assert main(["eval", "--model", trained_tiny_dir, *swapped, "--output", str(tmp_path / "e.json")]) == 2
+    assert "another order" in capsys.readouterr().err
+    # other names altogether, and the flag that accepts the difference
+    renamed = tmp_path / "renamed.csv"
+    write_csv(renamed, sentiment_examples(40, 2), ("bad", "good"))
+    assert main(["attack", "--model", trained_tiny_dir, "--task", "file", "--train-file", str(renamed),
+                 "--test-file", str(renamed), "--text-column", "review", "--label-column", "sentiment",
+                 "--label-names", "bad,good", "--attack", "ascc", "--output-dir", str(tmp_path / "b")]) == 2
+    assert "other label names" in capsys.readouterr().err
+    assert main([*command, "--allow-label-mismatch", "--output-dir", str(tmp_path / "c")]) == 0
+    held = json.loads((tmp_path / "c" / "results.json").read_text())["attacks"]["ascc"]["clean_accuracy"]
+    assert held <= 0.25  # what the flag lets through: the swapped labels score the model as mostly wrong

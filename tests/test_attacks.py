@@ -321,7 +321,8 @@ def test_a_resumed_attack_scores_only_the_examples_it_has_no_result_for(tokenize
 
     attacked = []
     attack_examples = attack.attack
-    attack.attack = lambda batch, batch_indices: attacked.extend(batch_indices) or attack_examples(batch, batch_indices)
+    attack.attack = lambda batch, batch_indices, on_result: attacked.extend(batch_indices) or attack_examples(
+        batch, batch_indices, on_result)
     model.texts_scored = 0
     again = run_attack(attack, examples, indices, tmp_path, chunk_size=4, show_progress=False)
     assert attacked == indices[7:]

@@ -20,12 +20,12 @@ from rift.config import build_config
 RIFT = str(Path(sys.executable).parent / "rift")
 
 
-def write_csv(path: Path, examples) -> Path:
+def write_csv(path: Path, examples, names=("neg", "pos")) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(["review", "sentiment"])
         for example in examples:
-            writer.writerow([example.text, ["neg", "pos"][example.label]])
+            writer.writerow([example.text, names[example.label]])
     return path
 
 

@@ -92,6 +92,7 @@ class EvalArguments(DataArguments):
     batch_size: int = option(128, "examples per batch")
     output: str | None = option(None, "JSON file for the result (default: MODEL/eval_TASK_SPLIT.json for a local "
                                       "model folder, else ./eval_TASK_SPLIT.json)", metavar="FILE")
+    allow_label_mismatch: bool = option(False, "score a model whose saved label names differ from the task's")
 
 
 @dataclass
@@ -103,6 +104,7 @@ class AttackArguments(DataArguments):
     num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all)")
     sample_seed: int | None = option(None, "seed of that sample (default: --seed)")
     batch_size: int = option(64, "inputs per model call")
+    allow_label_mismatch: bool = option(False, "attack a model whose saved label names differ from the task's")
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision; bf16 on a recent "
                                   "CPU is about 3x faster (predictions of the bf16 model are what is attacked)",
                                   choices=("auto", "no", "fp16", "bf16"))
@@ -111,7 +113,8 @@ class AttackArguments(DataArguments):
     exclude_stopwords: bool = option(True, "never substitute stop words")
     max_changed_share: float | None = option(None, "at most this share of the words may change (discrete attacks)")
     query_budget: int | None = option(None, "at most this many model queries per example (discrete attacks)")
-    protocol: str | None = option(None, "a published evaluation protocol, whose settings replace the options above: "
+    protocol: str | None = option(None, "a published evaluation protocol, which sets --max-changed-share, "
+                                        "--max-substitutes, the query budget, --max-length and --num-examples: "
                                         "textdefender = at most 30%% of words changed, 50 candidates per word, USE "
                                         "similarity >= 0.8408 in 15-word windows, 50 queries per word, texts of more "
                                         "than 4 words, up to 1000 examples (Li et al. 2021)",

@@ -54,7 +54,7 @@ def cmd_eval(values: dict) -> int:
     import torch
 
     from rift.evaluation.accuracy import accuracy
-    from rift.models import load_classifier, load_tokenizer, resolve_model_path
+    from rift.models import check_label_names, load_classifier, load_tokenizer, resolve_model_path
     from rift.training.batching import encode_examples
 
     args = build_config(EvalArguments, values)
@@ -64,6 +64,7 @@ def cmd_eval(values: dict) -> int:
     model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
     if model.config.num_labels != task.num_labels:
         raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
+    check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
     tokenizer = load_tokenizer(args.model, args.trust_remote_code)
     items = encode_examples(tokenizer, task.splits[args.split], args.max_length)
     if not items:
@@ -164,7 +165,7 @@ def attack_model(args: AttackArguments) -> dict:
     from rift.data import resolve_data_dir
     from rift.evaluation.protocols import get_protocol
     from rift.evaluation.robustness import run_attack, sample_indices
-    from rift.models import load_classifier, load_tokenizer
+    from rift.models import check_label_names, load_classifier, load_tokenizer
     from rift.substitutions import build_substitution_source
 
     unknown = [name for name in args.attack if name not in ATTACK_NAMES]
@@ -180,6 +181,7 @@ def attack_model(args: AttackArguments) -> dict:
     model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
     if model.config.num_labels != task.num_labels:
         raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
+    check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
     model.to(accelerator.device).eval()
     tokenizer = load_tokenizer(args.model, args.trust_remote_code)
     source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),

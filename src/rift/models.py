@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -83,6 +84,20 @@ def load_classifier(name: str, label_names: list[str] | None = None, trust_remot
     return _load(
         AutoModelForSequenceClassification.from_pretrained, name, trust_remote_code=trust_remote_code, **kwargs
     )
+
+
+def check_label_names(model: nn.Module, name: str, label_names: Sequence[str], allow_mismatch: bool = False) -> None:
+    """Refuse to score a checkpoint against a task whose label names differ from those it was trained with (its
+    ``id2label``): the same names in another order would silently score every prediction against the wrong label.
+    A checkpoint with generic names (LABEL_0, ...) is not checked; ``allow_mismatch`` accepts the difference."""
+    config = model.config
+    saved = [str(config.id2label.get(i, f"LABEL_{i}")) for i in range(config.num_labels)]
+    if allow_mismatch or saved == list(label_names) or saved == [f"LABEL_{i}" for i in range(config.num_labels)]:
+        return
+    kind = "the same labels in another order" if sorted(saved) == sorted(label_names) else "other label names"
+    raise RiftError(f"model {name} was trained with labels {','.join(saved)} (in id order) but the task has "
+                    f"{','.join(label_names)}: {kind}; fix --label-names, or pass --allow-label-mismatch if the ids "
+                    "do correspond")
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -20,8 +20,8 @@ dev examples), dividing by n_i alone (15 * mean_j H_ij) left 58% accuracy under 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -147,7 +147,8 @@ class ASCCAttack(Attack):
         w[:length] = torch.randn(length, slots, generator=generator) * (2.0 / (length * slots)) ** 0.5
         return w
 
-    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None) -> list[AttackResult]:
+    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None,
+               on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
         indices = list(range(len(examples))) if indices is None else list(indices)
         items = [EncodedExample(i, e.label, align(self.tokenizer, e.text, e.text_pair, self.max_length))
                  for i, e in zip(indices, examples)]
@@ -180,6 +181,8 @@ class ASCCAttack(Attack):
             for row, (r, item) in enumerate(zip(rows, batch_items)):
                 example = examples[r]
                 results[r] = self._result(example, item, weights[row], ids[row], clean[row], adversarial[row], seconds)
+                if on_result is not None:
+                    on_result(results[r])
         return [results[r] for r in range(len(items))]
 
     def _result(self, example, item, weights, ids, clean, adversarial, seconds) -> AttackResult:

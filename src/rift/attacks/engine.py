@@ -24,7 +24,7 @@ import math
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -120,9 +120,11 @@ class Attack(ABC):
     name: str
 
     @abstractmethod
-    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None) -> list[AttackResult]:
+    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None,
+               on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
         """Attack ``examples`` together (for batching). ``indices`` (default 0, 1, ...) name them in the results
-        and seed them, so that a caller can resume a run by attacking only the examples it has no result for."""
+        and seed them, so that a caller can resume a run by attacking only the examples it has no result for.
+        ``on_result`` is called with each result as soon as it is final, so that a caller can save it at once."""
 
 
 @dataclass
@@ -177,12 +179,23 @@ class WordSubstitutionAttack(Attack):
         """Yield lists of candidates (each allowed by ``target.allows``, or a probe such as a deleted word), receive
         their class probabilities as rows, and return the chosen candidate, which must be allowed and scored."""
 
-    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None) -> list[AttackResult]:
+    def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None,
+               on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
         indices = list(range(len(examples))) if indices is None else list(indices)
         if len(indices) != len(examples):
             raise ValueError(f"{len(indices)} indices for {len(examples)} examples")
         self.model.clear_cache()  # an example's query count must not depend on what an earlier call scored
         runs = [_Run(index, example, budget=self._budget(example)) for index, example in zip(indices, examples)]
+        unreported = list(runs)
+
+        def report_finished() -> None:
+            nonlocal unreported
+            if on_result is not None:
+                for run in unreported:
+                    if run.result is not None:
+                        on_result(run.result)
+            unreported = [run for run in unreported if run.result is None]
+
         clean = self._score(runs, [[(run.example.text, run.example.text_pair)] for run in runs])
         active = []
         for run, probabilities in zip(runs, clean):
@@ -192,6 +205,7 @@ class WordSubstitutionAttack(Attack):
             self._start(run, probabilities[0])
             if run.result is None:
                 active.append(run)
+        report_finished()
         while active:
             scored = self._score(active, [[run.target.inputs(c) for c in run.request] for run in active])
             for run, probabilities in zip(active, scored):
@@ -203,6 +217,7 @@ class WordSubstitutionAttack(Attack):
                 else:
                     self._advance(run, probabilities)
             active = [run for run in active if run.result is None]
+            report_finished()
         return [run.result for run in runs]
 
     def _start(self, run: _Run, clean: torch.Tensor) -> None:

@@ -1,7 +1,8 @@
 """Running an attack over a seeded sample of a split: every result saved as it comes, resumable, shardable.
 
-Each finished example is appended to ``examples_ATTACK.jsonl`` at once, so an interrupted run loses at most the
-chunk in flight and a re-run attacks only the examples that have no record yet. Under ``accelerate launch`` or
+Each example is appended to ``examples_ATTACK.jsonl`` the moment its result is final, so a killed run loses at most
+the examples in flight, and a re-run attacks only the examples that have no record yet. A last line cut short by a
+kill is dropped with a warning (its example is attacked again); a damaged line anywhere else is an error. Under ``accelerate launch`` or
 ``torchrun`` every process attacks its share into its own part file and the main process merges them; since
 every attack seeds each example by its index, the merged file equals a single-process run.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 from rift.attacks.engine import Attack
 from rift.attacks.results import AttackResult, summarize
 from rift.data import Example
+from rift.errors import RiftError
 
 
 def sample_indices(num_available: int, num_examples: int | None, seed: int) -> list[int]:
@@ -33,19 +36,42 @@ def examples_file(output_dir: Path, attack: str) -> Path:
 
 
 def read_results(path: Path) -> dict[int, AttackResult]:
+    """The records of a results file by example index; a last line cut short is left out with a warning."""
     results = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                result = AttackResult.from_dict(json.loads(line))
-                results[result.index] = result
+    if not path.exists():
+        return results
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            result = AttackResult.from_dict(json.loads(line))
+        except (json.JSONDecodeError, TypeError, KeyError) as error:
+            if number == len(lines):  # the file does not end in a newline: the write of this line was cut short
+                warnings.warn(f"{path}: the last line is incomplete (a run killed while writing it); dropping it, "
+                              "its example will be attacked again", stacklevel=2)
+                break
+            raise RiftError(f"{path}, line {number}: not an attack result ({error}); remove the line to go on") from None
+        results[result.index] = result
     return results
 
 
+def drop_incomplete_last_line(path: Path) -> None:
+    """Cut a file back to its last newline, so that appended records start on a line of their own."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as stream:
+            stream.truncate(data.rfind(b"\n") + 1)
+
+
 def write_results(path: Path, results: Sequence[AttackResult], mode: str = "a") -> None:
+    """Append (or with ``mode="w"`` write) records, one line each, flushed as each is written."""
     with open(path, mode, encoding="utf-8") as stream:
         for result in results:
             stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            stream.flush()
 
 
 def run_attack(
@@ -71,15 +97,20 @@ def run_attack(
     finished = [done[i] for i in indices if i in done]
     progress = tqdm(total=len(indices), initial=len(finished), desc=attack.name, unit="ex",
                     disable=not show_progress or rank != 0, dynamic_ncols=True)
-    running = summarize(finished)
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start : start + chunk_size]
-        results = attack.attack([examples[i] for i in chunk], chunk)
-        write_results(mine, results)
-        finished += results
-        running = summarize(finished)
-        progress.update(len(chunk) * world)
-        progress.set_postfix(robust=f"{running['robust_accuracy']:.3f}", clean=f"{running['clean_accuracy']:.3f}")
+    drop_incomplete_last_line(mine)
+
+    with open(mine, "a", encoding="utf-8") as stream:
+        def save(result: AttackResult) -> None:  # at once: a kill loses only the examples still in flight
+            stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            stream.flush()
+            finished.append(result)
+            running = summarize(finished)
+            progress.update(world)
+            progress.set_postfix(robust=f"{running['robust_accuracy']:.3f}", clean=f"{running['clean_accuracy']:.3f}")
+
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start : start + chunk_size]
+            attack.attack([examples[i] for i in chunk], chunk, on_result=save)
     progress.close()
 
     if accelerator:
