@@ -103,6 +103,7 @@ def textattack_worker(work: Path) -> None:
     stopwords = next(c.stopwords for c in attack.pre_transformation_constraints if hasattr(c, "stopwords"))
     candidates = {word: sorted(attack.transformation._get_replacement_words(word))
                   for word in job["words"] if word.lower() not in stopwords}
+    candidates = {word: found for word, found in candidates.items() if found}
     (work / "textattack.json").write_text(json.dumps({
         "version": textattack.__version__ if hasattr(textattack, "__version__") else "0.3.11",
         "transformers": transformers.__version__, "seconds": seconds, "results": records, "candidates": candidates,

@@ -194,6 +194,18 @@ def test_the_query_budget_is_honoured(name, tokenizer):
         check_allowed(result, DictSource(SYNONYMS))
 
 
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_a_budget_per_word_scales_with_each_text(name, tokenizer):
+    # 1 query per word: 5 for "a good and great movie ." (too few for its two changes), 3 for "a bad movie ."
+    results, model, _ = run(name, tokenizer, query_budget_per_word=1)
+    assert [r.queries <= r.num_words for r in results] == [True] * 4
+    assert results[0].status == "failed" and results[0].queries == 5
+    # the smaller of a fixed budget and the per-word one applies
+    results, _, _ = run(name, tokenizer, query_budget_per_word=1, query_budget=2)
+    assert max(r.queries for r in results) <= 2
+    assert sum(r.queries for r in results) >= 4  # each example asked for at least its clean prediction
+
+
 def test_a_search_cut_by_the_budget_keeps_its_best_allowed_candidate(tokenizer):
     # PWWS asks for the 3 unknown-token probes, then the single substitutions: with budget 5 it scores
     # "good" -> "nice" only; the probes are not candidates

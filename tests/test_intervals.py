@@ -21,6 +21,20 @@ def test_wilson_known_values():
         wilson_interval(5, 4)
 
 
+def test_paired_interval_uses_the_correlation_of_the_outcomes():
+    # two models that agree on most examples: the paired interval is much narrower than one that treats the two
+    # accuracies as independent samples (Newcombe's method for unpaired proportions, built from the same Wilson limits)
+    both, only_a, only_b, n = 40, 8, 1, 100
+    p_a, p_b = (both + only_a) / n, (both + only_b) / n
+    (low_a, high_a), (low_b, high_b) = wilson_interval(both + only_a, n), wilson_interval(both + only_b, n)
+    unpaired = (p_a - p_b - ((p_a - low_a) ** 2 + (high_b - p_b) ** 2) ** 0.5,
+                p_a - p_b + ((high_a - p_a) ** 2 + (p_b - low_b) ** 2) ** 0.5)
+    low, high = paired_difference_interval(both, only_a, only_b, n)
+    assert low < 0.07 < high
+    assert high - low < 0.6 * (unpaired[1] - unpaired[0])
+    assert low > 0 > unpaired[0]  # the pairing shows what the unpaired view cannot: a is ahead
+
+
 def test_paired_interval_is_antisymmetric_and_contains_the_difference():
     low, high = paired_difference_interval(50, 12, 3, 100)
     assert low < 0.09 < high and low > 0  # 9 more examples held by a than by b, of 100: clearly positive

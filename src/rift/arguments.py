@@ -138,7 +138,8 @@ class BenchArguments:
     seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed")
     attack_seed: int = option(0, "seed of the attacked sample, the same for every cell so that all models face the "
                                  "same examples")
-    attacks: list[str] = option(["ascc", "pwws", "genetic"], "attacks on every trained model, comma-separated")
+    attacks: list[str] = option(["pwws", "genetic", "ascc"], "attacks on every trained model, comma-separated (ascc "
+                                                              "is the training adversary's own measure)")
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
     # training of every cell; unset options take the preset's or rift train's value

@@ -280,7 +280,7 @@ def cmd_record(values: dict) -> int:
 COMMANDS = {
     "train": (TrainingArguments, cmd_train, "fine-tune an encoder (standard, adversarial or RIFT)"),
     "eval": (EvalArguments, cmd_eval, "clean accuracy of a classifier on a split"),
-    "attack": (AttackArguments, cmd_attack, "attack a classifier (ascc, pwws, genetic, textfooler) and measure its robustness"),
+    "attack": (AttackArguments, cmd_attack, "attack a classifier (pwws, genetic, textfooler; ascc, the training adversary's measure) and measure its robustness"),
     "bench": (BenchArguments, cmd_bench, "train a grid of tasks x methods x seeds, attack every model, and tabulate "
                                          "the means and standard deviations over seeds (resumable)"),
     "report": (ReportArguments, cmd_report, "write one self-contained HTML report of a rift bench folder"),

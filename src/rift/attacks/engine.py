@@ -294,6 +294,8 @@ class WordSubstitutionAttack(Attack):
 
     def _track_best(self, run: _Run, probabilities: torch.Tensor) -> None:
         """Remember the most adversarial allowed candidate: what a search cut off by the budget ends with."""
+        if len(probabilities) == 0:  # the budget ran out before this request: nothing was scored
+            return
         target = run.target
         succeeded = target.succeeded(probabilities).tolist()
         true = target.true_probability(probabilities).tolist()

@@ -26,7 +26,8 @@ def build_attack(
     **options,
 ) -> Attack:
     """The attack ``name`` against ``model`` (on its own device). ``options`` go to the attack: every attack takes
-    ``max_changed_share``, ``lm_constraint``, ``query_budget`` and ``seed``; genetic also ``population`` and
+    ``max_changed_share``, ``lm_constraint``, ``constraints`` (context constraints; TextFooler has its own by
+    default), ``query_budget``, ``query_budget_per_word`` and ``seed``; genetic also ``population`` and
     ``generations``."""
     if name not in ATTACKS:
         raise RiftError(f"unknown attack {name!r}: use one of {', '.join(ATTACKS)}")
