@@ -90,7 +90,7 @@ def _load_tagger():
     try:
         import spacy
     except ImportError:
-        raise RiftError(f"TextFooler's part-of-speech check needs spaCy and its English model: {SPACY_INSTALL}") from None
+        raise RiftError(f"TextFooler's part-of-speech check needs spaCy and its model: {SPACY_INSTALL}") from None
     try:
         return spacy.load(SPACY_MODEL, exclude=["parser", "ner", "lemmatizer", "senter"])
     except OSError:
@@ -177,7 +177,9 @@ class SentenceSimilarity(ContextConstraint):
                 self._cache[text] = vector
         return [self._cache[t] for t in texts]
 
-    def similarities(self, target: Target, reference: Replacements, substitutions: Sequence[Substitution]) -> list[float]:
+    def similarities(
+        self, target: Target, reference: Replacements, substitutions: Sequence[Substitution]
+    ) -> list[float]:
         """Angular similarity of each substitution's window with the reference's."""
         proper = _words_proper(target)
         before, after = [], []

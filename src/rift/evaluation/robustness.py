@@ -2,9 +2,9 @@
 
 Each example is appended to ``examples_ATTACK.jsonl`` the moment its result is final, so a killed run loses at most
 the examples in flight, and a re-run attacks only the examples that have no record yet. A last line cut short by a
-kill is dropped with a warning (its example is attacked again); a damaged line anywhere else is an error. Under ``accelerate launch`` or
-``torchrun`` every process attacks its share into its own part file and the main process merges them; since
-every attack seeds each example by its index, the merged file equals a single-process run.
+kill is dropped with a warning (its example is attacked again); a damaged line anywhere else is an error. Under
+``accelerate launch`` or ``torchrun`` every process attacks its share into its own part file and the main process
+merges them; since every attack seeds each example by its index, the merged file equals a single-process run.
 """
 
 from __future__ import annotations
@@ -67,11 +67,9 @@ def drop_incomplete_last_line(path: Path) -> None:
 
 
 def write_results(path: Path, results: Sequence[AttackResult], mode: str = "a") -> None:
-    """Append (or with ``mode="w"`` write) records, one line each, flushed as each is written."""
     with open(path, mode, encoding="utf-8") as stream:
         for result in results:
             stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-            stream.flush()
 
 
 def run_attack(

@@ -59,7 +59,8 @@ def write_report(args: ReportArguments) -> Path:
 
 def render_report(bench: Path, results: dict, max_examples: int) -> str:
     settings = results["settings"]
-    shown = ("task", "methods", "seeds", "attacks", "model", "preset", "split", "num_examples", "genetic_num_examples")
+    shown = ("task", "methods", "seeds", "attacks", "model", "preset", "split", "num_examples", "genetic_num_examples",
+             "protocol")
     summary = ", ".join(f"{key}: {','.join(map(str, value)) if isinstance(value, list) else value}"
                         for key in shown if (value := settings.get(key)) is not None)
     logs = {cell["directory"]: read_log(bench / cell["directory"] / "train_log.jsonl") for cell in results["cells"]}
