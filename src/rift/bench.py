@@ -123,9 +123,12 @@ def pending_attacks(args: BenchArguments, cell: Cell) -> list[tuple[list[str], i
 
 def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: Cell, names: list[str],
                      num_examples: int | None) -> AttackArguments:
-    """The attack sees the data exactly as the model was trained on it (files, columns, max length, seed), and runs
-    in the training's precision: Accelerate's state is process-wide and cannot change within one bench."""
+    """The attack sees the data exactly as the model was trained on it (files, columns, max length, seed; under a
+    protocol, the protocol's max length), and runs in the training's precision: Accelerate's state is process-wide
+    and cannot change within one bench."""
     data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
+    if args.protocol:
+        del data["max_length"]
     return AttackArguments(**data | dict(config=None), model=str(cell.directory), attack=names,
                            output_dir=str(cell.attack_dir), split=args.split, num_examples=num_examples,
                            sample_seed=args.attack_seed, mixed_precision=train_args.mixed_precision,
