@@ -21,10 +21,13 @@ pytestmark = pytest.mark.slow  # every test starts torchrun
 
 
 def data_options(tmp_path: Path) -> list[str]:
-    train = write_csv(tmp_path / "train.csv", sentiment_examples(64, 0))
-    test = write_csv(tmp_path / "test.csv", sentiment_examples(40, 2))
+    # the label names of the session's tiny model (sentiment_task's), which the attack tests run on
+    names = ("negative", "positive")
+    train = write_csv(tmp_path / "train.csv", sentiment_examples(64, 0), names)
+    test = write_csv(tmp_path / "test.csv", sentiment_examples(40, 2), names)
     return ["--task", "file", "--train-file", str(train), "--dev-file", str(train), "--test-file", str(test),
-            "--text-column", "review", "--label-column", "sentiment", "--label-names", "neg,pos", "--max-length", "32"]
+            "--text-column", "review", "--label-column", "sentiment", "--label-names", ",".join(names),
+            "--max-length", "32"]
 
 
 def run(command: list[str], processes: int) -> subprocess.CompletedProcess:
