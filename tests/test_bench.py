@@ -4,6 +4,7 @@ over seeds, a second run that skips every finished cell, interrupted cells redon
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import io
 import json
@@ -245,3 +246,21 @@ def test_a_record_without_weights_is_tabulated_reported_and_continued(grid_copy,
     capsys.readouterr()
     assert main([*on_record, "--attacks", "ascc,pwws,genetic,textfooler"]) == 2  # a new attack needs the weights
     assert "record without weights" in capsys.readouterr().err
+
+
+def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training_data(tmp_path):
+    from rift.arguments import BenchArguments
+    from rift.bench import attack_arguments, grid, training_arguments
+    from rift.cli import apply_protocol
+
+    args = BenchArguments(output_dir=str(tmp_path), methods=["ascc"], attacks=["pwws", "genetic"], preset="cpu",
+                          protocol="textdefender")
+    [cell] = grid(args)
+    train_args = training_arguments(args, cell)
+    assert train_args.max_length == 64  # the cpu preset trains on 64 tokens
+    attack_args = attack_arguments(train_args, args, cell, ["pwws"], 200)
+    assert attack_args.protocol == "textdefender" and attack_args.max_train_examples == 8000
+    protocol_args = apply_protocol(attack_args, "sst2")  # not refused: the protocol's 128 tokens apply
+    assert (protocol_args.max_length, protocol_args.max_changed_share, protocol_args.num_examples) == (128, 0.3, 200)
+    plain = attack_arguments(train_args, dataclasses.replace(args, protocol=None), cell, ["pwws"], 200)
+    assert plain.max_length == 64 and plain.protocol is None  # without one, the attack reads as the model was trained
