@@ -174,8 +174,9 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
         record |= {f"{name}/{key}": summary.get(key) for key in ATTACK_METRICS}
         n, robust = summary.get("num_examples"), summary.get("robust_accuracy")
         if n and robust is not None:  # results written before intervals were recorded have the accuracy only
-            record |= {f"{name}/num_examples": n, f"{name}/num_robust": summary.get("num_robust", round(robust * n)),
-                       f"{name}/robust_accuracy_interval": list(wilson_interval(round(robust * n), n))}
+            num_robust = summary.get("num_robust", round(robust * n))
+            record |= {f"{name}/num_examples": n, f"{name}/num_robust": num_robust,
+                       f"{name}/robust_accuracy_interval": list(wilson_interval(num_robust, n))}
     return record
 
 

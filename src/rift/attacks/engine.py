@@ -133,7 +133,7 @@ class _Run:
 
     index: int
     example: Example
-    budget: int | None = None  # at most this many queries
+    budget: int | None = None  # at most this many queries, set when the search starts (the clean query always fits)
     queries: int = 0
     asked: set[Key] = field(default_factory=set)  # inputs this example's queries were charged for
     seconds: float = 0.0
@@ -185,7 +185,7 @@ class WordSubstitutionAttack(Attack):
         if len(indices) != len(examples):
             raise ValueError(f"{len(indices)} indices for {len(examples)} examples")
         self.model.clear_cache()  # an example's query count must not depend on what an earlier call scored
-        runs = [_Run(index, example, budget=self._budget(example)) for index, example in zip(indices, examples)]
+        runs = [_Run(index, example) for index, example in zip(indices, examples)]
         unreported = list(runs)
 
         def report_finished() -> None:
@@ -231,7 +231,9 @@ class WordSubstitutionAttack(Attack):
         substitutes = [
             self.source.substitutes(strings, i) if alignment.word_tokens[segment][i] else [] for i in range(len(words))
         ]
-        target = Target(example, words, substitutes, self._max_changes(count_words(words)), clean, self.constraints)
+        num_words = count_words(words)
+        run.budget = self._budget(num_words)
+        target = Target(example, words, substitutes, self._max_changes(num_words), clean, self.constraints)
         if self.lm_constraint is not None:
             target.substitutes = self.lm_constraint.filter(target.attacked_text, words, substitutes)
         run.target = target
@@ -239,13 +241,12 @@ class WordSubstitutionAttack(Attack):
         run.seconds += time.perf_counter() - start
         self._advance(run, None)
 
-    def _budget(self, example: Example) -> int | None:
+    def _budget(self, num_words: int) -> int | None:
         """The example's query budget: the fixed one, or so many per word of the attacked text (at least 1), or the
         smaller of the two."""
         budgets = [] if self.query_budget is None else [self.query_budget]
         if self.query_budget_per_word is not None:
-            attacked = example.text if example.text_pair is None else example.text_pair
-            budgets.append(max(1, math.floor(self.query_budget_per_word * count_words(split_words(attacked)) + 1e-9)))
+            budgets.append(max(1, math.floor(self.query_budget_per_word * num_words + 1e-9)))
         return min(budgets) if budgets else None
 
     def _max_changes(self, num_words: int) -> int:

@@ -97,18 +97,16 @@ def run_attack(
                     disable=not show_progress or rank != 0, dynamic_ncols=True)
     drop_incomplete_last_line(mine)
 
-    with open(mine, "a", encoding="utf-8") as stream:
-        def save(result: AttackResult) -> None:  # at once: a kill loses only the examples still in flight
-            stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-            stream.flush()
-            finished.append(result)
-            running = summarize(finished)
-            progress.update(world)
-            progress.set_postfix(robust=f"{running['robust_accuracy']:.3f}", clean=f"{running['clean_accuracy']:.3f}")
+    def save(result: AttackResult) -> None:  # at once: a kill loses only the examples still in flight
+        write_results(mine, [result])
+        finished.append(result)
+        running = summarize(finished)
+        progress.update(world)
+        progress.set_postfix(robust=f"{running['robust_accuracy']:.3f}", clean=f"{running['clean_accuracy']:.3f}")
 
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            attack.attack([examples[i] for i in chunk], chunk, on_result=save)
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        attack.attack([examples[i] for i in chunk], chunk, on_result=save)
     progress.close()
 
     if accelerator:
