@@ -1,9 +1,12 @@
-"""Time of one training step of every objective, as ratios to ``standard``, measured side by side in one run.
+"""Time of one training step of every objective and adversary, as ratios to ``standard`` and to token-level
+``ascc``, measured side by side in one run.
 
-Also compares rift's RIFT step with the authors' formulation (teacher features recomputed every step, and a
-second student pass on x' for the MI term).
+An entry is a method, or METHOD+ADVERSARY (``rift+discrete``: rift with the discrete adversary; a bare method uses
+the token-level ASCC adversary). Also compares rift's RIFT step with the authors' formulation (teacher features
+recomputed every step, and a second student pass on x' for the MI term).
 
     .venv/bin/python benchmarks/objective_cost.py [--model minilm] [--steps 5] [--batch-size 32] [--max-length 64]
+        [--methods standard,ascc,rift,ascc+discrete,rift+discrete,ascc+random] [--adversary-query-budget 32]
 
 Every objective is timed on the same class-balanced SST-2 batches, after one warm-up step, in interleaved
 rounds so that background load hits all of them alike; the median step time is reported.
@@ -41,14 +44,7 @@ class AuthorsRIFTObjective(RIFTObjective):
             return classify(self.teacher, return_pooled=True, **inputs).pooled.float()
 
     def extra_terms(self, model, batch, clean, adversarial):
-        weights = self.adversary.find_weights(
-            model, batch["substitute_ids"], batch["substitute_mask"], batch["attention_mask"],
-            batch.get("token_type_ids"), clean_logits=clean.logits.detach(),
-        )
-        from rift.attacks.ascc import adversarial_embeddings
-
-        again = self.student(model, return_pooled=True, inputs_embeds=adversarial_embeddings(model, batch["substitute_ids"], weights),
-                             attention_mask=batch["attention_mask"], token_type_ids=batch.get("token_type_ids"))
+        again = self.student(model, return_pooled=True, **self.adversary.perturb(model, batch).inputs)
         mi = self.mutual_information_loss(again.pooled.float(), self.teacher_features(batch), batch["labels"])
         return {"mi": self.args.alpha * mi}
 
@@ -60,7 +56,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--ascc-steps", type=int, default=PRESETS["cpu"]["ascc_steps"])
-    parser.add_argument("--methods", default="standard,ascc,rift,rift-authors,rift-uncond,rift-clean,l2sp,mixout")
+    parser.add_argument("--methods", default="standard,ascc,rift,rift-authors,rift-uncond,rift-clean,l2sp,mixout,"
+                                              "ascc+discrete,rift+discrete,ascc+random")
+    parser.add_argument("--adversary-candidates", type=int, default=16)
+    parser.add_argument("--adversary-query-budget", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
     options = parser.parse_args()
     transformers.logging.set_verbosity_error()
@@ -70,9 +69,12 @@ def main() -> None:
     classes = dict(OBJECTIVES) | {"rift-authors": AuthorsRIFTObjective}
 
     trainers, batches = {}, None
-    for method in methods:
+    for entry in methods:
+        method, _, adversary = entry.partition("+")
         args = TrainingArguments(
             output_dir="/tmp/rift-objective-cost", task="sst2", model=options.model, method=method,
+            adversary=adversary or "ascc", adversary_candidates=options.adversary_candidates,
+            adversary_query_budget=options.adversary_query_budget,
             max_train_examples=options.batch_size * (options.steps + 1), max_dev_examples=8, max_test_examples=8,
             batch_size=options.batch_size, max_length=options.max_length, ascc_steps=options.ascc_steps, seed=0,
             resume=True,
@@ -83,7 +85,7 @@ def main() -> None:
             labels = [item.label for item in trainer.encoded["train"]]
             batches = [[trainer.encoded["train"][i] for i in b] for b in ClassBalancedBatchSampler(labels, options.batch_size, 0)]
         params = [p for m in (trainer.model, trainer.objective) for p in m.parameters() if p.requires_grad]
-        trainers[method] = (trainer, torch.optim.AdamW(params, lr=1e-5), [])
+        trainers[entry] = (trainer, torch.optim.AdamW(params, lr=1e-5), [])
 
     def step(method: str, items) -> float:
         trainer, optimizer, _ = trainers[method]
@@ -102,15 +104,14 @@ def main() -> None:
         for method in methods:
             trainers[method][2].append(step(method, items))
 
-    base = statistics.median(trainers["standard"][2]) if "standard" in trainers else None
+    medians = {method: statistics.median(trainers[method][2]) for method in methods}
     print(f"model {options.model}, batch {options.batch_size} x <= {options.max_length} tokens, "
-          f"ASCC steps {options.ascc_steps}, {options.steps} timed steps, torch threads {torch.get_num_threads()}")
-    print(f"{'method':<14}{'median s/step':>15}{'vs standard':>13}")
-    medians = {}
+          f"ASCC steps {options.ascc_steps}, discrete: {options.adversary_candidates} candidates, "
+          f"{options.adversary_query_budget} queries; {options.steps} timed steps, torch threads {torch.get_num_threads()}")
+    print(f"{'method':<16}{'median s/step':>15}{'vs standard':>13}{'vs ascc':>10}")
     for method in methods:
-        medians[method] = statistics.median(trainers[method][2])
-        ratio = f"{medians[method] / base:.2f}x" if base else "-"
-        print(f"{method:<14}{medians[method]:>15.3f}{ratio:>13}")
+        ratios = [f"{medians[method] / medians[base]:.2f}x" if base in medians else "-" for base in ("standard", "ascc")]
+        print(f"{method:<16}{medians[method]:>15.3f}{ratios[0]:>13}{ratios[1]:>10}")
     if {"rift", "ascc"} <= medians.keys():
         print(f"rift / ascc: {medians['rift'] / medians['ascc']:.2f}x")
     if {"rift", "rift-authors"} <= medians.keys():

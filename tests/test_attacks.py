@@ -361,6 +361,7 @@ def test_summarize():
         "robust_accuracy_interval": pytest.approx([0.0456, 0.6994], abs=1e-4),
         "attack_success_rate_interval": pytest.approx([0.2077, 0.9385], abs=1e-4),
         "mean_perturbed_fraction": pytest.approx(0.3), "mean_queries": 30.0, "seconds_per_example": 1.0,
+        "outside_training_surface": None,  # no change is marked
     }
     assert summarize([])["clean_accuracy"] is None and summarize([])["robust_accuracy_interval"] is None
     assert AttackResult.from_dict(results[2].to_dict()) == results[2]

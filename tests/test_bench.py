@@ -208,6 +208,31 @@ def test_bad_grids_are_one_line_errors(tmp_path, capsys):
     assert "unknown attack fgsm" in capsys.readouterr().err
     assert main(["bench", "--preset", "gpu", "--output-dir", str(tmp_path)]) == 2
     assert "unknown preset" in capsys.readouterr().err
+    for entry in ("standard+random", "ascc+nope"):
+        assert main(["bench", "--methods", f"ascc,{entry}", "--output-dir", str(tmp_path)]) == 2
+        assert f"method {entry}:" in capsys.readouterr().err
+
+
+def test_a_grid_compares_one_method_against_two_adversaries(tmp_path, tiny_model_dir):
+    train_config = write_train_config(tmp_path, 32, learning_rate=3e-3)
+    out = tmp_path / "out"
+    code, stdout = bench(["bench", "--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir,
+                          "--methods", "ascc,ascc+random", "--adversary", "ascc", "--seeds", "0", "--attacks", "pwws",
+                          "--num-examples", "8", "--epochs", "2", "--batch-size", "16", "--max-length", "32",
+                          "--ascc-steps", "1", "--num-threads", "1", "--output-dir", str(out)])
+    assert code == 0
+    adversaries = {cell: yaml.safe_load((out / "cells" / cell / "rift_config.yaml").read_text())["adversary"]
+                   for cell in ("file-ascc-s0", "file-ascc+random-s0")}
+    assert adversaries == {"file-ascc-s0": "ascc", "file-ascc+random-s0": "random"}
+    results = json.loads((out / "results.json").read_text())
+    [comparison] = results["comparisons"]
+    assert (comparison["method"], comparison["baseline"]) == ("ascc+random", "ascc")
+    assert comparison["held_only"]["pwws"]["examples"] == 8
+    for cell in results["cells"]:  # every change of a successful attack is judged against its own adversary
+        records = [json.loads(line) for line in
+                   (out / cell["directory"] / "attacks" / "examples_pwws.jsonl").read_text().splitlines()]
+        assert all(c["in_training_surface"] is not None for r in records for c in r["changes"])
+    assert "outside training surface" in stdout
 
 
 def test_report_of_a_grid(grid, tmp_path):

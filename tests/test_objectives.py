@@ -12,11 +12,12 @@ from conftest import NEGATIVE, POSITIVE
 from safetensors import safe_open
 
 from rift.arguments import TrainingArguments
-from rift.attacks.ascc import ASCCAdversary, ASCCAttack, masked_softmax
+from rift.attacks.ascc import ASCCSearch, ASCCAttack, masked_softmax
 from rift.data import Example
 from rift.evaluation.robustness import run_attack
 from rift.models import classify, load_classifier
-from rift.objectives import OBJECTIVES, build_objective
+from rift.adversaries import ADVERSARIES
+from rift.objectives import OBJECTIVES, build_objective, used_options
 from rift.objectives.rift import info_nce
 from rift.substitutions import SubstitutionSource
 from rift.substitutions.tokens import collate_substitutions, token_substitutions
@@ -65,7 +66,7 @@ def test_ascc_weights_are_convex_and_leave_the_model_untouched(standard_tiny_mod
     batch, ids, mask = adversary_inputs(model, tokenizer, sentiment_task.splits["dev"][:16], OppositeSentiment())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     clean = classify(model, **model_inputs(batch)).logits.detach()
-    weights = ASCCAdversary(steps=5).find_weights(model, ids, mask, batch["attention_mask"], batch.get("token_type_ids"),
+    weights = ASCCSearch(steps=5).find_weights(model, ids, mask, batch["attention_mask"], batch.get("token_type_ids"),
                                                   clean_logits=clean, generator=torch.Generator().manual_seed(0))
     assert model.training
     assert all(p.grad is None for p in model.parameters())
@@ -100,7 +101,7 @@ def test_ascc_search_raises_its_objective_over_its_steps(standard_tiny_model, to
     for sparsity_weight in (0.0, 15.0):
         values = []
         for steps in range(6):
-            adversary = ASCCAdversary(steps=steps, learning_rate=0.5, sparsity_weight=sparsity_weight, objective=objective)
+            adversary = ASCCSearch(steps=steps, learning_rate=0.5, sparsity_weight=sparsity_weight, objective=objective)
             weights = adversary.find_weights(model, ids, mask, **inputs, clean_logits=clean, labels=batch["labels"],
                                              initial=initial)
             values.append(achieved(weights))
@@ -148,9 +149,13 @@ def test_info_nce_matches_a_hand_computed_value():
     tau = 0.5
     # normalised rows: s = (1,0), (0,1), (.6,.8); t = (1,0), (1/sqrt2, 1/sqrt2), (0,-1)
     r = 2 ** -0.5
-    similarity = torch.tensor([[1.0, r, 0.0], [0.0, r, -1.0], [0.6, 1.4 * r, -0.8]]) / tau
-    expected = -sum(similarity[k, k] - torch.logsumexp(similarity[k], 0) for k in range(3)) / 3
+    similarity = torch.tensor([[1.0, r, 0.0], [0.0, r, -1.0], [0.6, 1.4 * r, -0.8]]) / tau  # rows: students
+    # the authors' LogSoftmax(0): for each teacher column k, its student k against all students
+    expected = -sum(similarity[k, k] - torch.logsumexp(similarity[:, k], 0) for k in range(3)) / 3
     assert info_nce(student, teacher, tau).item() == pytest.approx(expected.item(), rel=1e-6)
+    # the other axis (over teachers, per student row) is another bound with another value on this matrix
+    other = -sum(similarity[k, k] - torch.logsumexp(similarity[k], 0) for k in range(3)) / 3
+    assert abs(expected.item() - other.item()) > 0.05
     # the positive pair is the same example: a perfectly aligned batch scores lower than a shuffled one
     assert info_nce(teacher, teacher, tau) < info_nce(teacher, teacher[[1, 2, 0]], tau)
 
@@ -211,7 +216,7 @@ def rift_step_parts(tmp_path, model_dir, sentiment_task):
     batch = objective.collate(items, trainer.pad_token_id)
     generator = torch.Generator().manual_seed(5)
     weights = masked_softmax(torch.randn(batch["substitute_ids"].shape, generator=generator), batch["substitute_mask"])
-    objective.adversary.find_weights = lambda *a, **k: weights
+    objective.adversary.search.find_weights = lambda *a, **k: weights
     return trainer, objective, batch, weights
 
 
@@ -241,7 +246,7 @@ def test_rift_total_loss_equals_ce_plus_beta_kl_plus_alpha_mi_by_hand(tmp_path, 
             s = F.normalize(objective.student_heads[c](student[rows]), dim=-1)
             t = F.normalize(objective.teacher_heads[c](teacher[rows]), dim=-1)
             similarity = s @ t.T / 0.5
-            mi_terms.append(-(similarity.diagonal() - similarity.logsumexp(1)).mean())
+            mi_terms.append(-(similarity.diagonal() - similarity.logsumexp(0)).mean())
         mi = sum(mi_terms) / 2
 
     assert terms["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
@@ -311,7 +316,7 @@ def mixout_and_ascc(tmp_path, model_dir, sentiment_task, probability):
     batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
     weights = masked_softmax(torch.randn(batch["substitute_ids"].shape, generator=generator), batch["substitute_mask"])
     for objective in objectives.values():
-        objective.adversary.find_weights = lambda *a, **k: weights
+        objective.adversary.search.find_weights = lambda *a, **k: weights
     return model.train(), objectives, batch
 
 
@@ -377,20 +382,23 @@ class ReadRecorder:
 
 
 def test_every_method_trains_one_step_reading_only_its_declared_options(tmp_path, tiny_model_dir, sentiment_task):
-    # a run is reused whatever the value of the options its method does not declare, so the declaration must be true
-    objective_options = set().union(*(cls.options for cls in OBJECTIVES.values()))
-    for method in OBJECTIVES:
-        args = tiny_args(tmp_path / method, tiny_model_dir, method=method, ascc_steps=1)
-        recorder = ReadRecorder(args)
-        objective = build_objective(recorder)
-        trainer = Trainer(args, task=sentiment_task, objective=objective, log=lambda *a: None)
-        objective.setup(trainer)
-        batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
-        terms = objective(trainer.model, batch)
-        assert torch.isfinite(terms["loss"]), method
-        terms["loss"].backward()
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.parameters()), method
-        assert recorder.read & objective_options == objective.options, method
+    # a run is reused whatever the value of the options its method and adversary do not declare, so the declaration
+    # must be true
+    every = set().union(*(cls.options for cls in OBJECTIVES.values()), *(cls.options for cls in ADVERSARIES.values()))
+    for method, cls in OBJECTIVES.items():
+        for adversary in ADVERSARIES if cls.uses_adversary else ["ascc"]:
+            args = tiny_args(tmp_path / method / adversary, tiny_model_dir, method=method, ascc_steps=1,
+                             adversary=adversary, adversary_query_budget=4)
+            recorder = ReadRecorder(args)
+            objective = build_objective(recorder)
+            trainer = Trainer(args, task=sentiment_task, objective=objective, log=lambda *a: None)
+            objective.setup(trainer)
+            batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
+            terms = objective(trainer.model, batch)
+            assert torch.isfinite(terms["loss"]), method
+            terms["loss"].backward()
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.parameters()), method
+            assert recorder.read & every == used_options(method, adversary), (method, adversary)
 
 
 @pytest.mark.parametrize("objective", ["kl", "ce"])
@@ -401,13 +409,13 @@ def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_
     batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
     model = trainer.model.eval()  # no dropout: the clean logits are reproducible
     used = []
-    search = trainer.objective.adversary.find_weights
+    search = trainer.objective.adversary.search.find_weights
 
     def recorded_search(*args, **kwargs):
         used.append(search(*args, **kwargs))
         return used[-1]
 
-    trainer.objective.adversary.find_weights = recorded_search
+    trainer.objective.adversary.search.find_weights = recorded_search
     torch.manual_seed(0)
     trainer.objective.loss(model, batch)
 
@@ -415,7 +423,7 @@ def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_
     found = {}
     for name in ("kl", "ce"):
         torch.manual_seed(0)  # the same Kaiming draw of the starting weights
-        found[name] = ASCCAdversary(steps=3, objective=name).find_weights(
+        found[name] = ASCCSearch(steps=3, objective=name).find_weights(
             model, batch["substitute_ids"], batch["substitute_mask"], batch["attention_mask"],
             batch.get("token_type_ids"), clean_logits=clean, labels=batch["labels"])
     torch.testing.assert_close(used[0], found[objective])

@@ -89,6 +89,10 @@ def test_known_answer_minilm(tokenizer, source):
     assert tokens[4] == ["funny", "amusing", "hilarious", "comical", "humorous", "fun", "entertaining", "comic"]
     assert [len(row) for i, row in enumerate(tokens) if i not in (2, 4)] == [1] * (len(tokens) - 2)
     assert (item.words_with_substitutes, item.words_represented) == (3, 2)
+    # pairs: 8 + 8 + those of "unbelievably"; a position holds 7 of movie's and 7 of funny's first 8
+    words = ["The", "movie", "is", "funny", ",", "unbelievably", "."]
+    assert item.substitutions == 16 + len(source.substitutes(words, 5)[:K]) > 16
+    assert item.substitutions_represented == 14
 
     first_three = token_substitutions(alignment, tokenizer, source, 3)
     assert tokenizer.convert_ids_to_tokens(first_three.ids[2]) == ["movie", "film", "filmmaking", "films"]
@@ -188,14 +192,17 @@ def test_collate_matches_the_token_batch(tokenizer, source, sst2_dev):
 
 def test_coverage_report_on_a_hand_example():
     items = [
-        TokenSubstitutions([[101], [7, 8, 9, 10], [102]], 2, 1),
-        TokenSubstitutions([[101], [5, 6], [11], [102]], 3, 1),
-        TokenSubstitutions([[101], [102]], 0, 0),
+        TokenSubstitutions([[101], [7, 8, 9, 10], [102]], 2, 1, 8, 3),
+        TokenSubstitutions([[101], [5, 6], [11], [102]], 3, 1, 12, 1),
+        TokenSubstitutions([[101], [102]], 0, 0, 0, 0),
     ]
     assert coverage_report(items) == {
         "words_with_substitutes": 5,
         "words_represented": 2,
         "share_represented": 0.4,
+        "substitutions": 20,
+        "substitutions_represented": 4,
+        "share_substitutions": 0.2,
         "positions_with_substitutes": 2,
         "mean_substitutes_per_position": 2.0,
     }

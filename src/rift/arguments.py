@@ -8,6 +8,11 @@ from rift.config import option
 from rift.data import TASK_NAMES, TaskData, load_task
 from rift.evaluation.protocols import PROTOCOLS
 
+# the names of rift.adversaries.ADVERSARIES and rift.models.FEATURES (kept here so that parsing flags imports no
+# model code; a test checks that they agree)
+ADVERSARY_NAMES = ("ascc", "discrete", "random")
+FEATURES = ("pooler", "cls", "mean")
+
 
 @dataclass
 class DataArguments:
@@ -60,12 +65,25 @@ class TrainingArguments(DataArguments):
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision (bf16 also "
                                   "works on recent CPUs)", choices=("auto", "no", "fp16", "bf16"))
 
+    class_balanced: bool | None = option(None, "batches with the same number of examples of every class (default: "
+                                               "the method's own choice: rift and its ablations yes, the others no)")
+
     # adversarial and RIFT objectives (see METHOD.md; the presets hold the paper's values)
+    adversary: str = option("ascc", "training adversary of the adversarial methods: ascc, the paper's token-level "
+                                    "embedding mix (single-token words and substitutes only); discrete, a budgeted "
+                                    "gradient-guided word search whose x' is a real text (every substitution); "
+                                    "random, random allowed substitutions", choices=ADVERSARY_NAMES)
     synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
     max_substitutes: int = option(8, "substitutes per word (K) in the adversary's search space")
+    adversary_candidates: int = option(16, "discrete: single substitutions scored per example, the best by the "
+                                           "gradient's first-order estimate")
+    adversary_query_budget: int = option(32, "discrete: model queries per example and step, the clean one included")
     beta: float = option(1.0, "weight of KL(adversarial || clean) (ascc, rift, l2sp, mixout)")
     alpha: float = option(0.1, "weight of the mutual-information term (rift, rift-uncond, rift-clean)")
     tau: float = option(0.2, "InfoNCE temperature")
+    feature: str = option("pooler", "the pooled feature the mutual-information term reads, of student and teacher: "
+                                    "pooler (what a BERT head reads), cls (the first token's hidden state) or mean "
+                                    "(the mean of the last hidden states)", choices=FEATURES)
     ascc_steps: int = option(10, "Adam steps of the ASCC adversary")
     ascc_learning_rate: float = option(1.0, "learning rate of the ASCC weights")
     ascc_sparsity_weight: float = option(15.0, "weight of the entropy (sparsity) term of ASCC")
@@ -134,7 +152,9 @@ class BenchArguments:
     output_dir: str | None = option(None, "folder of the grid: cells/TASK-METHOD-sSEED/ and results.{csv,json,md}",
                                     required=True)
     task: list[str] = option(["sst2"], "tasks, comma-separated")
-    methods: list[str] = option(["standard", "ascc", "rift"], "training methods, comma-separated")
+    methods: list[str] = option(["standard", "ascc", "rift"], "training methods, comma-separated; METHOD+ADVERSARY "
+                                                               "(rift+discrete) trains an adversarial method against "
+                                                               "that adversary (default: --adversary)")
     seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed")
     attack_seed: int = option(0, "seed of the attacked sample, the same for every cell so that all models face the "
                                  "same examples")
@@ -156,6 +176,9 @@ class BenchArguments:
     epochs: int | None = option(None, "passes over the training data")
     batch_size: int | None = option(None, "training examples per step")
     learning_rate: float | None = option(None, "peak learning rate")
+    class_balanced: bool | None = option(None, "class-balanced batches for every method (default: each method's own)")
+    adversary: str | None = option(None, "training adversary of every adversarial method (rift train's default: "
+                                         "ascc)", choices=ADVERSARY_NAMES)
     ascc_steps: int | None = option(None, "Adam steps of the training adversary (the ascc attack keeps 10)")
     ascc_objective: str | None = option(None, "what the training adversary maximises, kl or ce (the ascc attack "
                                               "keeps ce)", choices=("kl", "ce"))

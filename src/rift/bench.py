@@ -41,6 +41,7 @@ from rift.errors import RiftError
 from rift.evaluation.intervals import wilson_interval
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import examples_file
+from rift.adversaries import ADVERSARIES
 from rift.objectives import OBJECTIVES, PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.training.trainer import (
@@ -58,11 +59,11 @@ RESULTS_FILES = ("results.json", "results.csv", "results.md")
 # (its label names, for the report)
 RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json")
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
-                    "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "ascc_steps",
-                    "ascc_objective", "eval_steps", "save_steps", "retention_examples", "num_threads")
+                    "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "class_balanced",
+                    "adversary", "ascc_steps", "ascc_objective", "eval_steps", "save_steps", "retention_examples", "num_threads")
 MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
 ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
-                  "mean_queries", "seconds")
+                  "mean_queries", "seconds", "outside_surface")
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,24 @@ class Cell:
         return self.directory / ATTACKS_DIR
 
 
+def method_and_adversary(entry: str) -> tuple[str, str | None]:
+    """A grid's method entry: METHOD, or METHOD+ADVERSARY (``rift+discrete``) for an adversarial method trained
+    against another adversary than the bench's."""
+    method, _, adversary = entry.partition("+")
+    return method, adversary or None
+
+
 def grid(args: BenchArguments) -> list[Cell]:
     for kind, names, known in (("task", args.task, TASK_NAMES), ("method", args.methods, OBJECTIVES),
                                ("attack", args.attacks, ATTACK_NAMES)):
-        unknown = [name for name in names if name not in known]
+        unknown = [name for name in names if (method_and_adversary(name)[0] if kind == "method" else name) not in known]
         if unknown or not names:
             raise RiftError(f"unknown {kind} {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
+    for entry in args.methods:
+        method, adversary = method_and_adversary(entry)
+        if adversary is not None and (adversary not in ADVERSARIES or not OBJECTIVES[method].uses_adversary):
+            raise RiftError(f"method {entry}: {method} with adversary {adversary!r} does not exist; adversarial methods "
+                            f"take one of {', '.join(ADVERSARIES)}")
     cells_dir = Path(args.output_dir) / CELLS_DIR
     return [Cell(task, method, seed, cells_dir / f"{task}-{method}-s{seed}")
             for task in args.task for method in args.methods for seed in args.seeds]
@@ -94,8 +107,11 @@ def grid(args: BenchArguments) -> list[Cell]:
 
 def training_arguments(args: BenchArguments, cell: Cell) -> TrainingArguments:
     values = {name: getattr(args, name) for name in TRAINING_OPTIONS if getattr(args, name) is not None}
-    values |= dict(task=cell.task, method=cell.method, seed=cell.seed, output_dir=str(cell.directory), resume=True,
+    method, adversary = method_and_adversary(cell.method)
+    values |= dict(task=cell.task, method=method, seed=cell.seed, output_dir=str(cell.directory), resume=True,
                    config=args.train_config)
+    if adversary is not None:
+        values["adversary"] = adversary
     return build_config(TrainingArguments, values, PRESETS)
 
 
@@ -170,7 +186,9 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
     for name in args.attacks:
         summary = attacks.get(name, {})
         per_example = summary.get("seconds_per_example")
-        summary = summary | {"seconds": None if per_example is None else per_example * summary["num_examples"]}
+        surface = summary.get("outside_training_surface") or {}
+        summary = summary | {"seconds": None if per_example is None else per_example * summary["num_examples"],
+                             "outside_surface": surface.get("share_with_change_outside")}
         record |= {f"{name}/{key}": summary.get(key) for key in ATTACK_METRICS}
         n, robust = summary.get("num_examples"), summary.get("robust_accuracy")
         if n and robust is not None:  # results written before intervals were recorded have the accuracy only

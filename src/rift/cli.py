@@ -165,6 +165,7 @@ def attack_model(args: AttackArguments) -> dict:
     from rift.data import resolve_data_dir
     from rift.evaluation.protocols import get_protocol
     from rift.evaluation.robustness import run_attack, sample_indices
+    from rift.evaluation.surface import mark_training_surface, training_adversary
     from rift.models import check_label_names, load_classifier, load_tokenizer
     from rift.substitutions import build_substitution_source
 
@@ -207,10 +208,14 @@ def attack_model(args: AttackArguments) -> dict:
                    mixed_precision=accelerator.mixed_precision,
                    protocol=protocol.settings(task.name) if protocol else None)
     results.setdefault("attacks", {})
+    # which changes the model's own training adversary could have made (a model rift trained against one)
+    adversary = training_adversary(args.model, tokenizer, args.data_dir)
+    mark = None if adversary is None else lambda result: mark_training_surface(result, adversary, args.max_length)
+    results["training_adversary"] = None if adversary is None else adversary.name
     for name in args.attack:
         attack = build_named_attack(name, model, tokenizer, source, args)
         with accelerator.autocast():
-            summary = run_attack(attack, examples, indices, output_dir, accelerator)
+            summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
         results["attacks"][name] = summary
         if accelerator.is_main_process:
             results_path.write_text(json.dumps(results, indent=2))

@@ -1,9 +1,11 @@
 """Loading Hugging Face encoders as classifiers, and running them from token ids or from input embeddings.
 
-The pooled feature is what the classification head reads: BERT-style models' pooler output where the model has a
-pooler, otherwise the first token's last hidden state. It is captured with a forward hook on the base model, so
-one forward pass yields both logits and feature, for any architecture that ``AutoModelForSequenceClassification``
-knows.
+The pooled feature is read from the base model's output with a forward hook, so one forward pass yields both logits
+and feature, for any architecture that ``AutoModelForSequenceClassification`` knows. Which feature (``FEATURES``):
+``pooler``, what a BERT-style classification head reads (the pooler output where the model has a pooler, otherwise
+the first token's last hidden state); ``cls``, the first token's last hidden state; ``mean``, the mean of the last
+hidden states over the real tokens, the sentence representation of sentence encoders such as all-MiniLM-L6-v2
+(whose pooler was never trained).
 """
 
 from __future__ import annotations
@@ -113,18 +115,28 @@ def input_embeddings(model: nn.Module) -> nn.Embedding:
     return unwrap(model).get_input_embeddings()
 
 
+FEATURES = ("pooler", "cls", "mean")  # rift.arguments.FEATURES repeats them
+
+
 class ClassifierOutput(NamedTuple):
     logits: torch.Tensor
     pooled: torch.Tensor | None
 
 
 @contextlib.contextmanager
-def _capture_pooled(model: nn.Module):
+def _capture_pooled(model: nn.Module, feature: str, attention_mask: torch.Tensor | None):
+    if feature not in FEATURES:
+        raise RiftError(f"unknown feature {feature!r}; choose from {', '.join(FEATURES)}")
     captured: dict[str, torch.Tensor] = {}
 
     def hook(_module, _inputs, output):
-        pooled = getattr(output, "pooler_output", None)
-        captured["pooled"] = pooled if pooled is not None else output.last_hidden_state[:, 0]
+        hidden = output.last_hidden_state
+        pooled = getattr(output, "pooler_output", None) if feature == "pooler" else None
+        if feature == "mean":
+            weights = (torch.ones(hidden.shape[:2], device=hidden.device) if attention_mask is None
+                       else attention_mask.to(hidden.dtype))
+            pooled = (hidden * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1)
+        captured["pooled"] = pooled if pooled is not None else hidden[:, 0]
 
     handle = unwrap(model).base_model.register_forward_hook(hook)
     try:
@@ -141,9 +153,10 @@ def classify(
     attention_mask: torch.Tensor | None = None,
     token_type_ids: torch.Tensor | None = None,
     return_pooled: bool = False,
+    feature: str = "pooler",
     parameters: dict[str, torch.Tensor] | None = None,
 ) -> ClassifierOutput:
-    """Logits (and, on request, the pooled feature) from token ids or from word embeddings ``inputs_embeds``
+    """Logits (and, on request, the pooled ``feature``) from token ids or from word embeddings ``inputs_embeds``
     (the output of ``input_embeddings(model)``; the model adds position and segment embeddings itself).
     ``parameters`` replaces some of the model's parameters for this call (``torch.func.functional_call``)."""
     kwargs = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
@@ -157,6 +170,6 @@ def classify(
 
     if not return_pooled:
         return ClassifierOutput(run(), None)
-    with _capture_pooled(model) as captured:
+    with _capture_pooled(model, feature, attention_mask) as captured:
         logits = run()
     return ClassifierOutput(logits, captured["pooled"])

@@ -57,7 +57,7 @@ def divergence(adversarial_logits: torch.Tensor, clean_logits: torch.Tensor, red
 
 
 @dataclass
-class ASCCAdversary:
+class ASCCSearch:
     steps: int = 10
     learning_rate: float = 1.0
     sparsity_weight: float = 15.0
@@ -137,7 +137,7 @@ class ASCCAttack(Attack):
                  sparsity_weight: float = 15.0, objective: str = "ce", max_substitutes: int = 8,
                  batch_size: int = 64, max_length: int = 256, seed: int = 0):
         self.model, self.tokenizer, self.source = model, tokenizer, source
-        self.adversary = ASCCAdversary(steps, learning_rate, sparsity_weight, objective)
+        self.search = ASCCSearch(steps, learning_rate, sparsity_weight, objective)
         self.max_substitutes, self.batch_size, self.max_length, self.seed = max_substitutes, batch_size, max_length, seed
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -168,7 +168,7 @@ class ASCCAttack(Attack):
             self.model.eval()
             with torch.no_grad():
                 clean = classify(self.model, **model_inputs(batch)).logits.float().softmax(-1)
-            weights = self.adversary.find_weights(
+            weights = self.search.find_weights(
                 self.model, ids, mask, batch["attention_mask"], batch.get("token_type_ids"),
                 clean_logits=clean.log(), labels=batch["labels"], initial=initial,
             )
@@ -211,5 +211,5 @@ class ASCCAttack(Attack):
             clean_prediction=clean_prediction, clean_probabilities=clean.tolist(),
             adversarial_prediction=adversarial_prediction, adversarial_probabilities=adversarial.tolist(),
             changes=[WordChange(p, words[p].text, new) for p, new in sorted(replacements.items())],
-            num_words=count_words(words), queries=self.adversary.steps + 2, seconds=seconds,
+            num_words=count_words(words), queries=self.search.steps + 2, seconds=seconds,
         )

@@ -16,6 +16,9 @@ class WordChange:
     position: int  # word index (rift.text.words.split_words) in the attacked text: the hypothesis of a pair
     old: str
     new: str
+    # whether the attacked model's training adversary could have made this change (None: not known, or the model
+    # was not trained against an adversary); see rift.evaluation.surface
+    in_training_surface: bool | None = None
 
 
 @dataclass
@@ -80,4 +83,19 @@ def summarize(results: Sequence[AttackResult]) -> dict[str, Any]:
         "mean_perturbed_fraction": _mean(r.perturbed_fraction for r in results if r.status == "succeeded"),
         "mean_queries": _mean(r.queries for r in correct),
         "seconds_per_example": _mean(r.seconds for r in results),
+        "outside_training_surface": outside_training_surface(results),
     }
+
+
+def outside_training_surface(results: Sequence[AttackResult]) -> dict[str, Any] | None:
+    """Over the succeeded attacks whose changes are marked: how many changes the model's training adversary could
+    not have made, and how many attacks made at least one such change (None when nothing is marked)."""
+    marked = [r for r in results if r.status == "succeeded" and r.changes
+              and all(c.in_training_surface is not None for c in r.changes)]
+    if not marked:
+        return None
+    changes = [c for r in marked for c in r.changes]
+    outside = sum(not c.in_training_surface for c in changes)
+    attacks = sum(any(not c.in_training_surface for c in r.changes) for r in marked)
+    return {"succeeded": len(marked), "with_change_outside": attacks, "share_with_change_outside": attacks / len(marked),
+            "changes": len(changes), "changes_outside": outside, "share_changes_outside": outside / len(changes)}

@@ -1,7 +1,10 @@
 """How much of the pre-trained encoder's representation a fine-tuned model keeps: RIFT's central claim, measured.
 
-Both numbers compare the pooled features (``classify(..., return_pooled=True)``, what the classification head
-reads) of the fine-tuned model and of the pre-trained model on the same held-out texts:
+Both numbers compare the encoder's own sentence features, the mean of its last hidden states over the real tokens
+(``FEATURE``), of the fine-tuned model and of the pre-trained model on the same held-out texts. Not the pooler's
+output that a BERT head reads: the pre-trained pooler of a sentence encoder such as all-MiniLM-L6-v2 was never
+trained (bias exactly 0, weights of standard deviation 0.009), so its output says little about what the
+pre-trained encoder knew.
 
 - **Linear CKA** (Kornblith et al. 2019), the feature-space formula on centred features X (n x d1), Y (n x d2):
   ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)``. 1 for features equal up to an orthogonal transform and an
@@ -37,11 +40,12 @@ from rift.training.batching import EncodedExample, collate, model_inputs
 
 TEMPERATURE = 0.1
 RIDGE = 0.1
+FEATURE = "mean"
 
 
 @torch.inference_mode()
 def pooled_features(model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int) -> torch.Tensor:
-    """The pooled features of ``items`` (in their order) as a float CPU tensor, in eval mode."""
+    """The sentence features (``FEATURE``) of ``items`` (in their order) as a float CPU tensor, in eval mode."""
     model = unwrap(model)
     was_training = model.training
     model.eval()
@@ -51,7 +55,7 @@ def pooled_features(model, items: Sequence[EncodedExample], pad_token_id: int, b
     for positions in batches:
         batch = collate([items[i] for i in positions], pad_token_id)
         inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
-        features.append(classify(model, return_pooled=True, **inputs).pooled.float().cpu())
+        features.append(classify(model, return_pooled=True, feature=FEATURE, **inputs).pooled.float().cpu())
     model.train(was_training)
     order = torch.tensor([i for positions in batches for i in positions])
     return torch.cat(features)[order.argsort()]

@@ -13,7 +13,7 @@ import json
 import random
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -80,9 +80,11 @@ def run_attack(
     accelerator=None,
     chunk_size: int = 16,
     show_progress: bool = True,
+    mark: Callable[[AttackResult], None] | None = None,
 ) -> dict:
     """Attack ``examples[i]`` for every ``i`` in ``indices`` (skipping those already in the output) and return the
-    summary metrics over all of ``indices``."""
+    summary metrics over all of ``indices``. ``mark`` annotates each result before it is saved (the training
+    surface of its changes)."""
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     final = examples_file(output_dir, attack.name)
     parts = sorted(output_dir.glob(f"examples_{attack.name}.part*.jsonl"))
@@ -98,6 +100,8 @@ def run_attack(
     drop_incomplete_last_line(mine)
 
     def save(result: AttackResult) -> None:  # at once: a kill loses only the examples still in flight
+        if mark is not None:
+            mark(result)
         write_results(mine, [result])
         finished.append(result)
         running = summarize(finished)

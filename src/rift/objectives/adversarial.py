@@ -1,7 +1,8 @@
-"""Adversarial fine-tuning with the ASCC adversary, and the anti-forgetting baselines built on it.
+"""Adversarial fine-tuning, and the anti-forgetting baselines built on it.
 
 ``ascc`` is the paper's adversarial-training baseline: CE(f(x), y) + beta * KL(adversarial || clean), the
-"TRADES-style" objective of the authors' scripts. ``l2sp`` and ``mixout`` add the classic ways of keeping a
+"TRADES-style" objective of the authors' scripts, with x' from the run's adversary (``rift.adversaries``: the
+paper's token-level ASCC by default; the name of the objective stays the paper's). ``l2sp`` and ``mixout`` add the classic ways of keeping a
 fine-tuned model near its pre-trained weights to the same adversarial objective, so that they compare with RIFT
 on equal terms: the only difference is how forgetting is fought.
 """
@@ -13,60 +14,38 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from rift.attacks.ascc import ASCCAdversary, adversarial_embeddings, divergence
-from rift.data import resolve_data_dir
+from rift.adversaries import build_adversary
+from rift.attacks.ascc import divergence
 from rift.errors import RiftError
 from rift.models import ClassifierOutput, classify, unwrap
 from rift.objectives.base import Objective
-from rift.substitutions import build_substitution_source
-from rift.substitutions.tokens import (
-    collate_substitutions,
-    coverage_report,
-    token_substitutions,
-)
 from rift.training.batching import EncodedExample, model_inputs
 
 
 class ASCCObjective(Objective):
+    """CE(f(x), y) + beta * KL(p(y|x') || p(y|x)), x' from the run's adversary (``--adversary``, ASCC by default)."""
+
     name = "ascc"
-    options = frozenset({"beta", "synonyms", "max_substitutes", "ascc_steps", "ascc_learning_rate",
-                         "ascc_sparsity_weight", "ascc_objective"})
+    options = frozenset({"beta", "adversary"})
+    uses_adversary = True
 
     def __init__(self, args):
         super().__init__()
         self.args = args
         self.beta = args.beta
-        self.adversary = ASCCAdversary(
-            steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
-            sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective,
-        )
-        self.substitutions: dict[int, object] = {}
+        self.adversary = build_adversary(args)
 
     def setup(self, trainer) -> None:
-        source = build_substitution_source(self.args.synonyms, resolve_data_dir(self.args.data_dir))
-        self.substitutions = {
-            item.index: token_substitutions(item.alignment, trainer.tokenizer, source, self.args.max_substitutes)
-            for item in trainer.encoded["train"]
-        }
-        self.coverage = coverage_report(list(self.substitutions.values()))
-        trainer._log(
-            "adversary's search space: {words_represented} of {words_with_substitutes} words with substitutes are "
-            "single tokens with single-token substitutes ({share_represented:.1%}); {mean_substitutes_per_position:.1f} "
-            "substitutes per position".format(**self.coverage)
-        )
+        self.adversary.setup(trainer)
+        self.adversary.log_coverage()
 
     def collate(self, items: Sequence[EncodedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
-        batch = super().collate(items, pad_token_id)
-        ids, mask = collate_substitutions(
-            [self.substitutions[item.index] for item in items], batch["input_ids"].shape[1], self.args.max_substitutes
-        )
-        batch["substitute_ids"], batch["substitute_mask"] = ids, mask
-        return batch
+        return self.adversary.collate(items, super().collate(items, pad_token_id))
 
     # ------------------------------------------------------------------------------------------------ hooks
     def student(self, model, return_pooled: bool = False, **inputs) -> ClassifierOutput:
         """The student's forward pass; ``mixout`` overrides it."""
-        return classify(model, return_pooled=return_pooled, **inputs)
+        return classify(model, return_pooled=return_pooled, feature=self.feature, **inputs)
 
     def extra_terms(self, model, batch, clean: ClassifierOutput, adversarial: ClassifierOutput) -> dict[str, torch.Tensor]:
         """Further weighted loss terms ``{name: weighted value}``; ``rift`` and ``l2sp`` add theirs here."""
@@ -74,20 +53,13 @@ class ASCCObjective(Objective):
 
     wants_clean_pooled = False
     wants_adversarial_pooled = False
+    feature = "pooler"  # which pooled feature the passes return (rift: --feature)
 
     # ------------------------------------------------------------------------------------------------- loss
     def loss(self, model, batch) -> dict[str, torch.Tensor]:
-        inputs = model_inputs(batch)
-        clean = self.student(model, return_pooled=self.wants_clean_pooled, **inputs)
-        weights = self.adversary.find_weights(
-            model, batch["substitute_ids"], batch["substitute_mask"], batch["attention_mask"],
-            batch.get("token_type_ids"), clean_logits=clean.logits.detach(), labels=batch["labels"],
-        )
-        embeds = adversarial_embeddings(model, batch["substitute_ids"], weights)
-        adversarial = self.student(
-            model, return_pooled=self.wants_adversarial_pooled, inputs_embeds=embeds,
-            attention_mask=batch["attention_mask"], token_type_ids=batch.get("token_type_ids"),
-        )
+        clean = self.student(model, return_pooled=self.wants_clean_pooled, **model_inputs(batch))
+        adversarial_input = self.adversary.perturb(model, batch)
+        adversarial = self.student(model, return_pooled=self.wants_adversarial_pooled, **adversarial_input.inputs)
         ce = F.cross_entropy(clean.logits.float(), batch["labels"])
         kl = divergence(adversarial.logits, clean.logits)
         terms = {"ce": ce, "kl": kl}
@@ -159,4 +131,4 @@ class MixoutObjective(ASCCObjective):
 
     def student(self, model, return_pooled: bool = False, **inputs):
         parameters = self._mixed if model.training else None
-        return classify(model, return_pooled=return_pooled, parameters=parameters, **inputs)
+        return classify(model, return_pooled=return_pooled, feature=self.feature, parameters=parameters, **inputs)

@@ -20,10 +20,13 @@ if TYPE_CHECKING:
 
 class Objective(nn.Module):
     name: ClassVar[str]
-    # RIFT's class-conditional InfoNCE needs the same number of examples of every class in a batch
+    # the batches it gets unless --class-balanced says otherwise: RIFT's class-conditional InfoNCE wants the same
+    # number of examples of every class in a batch
     class_balanced: ClassVar[bool] = False
     # the objective-specific training options it reads; the other objectives' options do not change what it trains
     options: ClassVar[frozenset[str]] = frozenset()
+    # whether it trains on an adversary's x' (and so reads the options of --adversary)
+    uses_adversary: ClassVar[bool] = False
 
     def setup(self, trainer: Trainer) -> None:
         """Called once before training, after the model is built (e.g. to freeze a teacher copy)."""

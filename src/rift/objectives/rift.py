@@ -5,7 +5,10 @@
 L_MI is a class-conditional InfoNCE bound on I(S; T | Y) between the student's pooled feature on the adversarial
 input, S = pool(student(x')), and the frozen pre-trained teacher's pooled feature on the clean input,
 T = pool(teacher(x)). Per class c: project S with g_c and T with h_c (Linear(H, 512) -> ReLU -> Linear(512, 256)),
-L2-normalise, M = g_c(S) h_c(T)^T / tau over the class-c examples of the batch, loss = -mean_k log softmax(M[k])_k.
+L2-normalise, M = g_c(S) h_c(T)^T / tau over the class-c examples of the batch (rows students, columns teachers),
+loss = -mean_k log softmax(M[:, k])_k: for each teacher, its own student against the class's other students, as the
+authors' ``nn.LogSoftmax(0)`` computes it. The pooled feature read for S and T is ``--feature``: the pooler output
+(the paper's BERT), the first token's hidden state, or the mean of the last hidden states.
 
 Two costs of the authors' code are avoided: the teacher is deterministic and sees only clean inputs, so its
 features are computed once per training example and cached; and the one student pass on x' that gives the KL
@@ -25,9 +28,10 @@ from rift.objectives.adversarial import ASCCObjective
 
 
 def info_nce(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
-    """-mean_k log softmax(M[k])_k with M = normalise(student) normalise(teacher)^T / tau; row k's positive is k."""
+    """-mean_k log softmax(M[:, k])_k with M = normalise(student) normalise(teacher)^T / tau: the softmax runs over
+    the students (the rows) of each teacher column k, whose positive is student k."""
     similarity = F.normalize(student.float(), dim=-1) @ F.normalize(teacher.float(), dim=-1).T / tau
-    return F.cross_entropy(similarity, torch.arange(len(similarity), device=similarity.device))
+    return -similarity.log_softmax(0).diagonal().mean()
 
 
 def projection_head(hidden: int) -> nn.Module:
@@ -36,10 +40,14 @@ def projection_head(hidden: int) -> nn.Module:
 
 class RIFTObjective(ASCCObjective):
     name = "rift"
-    options = ASCCObjective.options | {"alpha", "tau"}
+    options = ASCCObjective.options | {"alpha", "tau", "feature"}
     class_balanced = True
     conditional = True  # one pair of heads per class (rift-uncond: one pair for all)
     wants_adversarial_pooled = True  # the MI term reads the student on x' (rift-clean: on x)
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.feature = args.feature
 
     def setup(self, trainer) -> None:
         super().setup(trainer)
@@ -67,7 +75,7 @@ class RIFTObjective(ASCCObjective):
         if missing.any():
             rows = missing.nonzero().squeeze(1).to(batch["input_ids"].device)
             inputs = {k: batch[k][rows] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-            features = classify(self.teacher, return_pooled=True, **inputs).pooled
+            features = classify(self.teacher, return_pooled=True, feature=self.feature, **inputs).pooled
             self._cache[index[missing]] = features.float().cpu()
             self._cached[index[missing]] = True
         return self._cache[index].to(batch["input_ids"].device)

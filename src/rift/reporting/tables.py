@@ -12,11 +12,15 @@ MODEL_COLUMNS = (("test_accuracy", "test acc", "{:.3f}"), ("dev_accuracy", "dev 
                  ("train_seconds", "train s", "{:.1f}"))
 ATTACK_COLUMNS = (("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
                   ("attack_success_rate", "success rate", "{:.3f}"), ("mean_perturbed_fraction", "perturbed", "{:.3f}"),
-                  ("mean_queries", "queries", "{:.0f}"), ("seconds", "time s", "{:.1f}"))
+                  ("mean_queries", "queries", "{:.0f}"), ("seconds", "time s", "{:.1f}"),
+                  ("outside_surface", "outside training surface", "{:.2f}"))
 
 # (key, title, scale, digits): accuracies in points
 DIFFERENCE_COLUMNS = (("test_accuracy", "test acc", 100, 1), ("dev_accuracy", "dev acc", 100, 1),
                       ("retention_cka", "CKA", 1, 3), ("retention_mi_nce", "MI (nats)", 1, 2))
+
+
+UNMEASURED = {"mean": None}  # a metric that an older results.json does not have
 
 
 @dataclass
@@ -54,7 +58,9 @@ def grid_tables(results: dict) -> list[Table]:
     models = Table("Models (test accuracy of the best dev checkpoint; feature retention on dev)",
                    ["task", "method", "seeds", *(title for _, title, _ in MODEL_COLUMNS)], [])
     attacked = Table(f"Attacks ({results['settings']['split']} split; robust acc: mean ± std over seeds [95% Wilson "
-                     "interval of the examples pooled over seeds]; ascc is the training adversary's own measure)",
+                     "interval of the examples pooled over seeds]; ascc is the training adversary's own measure; "
+                     "outside training surface: the share of successful attacks that changed at least one word in a "
+                     "way the model's training adversary could not)",
                      ["task", "method", "attack", *(title for _, title, _ in ATTACK_COLUMNS)], [])
     for row in summary:
         stats = row["metrics"]
@@ -62,7 +68,8 @@ def grid_tables(results: dict) -> list[Table]:
                             *(format_stat(stats[key], fmt) for key, _, fmt in MODEL_COLUMNS)])
         for name in attacks:
             attacked.rows.append([row["task"], row["method"], attack_title(name),
-                                  *(format_stat(stats[f"{name}/{key}"], fmt) for key, _, fmt in ATTACK_COLUMNS)])
+                                  *(format_stat(stats.get(f"{name}/{key}", UNMEASURED), fmt)
+                                    for key, _, fmt in ATTACK_COLUMNS)])
     tables = [models, attacked]
     if results.get("comparisons"):
         tables.append(differences_table(results["comparisons"], attacks))

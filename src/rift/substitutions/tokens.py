@@ -24,14 +24,14 @@ import torch
 
 from rift.errors import RiftError
 from rift.substitutions.base import SubstitutionSource
-from rift.text.words import Word, WordAlignment
+from rift.text.words import WordAlignment, follows_space
 
 # Substitute tokenization is the hot loop (every word of every example, K+ candidates each), and the same
 # (prefix, word) pairs recur across examples: one cache per tokenizer, freed with it.
 _SINGLE_TOKEN_CACHES: weakref.WeakKeyDictionary[object, dict[tuple[str, str], int | None]] = weakref.WeakKeyDictionary()
 
 
-def _single_token_id(tokenizer, prefix: str, word: str) -> int | None:
+def single_token_id(tokenizer, prefix: str, word: str) -> int | None:
     """The id of ``prefix + word`` if it is exactly one known token, else None."""
     cache = _SINGLE_TOKEN_CACHES.setdefault(tokenizer, {})
     key = (prefix, word)
@@ -48,11 +48,8 @@ class TokenSubstitutions:
     ids: list[list[int]]  # one list per token; ids[t][0] is the original id, ids[t][1:] its substitutes
     words_with_substitutes: int  # words of the attacked segment that the source gives >= 1 substitute
     words_represented: int  # of those, words that got >= 1 token-level substitute
-
-
-def _follows_space(words: Sequence[Word], index: int) -> bool:
-    # Every non-space character belongs to some word (see rift.text.words), so a gap before a word is white space.
-    return words[index].start > (words[index - 1].end if index else 0)
+    substitutions: int = 0  # (word, substitute) pairs of the source at those words, its first K substitutes each
+    substitutions_represented: int = 0  # of those pairs, the ones a token position holds
 
 
 def token_substitutions(
@@ -73,7 +70,7 @@ def token_substitutions(
     words = alignment.segments[segment]
     word_tokens = alignment.word_tokens[segment]
     texts = [word.text for word in words]
-    with_substitutes = represented = 0
+    with_substitutes = represented = pairs = pairs_represented = 0
     for index, tokens in enumerate(word_tokens):
         if not tokens:
             continue
@@ -81,6 +78,7 @@ def token_substitutions(
         if not found:
             continue
         with_substitutes += 1
+        pairs += len(found[:max_substitutes])
         if len(tokens) != 1:
             continue
         # a token shared with a neighbouring word (e.g. BPE's '?!') is not this word alone
@@ -90,15 +88,17 @@ def token_substitutions(
         if shared:
             continue
         slot = ids[tokens[0]]
-        prefix = " " if _follows_space(words, index) else ""
+        prefix = " " if follows_space(words, index) else ""
         for substitute in found:
             if len(slot) > max_substitutes:
                 break
-            token_id = _single_token_id(tokenizer, prefix, substitute)
+            token_id = single_token_id(tokenizer, prefix, substitute)
             if token_id is not None and token_id not in slot:
                 slot.append(token_id)
         represented += len(slot) > 1
-    return TokenSubstitutions(ids, with_substitutes, represented)
+        pairs_represented += sum(single_token_id(tokenizer, prefix, substitute) in slot[1:]
+                                 for substitute in found[:max_substitutes])
+    return TokenSubstitutions(ids, with_substitutes, represented, pairs, pairs_represented)
 
 
 def collate_substitutions(
@@ -123,14 +123,21 @@ def collate_substitutions(
 
 
 def coverage_report(items: Sequence[TokenSubstitutions]) -> dict[str, int | float]:
-    """How much of the word-level attack surface the token level represents."""
+    """How much of the word-level attack surface the token level represents: words, and (word, substitute) pairs
+    (``share_substitutions``: the share of the source's substitutions that a training adversary mixing tokens can
+    produce)."""
     with_substitutes = sum(item.words_with_substitutes for item in items)
     represented = sum(item.words_represented for item in items)
+    pairs = sum(item.substitutions for item in items)
+    pairs_represented = sum(item.substitutions_represented for item in items)
     counts = [len(row) - 1 for item in items for row in item.ids if len(row) > 1]
     return {
         "words_with_substitutes": with_substitutes,
         "words_represented": represented,
         "share_represented": represented / with_substitutes if with_substitutes else 0.0,
+        "substitutions": pairs,
+        "substitutions_represented": pairs_represented,
+        "share_substitutions": pairs_represented / pairs if pairs else 0.0,
         "positions_with_substitutes": len(counts),
         "mean_substitutes_per_position": sum(counts) / len(counts) if counts else 0.0,
     }

@@ -34,6 +34,12 @@ def count_words(words: Sequence[Word]) -> int:
     return sum(1 for word in words if not PUNCTUATION.fullmatch(word.text))
 
 
+def follows_space(words: Sequence[Word], index: int) -> bool:
+    """Whether white space comes before ``words[index]`` (byte-level BPE tokenizes such a word with its space).
+    Every non-space character belongs to some word, so a gap before a word is white space."""
+    return words[index].start > (words[index - 1].end if index else 0)
+
+
 def replace_words(text: str, words: Sequence[Word], replacements: dict[int, str]) -> str:
     """The text with words[i] replaced by replacements[i]; everything between words is kept as it was."""
     pieces, cursor = [], 0

@@ -71,7 +71,7 @@ class TrainerState:
 def changed_options(args: TrainingArguments, saved_config: Path) -> list[str]:
     """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change and
     those the method never reads (a baseline need not be retrained when only the adversary's options change)."""
-    return config_changes(args, saved_config, RESUMABLE_CHANGES | unused_options(args.method))
+    return config_changes(args, saved_config, RESUMABLE_CHANGES | unused_options(args.method, args.adversary))
 
 
 class Trainer:
@@ -148,7 +148,8 @@ class Trainer:
 
     def _batch_sampler(self):
         labels = [item.label for item in self.encoded["train"]]
-        if self.objective.class_balanced:
+        balanced = self.args.class_balanced
+        if balanced if balanced is not None else self.objective.class_balanced:
             return ClassBalancedBatchSampler(labels, self.args.batch_size, self.args.seed)
         return ShuffledBatchSampler(len(labels), self.args.batch_size, self.args.seed)
 
@@ -321,6 +322,9 @@ class Trainer:
             "steps": self.state.global_step, "best_step": self.state.best_step,
             "dev_accuracy": self.state.best_dev_accuracy, "train_seconds": round(self.state.train_seconds, 2),
         }
+        adversary = getattr(self.objective, "adversary", None)
+        if adversary is not None:
+            metrics["adversary"] = {"name": adversary.name, "coverage": adversary.coverage}
         best_evaluation = next((e for e in self.state.evaluations if e["step"] == self.state.best_step), {})
         if "dev_cka" in best_evaluation:
             metrics["retention"] = {"cka": best_evaluation["dev_cka"], "mi_nce": best_evaluation["dev_mi_nce"]}

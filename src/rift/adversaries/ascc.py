@@ -1,0 +1,72 @@
+"""``ascc``: the token-level ASCC adversary of the paper (METHOD.md section 2).
+
+It mixes the embeddings of each token position's substitutes, so it covers only words that are one token with
+substitutes that are one token (``rift.substitutions.tokens`` gives the rule); its ``coverage`` says how much of
+the source's surface that is (on SST-2 with MiniLM's WordPiece, about 88% of the words with substitutes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from rift.adversaries.base import AdversarialBatch, Adversary, clean_logits
+from rift.attacks.ascc import ASCCSearch, adversarial_embeddings
+from rift.substitutions.tokens import (
+    collate_substitutions,
+    coverage_report,
+    single_token_id,
+    token_substitutions,
+)
+from rift.text.words import WordAlignment, follows_space
+from rift.training.batching import EncodedExample
+
+
+class TokenASCCAdversary(Adversary):
+    name = "ascc"
+    options = Adversary.options | {"ascc_steps", "ascc_learning_rate", "ascc_sparsity_weight", "ascc_objective"}
+    # a position keeps the first K of the word's substitutes that are single tokens, wherever they stand in the
+    # source's list
+    limit_substitutes = False
+
+    def __init__(self, args, source=None):
+        super().__init__(args, source)
+        self.search = ASCCSearch(steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
+                                 sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective)
+
+    def setup(self, trainer) -> None:
+        super().setup(trainer)
+        self.substitutions = {
+            item.index: token_substitutions(item.alignment, trainer.tokenizer, self.source, self.args.max_substitutes)
+            for item in trainer.encoded["train"]
+        }
+        self.coverage = coverage_report(list(self.substitutions.values()))
+
+    def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
+        segment = len(alignment.segments) - 1
+        tokens = alignment.word_tokens[segment][position]
+        if len(tokens) != 1:
+            return False
+        slot = token_substitutions(alignment, self.tokenizer, self.source, self.args.max_substitutes).ids[tokens[0]]
+        prefix = " " if follows_space(alignment.segments[segment], position) else ""
+        return single_token_id(self.tokenizer, prefix, substitute) in slot[1:]
+
+    def collate(self, items: Sequence[EncodedExample], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        ids, mask = collate_substitutions(
+            [self.substitutions[item.index] for item in items], batch["input_ids"].shape[1], self.args.max_substitutes
+        )
+        return batch | {"substitute_ids": ids, "substitute_mask": mask}
+
+    def perturb(self, model, batch) -> AdversarialBatch:
+        reference = clean_logits(model, batch)
+        weights = self.search.find_weights(
+            model, batch["substitute_ids"], batch["substitute_mask"], batch["attention_mask"],
+            batch.get("token_type_ids"), clean_logits=reference, labels=batch["labels"],
+        )
+        # recomputed with gradients on, so that the training step's loss reaches the embedding matrix
+        inputs = {"inputs_embeds": adversarial_embeddings(model, batch["substitute_ids"], weights),
+                  "attention_mask": batch["attention_mask"]}
+        if "token_type_ids" in batch:
+            inputs["token_type_ids"] = batch["token_type_ids"]
+        return AdversarialBatch(inputs, reference)

@@ -1,0 +1,138 @@
+"""The contract of every training adversary.
+
+An adversary takes the model and a training batch and returns x', the adversarial input the objective trains on:
+input embeddings (``inputs_embeds``, the token-level ASCC mix) or the token ids of real texts with their own
+attention mask (the word-level adversaries). It also returns the clean reference it attacked: the model's
+logits on x in eval mode (no dropout), computed by the adversary itself.
+
+Rules every adversary keeps (tested for each): x' uses only substitutes that the substitution source allows, at
+words the model sees; the search leaves the model's parameters, their gradients and its train/eval mode as it
+found them; and ``coverage``, computed once per run in ``setup``, says which share of the source's
+(word, substitute) pairs on the training split it can produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+from rift.data import Example, resolve_data_dir
+from rift.models import classify
+from rift.substitutions import FilteredSource, SubstitutionSource, build_substitution_source
+from rift.text.words import WordAlignment, align
+from rift.training.batching import EncodedExample, collate, model_inputs
+
+if TYPE_CHECKING:
+    from rift.training.trainer import Trainer
+
+
+@dataclass
+class AdversarialBatch:
+    inputs: dict[str, torch.Tensor]  # keyword arguments of ``rift.models.classify``: x'
+    clean_logits: torch.Tensor  # the model's logits on x in eval mode, detached: the reference the search left
+
+
+class Adversary:
+    name: ClassVar[str]
+    # the training options it reads (the others do not change what it trains)
+    options: ClassVar[frozenset[str]] = frozenset({"synonyms", "max_substitutes"})
+    # whether the source is cut to the first max_substitutes substitutes of every word (the surface trained on)
+    limit_substitutes: ClassVar[bool] = True
+
+    def __init__(self, args, source: SubstitutionSource | None = None):
+        """``source`` replaces the one ``args.synonyms`` names (a user's own table)."""
+        self.args = args
+        self.given_source = source
+        self.coverage: dict[str, int | float] = {}
+
+    def bind(self, tokenizer) -> None:
+        """Builds the substitution source (the first ``max_substitutes`` substitutes of every word: the surface
+        trained on) for ``tokenizer``: all that ``can_produce`` needs."""
+        self.tokenizer = tokenizer
+        limit = self.args.max_substitutes if self.limit_substitutes else None
+        if self.given_source is None:
+            self.source = build_substitution_source(self.args.synonyms, resolve_data_dir(self.args.data_dir),
+                                                    max_substitutes=limit)
+        else:
+            self.source = FilteredSource(self.given_source, keep_case=False, max_substitutes=limit)
+
+    def setup(self, trainer: Trainer) -> None:
+        """Called once before training: ``bind``, then measures ``coverage`` on the training split."""
+        self.trainer = trainer
+        self.examples: Sequence[Example] = trainer.task.splits["train"]
+        self.bind(trainer.tokenizer)
+
+    def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
+        """Whether x' can hold ``substitute`` at word ``position`` of the attacked text of ``alignment``."""
+        raise NotImplementedError
+
+    def collate(self, items: Sequence[EncodedExample], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch, with whatever the adversary needs per example added (the token-level substitutes of ASCC)."""
+        return batch
+
+    def perturb(self, model, batch: dict[str, torch.Tensor]) -> AdversarialBatch:
+        raise NotImplementedError
+
+    def log_coverage(self) -> None:
+        self.trainer._log(
+            "adversary {name}: it can produce {substitutions_represented} of the source's {substitutions} "
+            "substitutions on the training split ({share_substitutions:.1%}), at {words_represented} of "
+            "{words_with_substitutes} words with substitutes".format(name=self.name, **self.coverage))
+
+
+@torch.no_grad()
+def clean_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's logits on the clean batch in eval mode; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        return classify(model, **model_inputs(batch)).logits.detach()
+    finally:
+        model.train(was_training)
+
+
+def word_surface(alignment: WordAlignment, source: SubstitutionSource) -> list[list[str]]:
+    """Per word of the attacked text (the hypothesis of a pair), the source's substitutes; none at a word that
+    truncation cut off: what the attacks may change, and so what a full-surface adversary covers."""
+    segment = len(alignment.segments) - 1
+    texts = [word.text for word in alignment.segments[segment]]
+    return [source.substitutes(texts, i) if tokens else [] for i, tokens in enumerate(alignment.word_tokens[segment])]
+
+
+class WordAdversary(Adversary):
+    """An adversary whose x' is real texts: it covers the whole surface of the source."""
+
+    def setup(self, trainer: Trainer) -> None:
+        super().setup(trainer)
+        self.alignments = {item.index: item.alignment for item in trainer.encoded["train"]}
+        self.coverage = full_coverage([word_surface(a, self.source) for a in self.alignments.values()])
+
+    def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
+        return substitute in word_surface(alignment, self.source)[position]
+
+    def adversarial_examples(self, model, batch: dict[str, torch.Tensor]) -> tuple[list[Example], torch.Tensor]:
+        """x' as texts, one per example of the batch, and the clean reference logits."""
+        raise NotImplementedError
+
+    def perturb(self, model, batch) -> AdversarialBatch:
+        examples, reference = self.adversarial_examples(model, batch)
+        return AdversarialBatch(encode_texts(self.tokenizer, examples, self.args.max_length,
+                                             batch["input_ids"].device), reference)
+
+
+def full_coverage(surfaces: Sequence[list[list[str]]]) -> dict[str, int | float]:
+    """The coverage of an adversary that can make every substitution of ``surfaces``."""
+    words = sum(bool(found) for surface in surfaces for found in surface)
+    pairs = sum(len(found) for surface in surfaces for found in surface)
+    return {"words_with_substitutes": words, "words_represented": words, "share_represented": 1.0 if words else 0.0,
+            "substitutions": pairs, "substitutions_represented": pairs, "share_substitutions": 1.0 if pairs else 0.0}
+
+
+def encode_texts(tokenizer, examples: Sequence[Example], max_length: int, device) -> dict[str, torch.Tensor]:
+    """Model inputs of real texts, padded to their longest."""
+    items = [EncodedExample(i, e.label, align(tokenizer, e.text, e.text_pair, max_length)) for i, e in enumerate(examples)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return {k: v.to(device) for k, v in model_inputs(collate(items, pad)).items()}

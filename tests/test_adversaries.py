@@ -1,0 +1,267 @@
+"""The training adversaries (rift.adversaries): one contract, checked for each of them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import NEGATIVE, POSITIVE, sentiment_examples
+
+from rift.adversaries import ADVERSARIES
+from rift.adversaries.base import WordAdversary
+from rift.adversaries.discrete import GuidedGreedySearch, first_order_estimates
+from rift.arguments import ADVERSARY_NAMES, FEATURES, TrainingArguments
+from rift.attacks.engine import Target
+from rift.attacks.results import AttackResult, WordChange, summarize
+from rift.cli import main
+from rift.data import Example, TaskData
+from rift.evaluation.surface import mark_training_surface
+from rift.models import FEATURES as MODEL_FEATURES
+from rift.models import classify
+from rift.objectives import OBJECTIVES
+from rift.substitutions import SubstitutionSource
+from rift.text.words import align, split_words
+from rift.training.batching import model_inputs
+from rift.training.trainer import Trainer
+
+# sentiment words whose substitutes are all of several WordPiece pieces ('atrocious' = at ##ro ##cious), a word
+# of several pieces with one-piece substitutes ('tedious' = ted ##ious), and a one-piece word with one-piece
+# substitutes ('movie'), the only kind the token-level ASCC can mix
+MULTI_PIECE = {**{word: ["atrocious", "abysmal", "execrable"] for word in POSITIVE},
+               **{word: ["marvellous", "splendiferous"] for word in NEGATIVE},
+               "tedious": ["boring", "dull"], "movie": ["film", "picture"]}
+K = 8
+
+
+class MultiPieceSource(SubstitutionSource):
+    name = "multi-piece"
+
+    def substitutes(self, words, position):
+        return list(MULTI_PIECE.get(words[position].lower(), []))
+
+
+def set_up(tmp_path: Path, model_dir: str, task: TaskData, adversary: str, method: str = "ascc", **overrides):
+    values = dict(output_dir=str(tmp_path / "run"), model=model_dir, epochs=1, batch_size=16, learning_rate=3e-3,
+                  max_length=32, seed=0, ascc_steps=3, method=method, adversary=adversary, max_substitutes=K)
+    args = TrainingArguments(**values | overrides)
+    trainer = Trainer(args, task=task, log=lambda *a: None)
+    objective = trainer.objective
+    objective.adversary = ADVERSARIES[adversary](args, source=MultiPieceSource())
+    objective.setup(trainer)
+    return trainer, objective
+
+
+@pytest.fixture(scope="module")
+def task() -> TaskData:
+    train = sentiment_examples(32, 0) + [Example("the plot was tedious and the acting bad .", 0),
+                                         Example("a tedious but good film .", 1)]
+    return TaskData("multi-piece", ["negative", "positive"], {"train": train, "dev": sentiment_examples(8, 1)})
+
+
+def test_the_names_the_flags_offer_are_the_registries():
+    assert ADVERSARY_NAMES == tuple(ADVERSARIES)
+    assert FEATURES == MODEL_FEATURES
+
+
+def changed_words(original: Example, adversarial: Example) -> list[tuple[int, str, str]]:
+    before, after = split_words(original.text), split_words(adversarial.text)
+    assert len(before) == len(after)
+    return [(i, a.text, b.text) for i, (a, b) in enumerate(zip(before, after)) if a.text != b.text]
+
+
+@pytest.mark.parametrize("name", ["discrete", "random"])
+def test_word_adversaries_use_only_allowed_substitutes_and_make_multi_piece_ones(tmp_path, trained_tiny_dir, task,
+                                                                                 tokenizer, name):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name)
+    adversary = objective.adversary
+    assert isinstance(adversary, WordAdversary)
+    items = trainer.encoded["train"]
+    batch = objective.collate(items, trainer.pad_token_id)
+    adversarial, _ = adversary.adversarial_examples(trainer.model, batch)
+    changes = []
+    for item, new in zip(items, adversarial):
+        original = task.splits["train"][item.index]
+        assert new.label == original.label
+        words = [w.text for w in split_words(original.text)]
+        for position, old, word in changed_words(original, new):
+            assert word in MULTI_PIECE[old.lower()], (old, word)
+            changes.append((old, word))
+    multi_piece = [(old, new) for old, new in changes if len(tokenizer.tokenize(new)) > 1]
+    assert multi_piece, changes  # e.g. good -> atrocious (3 pieces)
+    if name == "random":  # every substitutable word is redrawn: multi-piece originals change too
+        assert any(old == "tedious" for old, _ in changes), changes
+    # x' is those texts, tokenized
+    x = adversary.perturb(trainer.model, batch).inputs
+    decoded = tokenizer.batch_decode(x["input_ids"], skip_special_tokens=True)
+    assert decoded == [tokenizer.decode(tokenizer(e.text)["input_ids"], skip_special_tokens=True) for e in adversarial]
+
+
+def test_the_discrete_adversary_breaks_most_examples_of_a_standard_model(tmp_path, trained_tiny_dir, task):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, "discrete")
+    items = trainer.encoded["train"]
+    batch = objective.collate(items, trainer.pad_token_id)
+    x = objective.adversary.perturb(trainer.model, batch)
+    with torch.no_grad():
+        clean = classify(trainer.model.eval(), **model_inputs(batch)).logits.argmax(-1)
+        adversarial = classify(trainer.model, **x.inputs).logits.argmax(-1)
+    correct = clean == batch["labels"]
+    broken = (adversarial != batch["labels"]) & correct
+    assert correct.float().mean() > 0.8
+    assert broken.sum() >= 0.5 * correct.sum(), (broken.sum(), correct.sum())
+
+
+def test_ascc_holds_only_single_token_substitutes_of_single_token_words(tmp_path, trained_tiny_dir, task, tokenizer):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, "ascc")
+    items = trainer.encoded["train"]
+    batch = objective.collate(items, trainer.pad_token_id)
+    ids, mask = batch["substitute_ids"], batch["substitute_mask"]
+    for row, item in enumerate(items):
+        for position in range(len(item.alignment.input_ids)):
+            slots = ids[row, position][mask[row, position]].tolist()
+            if len(slots) == 1:
+                continue
+            original = tokenizer.convert_ids_to_tokens(slots[0])
+            allowed = set(MULTI_PIECE[original])
+            assert {tokenizer.convert_ids_to_tokens(s) for s in slots[1:]} <= allowed
+    assert mask[..., 1:].any()
+
+
+def test_coverage_is_full_for_word_adversaries_and_partial_for_ascc(tmp_path, trained_tiny_dir, task):
+    surface = {}
+    for name in ADVERSARIES:
+        _, objective = set_up(tmp_path / name, trained_tiny_dir, task, name)
+        surface[name] = objective.adversary.coverage
+    for name in ("discrete", "random"):
+        assert surface[name]["share_substitutions"] == 1.0
+        assert surface[name]["substitutions"] == surface["ascc"]["substitutions"]
+    # by hand: ascc can mix only 'movie' -> film / picture
+    words = [w.text.lower() for e in task.splits["train"] for w in split_words(e.text)]
+    ascc = surface["ascc"]
+    assert ascc["words_with_substitutes"] == sum(w in MULTI_PIECE for w in words)
+    assert ascc["substitutions"] == sum(len(MULTI_PIECE.get(w, [])) for w in words)
+    assert ascc["words_represented"] == words.count("movie") > 0
+    assert ascc["substitutions_represented"] == 2 * words.count("movie")
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIES))
+def test_adversary_leaves_the_model_and_its_gradients_untouched(tmp_path, trained_tiny_dir, task, name):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name)
+    model = trainer.model.train()
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
+    objective.adversary.perturb(model, batch)
+    assert model.training
+    assert all(torch.equal(p.grad, torch.full_like(p, 0.5)) for p in model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIES))
+def test_the_clean_reference_is_computed_without_dropout(tmp_path, trained_tiny_dir, task, name):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name)
+    model = trainer.model
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.5  # train-mode logits would be far from eval-mode ones
+    batch = objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
+    with torch.no_grad():
+        expected = classify(model.eval(), **model_inputs(batch)).logits
+        noisy = classify(model.train(), **model_inputs(batch)).logits
+    assert not torch.allclose(noisy, expected, atol=1e-3)
+    reference = objective.adversary.perturb(model, batch).clean_logits
+    torch.testing.assert_close(reference, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", list(OBJECTIVES))
+def test_class_balanced_batches_are_an_option_of_every_method(tmp_path, tiny_model_dir, sentiment_task, method):
+    train = sentiment_task.splits["train"][:30] + [e for e in sentiment_task.splits["train"] if e.label == 1][:20]
+    unbalanced = TaskData("unbalanced", sentiment_task.label_names, {"train": train})
+    for balanced in (True, False):
+        args = TrainingArguments(output_dir=str(tmp_path / f"{balanced}"), model=tiny_model_dir, method=method,
+                                 batch_size=10, class_balanced=balanced, max_length=32)
+        trainer = Trainer(args, task=unbalanced, log=lambda *a: None)
+        batches = list(trainer._batch_sampler())
+        counts = [sorted(sum(train[i].label == c for i in batch) for c in (0, 1)) for batch in batches]
+        if balanced:
+            assert counts and all(c == [5, 5] for c in counts), counts
+        else:
+            assert sum(len(b) for b in batches) == len(train)
+            assert any(c != [5, 5] for c in counts), counts
+
+
+@pytest.mark.parametrize("adversary", ["discrete", "random"])
+def test_rift_trains_with_a_word_adversary_from_the_command_line(tmp_path, tiny_model_dir, adversary):
+    out = tmp_path / "run"  # SST-2 and the counter-fitted table from the shared data folder
+    code = main(["train", "--task", "sst2", "--model", tiny_model_dir, "--method", "rift",
+                 "--adversary", adversary, "--max-train-examples", "32", "--max-dev-examples", "16",
+                 "--max-test-examples", "16", "--epochs", "1", "--batch-size", "16", "--max-length", "32",
+                 "--adversary-query-budget", "8", "--retention-examples", "0", "--output-dir", str(out)])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["adversary"]["name"] == adversary
+    assert metrics["adversary"]["coverage"]["share_substitutions"] == 1.0
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert all(row["train/kl"] >= 0 and row["train/mi"] > 0 for row in log if "train/kl" in row)
+    # attacked with the training's source, every change lies in the surface this adversary trained on
+    attacked = tmp_path / "attack"
+    assert main(["attack", "--model", str(out), "--task", "sst2", "--attack", "pwws", "--num-examples", "6",
+                 "--max-length", "32", "--output-dir", str(attacked)]) == 0
+    results = json.loads((attacked / "results.json").read_text())
+    assert results["training_adversary"] == adversary
+    records = [json.loads(line) for line in (attacked / "examples_pwws.jsonl").read_text().splitlines()]
+    changes = [c for r in records for c in r["changes"]]
+    assert changes and all(c["in_training_surface"] is True for c in changes)
+    surface = results["attacks"]["pwws"]["outside_training_surface"]
+    assert surface is None or surface["changes_outside"] == 0
+
+
+def test_each_change_is_marked_by_whether_the_training_adversary_could_make_it(tokenizer):
+    result = AttackResult(
+        index=0, label=1, status="succeeded", text="a good movie and a tedious plot .", text_pair=None,
+        adversarial_text="a atrocious film and a boring story .", adversarial_text_pair=None, clean_prediction=1,
+        clean_probabilities=[0.1, 0.9], adversarial_prediction=0, adversarial_probabilities=[0.6, 0.4],
+        changes=[WordChange(1, "good", "atrocious"), WordChange(2, "movie", "film"),
+                 WordChange(5, "tedious", "boring"), WordChange(6, "plot", "story")],
+        num_words=7, queries=10, seconds=0.1)
+    args = TrainingArguments(output_dir="unused", max_substitutes=K)
+    marks = {}
+    for name in ADVERSARIES:
+        adversary = ADVERSARIES[name](args, source=MultiPieceSource())
+        adversary.bind(tokenizer)
+        marked = AttackResult.from_dict(result.to_dict())
+        mark_training_surface(marked, adversary, 32)
+        marks[name] = [c.in_training_surface for c in marked.changes]
+    # ascc: only the one-piece word with a one-piece substitute; the word adversaries: all the table allows
+    assert marks["ascc"] == [False, True, False, False]
+    assert marks["discrete"] == marks["random"] == [True, True, True, False]
+    marked.changes = [replace(c, in_training_surface=m) for c, m in zip(result.changes, marks["ascc"])]
+    assert summarize([marked])["outside_training_surface"] == {
+        "succeeded": 1, "with_change_outside": 1, "share_with_change_outside": 1.0,
+        "changes": 4, "changes_outside": 3, "share_changes_outside": 0.75}
+    assert summarize([result])["outside_training_surface"] is None  # unmarked: unknown
+
+
+def test_first_order_estimates_are_hotflips_term_and_the_search_scores_the_best_first(tokenizer):
+    alignment = align(tokenizer, "a good movie .")
+    embedding = torch.randn(tokenizer.vocab_size, 4, generator=torch.Generator().manual_seed(0))
+    gradient = torch.randn(len(alignment.input_ids), 4, generator=torch.Generator().manual_seed(1))
+    surface = [[], ["atrocious", "fine"], ["film"], []]
+    estimates = first_order_estimates(tokenizer, embedding, alignment, gradient, surface)
+    good, movie = alignment.word_tokens[0][1][0], alignment.word_tokens[0][2][0]
+    e = lambda word: embedding[tokenizer(word, add_special_tokens=False)["input_ids"]].mean(0)  # noqa: E731
+    # one piece each: exactly (E(s) - E(w)) . g; several pieces: the mean of the pieces' embeddings
+    assert estimates[2, "film"] == pytest.approx(float((e("film") - e("movie")) @ gradient[movie]), rel=1e-5)
+    assert estimates[1, "atrocious"] == pytest.approx(float((e("atrocious") - e("good")) @ gradient[good]), rel=1e-5)
+    assert len(tokenizer.tokenize("atrocious")) == 3
+
+    search = GuidedGreedySearch(None, MultiPieceSource(), candidates=2, query_budget=10)
+    example = Example("a good movie .", 1)
+    target = Target(example, split_words(example.text), surface, 3, torch.tensor([0.2, 0.8]))
+    search.estimates[id(example)] = estimates
+    first = next(search.search(target, None))
+    ranked = sorted(estimates, key=lambda pair: -estimates[pair])[:2]
+    assert first == [{i: word} for i, word in ranked]
