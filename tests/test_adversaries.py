@@ -196,7 +196,7 @@ def test_class_balanced_batches_are_an_option_of_every_method(tmp_path, tiny_mod
 @pytest.mark.parametrize("adversary", ["discrete", "random"])
 def test_rift_trains_with_a_word_adversary_from_the_command_line(tmp_path, tiny_model_dir, adversary):
     out = tmp_path / "run"  # SST-2 and the counter-fitted table from the shared data folder
-    code = main(["train", "--task", "sst2", "--model", tiny_model_dir, "--method", "rift",
+    code = main(["train", "--task", "sst2", "--model", tiny_model_dir, "--method", "rift", "--preset", "study",
                  "--adversary", adversary, "--max-train-examples", "32", "--max-dev-examples", "16",
                  "--max-test-examples", "16", "--epochs", "1", "--batch-size", "16", "--max-length", "32",
                  "--adversary-query-budget", "8", "--retention-examples", "0", "--output-dir", str(out)])
@@ -217,6 +217,14 @@ def test_rift_trains_with_a_word_adversary_from_the_command_line(tmp_path, tiny_
     assert changes and all(c["in_training_surface"] is True for c in changes)
     surface = results["attacks"]["pwws"]["outside_training_surface"]
     assert surface is None or surface["changes_outside"] == 0
+    # a record written without the marks gets them when the attack is run again
+    path = attacked / "examples_pwws.jsonl"
+    path.write_text("".join(json.dumps(r | {"changes": [c | {"in_training_surface": None} for c in r["changes"]]}) + "\n"
+                            for r in records))
+    assert main(["attack", "--model", str(out), "--task", "sst2", "--attack", "pwws", "--num-examples", "6",
+                 "--max-length", "32", "--output-dir", str(attacked)]) == 0
+    again = [json.loads(line) for line in path.read_text().splitlines()]
+    assert again == records
 
 
 def test_each_change_is_marked_by_whether_the_training_adversary_could_make_it(tokenizer):

@@ -120,6 +120,10 @@ def run_attack(
         parts = sorted(output_dir.glob(f"examples_{attack.name}.part*.jsonl"))
         for path in parts:
             merged.update(read_results(path))
+        if mark is not None:  # records of an earlier run made without the marks get them now
+            for result in merged.values():
+                if any(change.in_training_surface is None for change in result.changes):
+                    mark(result)
         write_results(final, [merged[i] for i in sorted(merged)], mode="w")
         for path in parts:
             path.unlink()

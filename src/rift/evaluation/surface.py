@@ -17,7 +17,7 @@ from rift.adversaries import ADVERSARIES, Adversary
 from rift.attacks.results import AttackResult
 from rift.config import build_config
 from rift.errors import RiftError
-from rift.objectives import OBJECTIVES
+from rift.objectives import OBJECTIVES, PRESETS
 from rift.text.words import align
 
 CONFIG_FILE = "rift_config.yaml"  # rift.training.trainer writes it
@@ -32,7 +32,7 @@ def training_adversary(model_dir: str, tokenizer, data_dir: str | None) -> Adver
     if not path.is_file():
         return None
     try:
-        args = build_config(TrainingArguments, {"config": str(path), "data_dir": data_dir})
+        args = build_config(TrainingArguments, {"config": str(path), "data_dir": data_dir}, PRESETS)
     except RiftError:  # a configuration this version cannot read: the surface stays unknown
         return None
     if args.method not in OBJECTIVES or not OBJECTIVES[args.method].uses_adversary:
