@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,6 +48,8 @@ def make_cell(directory: Path, seed: int, holds_nasty: bool) -> None:
                attack_result(1, "failed" if holds_nasty else "succeeded", NASTY, "boring", "tedious"),
                attack_result(2, "skipped", "fine", "fine", "fine"),
                attack_result(3, "succeeded", "a man sleeps .", "rests", "naps", pair="a person rests quietly .")]
+    # the pair's change lies outside the model's training surface
+    results[3].changes = [replace(c, in_training_surface=False) for c in results[3].changes]
     for attack in ATTACKS:
         (directory / "attacks" / f"examples_{attack}.jsonl").write_text(
             "".join(json.dumps(r.to_dict()) + "\n" for r in results))
@@ -92,7 +95,8 @@ def test_report_is_one_self_contained_escaped_page(report):
     assert not re.search(r"https?://|<link|<script|url\(", page)  # nothing to fetch, nothing to run
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp;" in page
     assert '<mark class="old">boring</mark>' in page and '<mark class="new">tedious</mark>' in page
-    assert "<i>a man sleeps .</i>" in page and '<mark class="new">naps</mark>' in page  # a pair: the hypothesis
+    assert "<i>a man sleeps .</i>" in page  # a pair: the hypothesis is attacked; its change is outlined as outside
+    assert '<mark class="new outside" title="outside the training adversary\'s surface">naps</mark>' in page
     # succeeded attacks come first
     first = page.index("<details open>")
     assert page.index("status-succeeded", first) < page.index("status-failed", first) < page.index("status-skipped", first)

@@ -41,6 +41,7 @@ details { margin: .5em 0; border: 1px solid #ddd; border-radius: 4px; padding: .
 summary { cursor: pointer; font-weight: 600; }
 mark.old { background: #fde2e1; text-decoration: line-through; }
 mark.new { background: #d9f2d9; }
+mark.outside { outline: 2px dashed #c0392b; }
 .status-succeeded { color: #b3261e; } .status-failed { color: #1e6b2e; } .status-skipped { color: #777; }
 .settings { color: #555; font-size: .9em; }
 """
@@ -121,13 +122,18 @@ def retention_plots(results: dict, logs: dict[str, list[dict]]) -> str:
 
 
 def highlight(text: str, result: AttackResult, adversarial: bool) -> str:
-    """``text`` escaped, with each changed word marked: its original (``adversarial`` False) or its substitute."""
+    """``text`` escaped, with each changed word marked: its original (``adversarial`` False) or its substitute; a
+    substitute that the model's training adversary could not have made is outlined."""
     words = split_words(text)
     slots = {change.position: f"\0{i}\0" for i, change in enumerate(result.changes)}
     marked = html.escape(replace_words(text, words, slots))
     for i, change in enumerate(result.changes):
         kind, word = ("new", change.new) if adversarial else ("old", change.old)
-        marked = marked.replace(f"\0{i}\0", f'<mark class="{kind}">{html.escape(word)}</mark>')
+        title = ""
+        if adversarial and change.in_training_surface is False:
+            kind += " outside"
+            title = ' title="outside the training adversary\'s surface"'
+        marked = marked.replace(f"\0{i}\0", f'<mark class="{kind}"{title}>{html.escape(word)}</mark>')
     return marked
 
 
