@@ -46,8 +46,9 @@ class TokenASCCAdversary(Adversary):
     def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
         segment = len(alignment.segments) - 1
         tokens = alignment.word_tokens[segment][position]
-        if len(tokens) != 1:
+        if not tokens:  # cut off by truncation
             return False
+        # a word of several pieces (or sharing its token) has no substitutes in its slot
         slot = token_substitutions(alignment, self.tokenizer, self.source, self.args.max_substitutes).ids[tokens[0]]
         prefix = " " if follows_space(alignment.segments[segment], position) else ""
         return single_token_id(self.tokenizer, prefix, substitute) in slot[1:]
