@@ -28,6 +28,7 @@ from pathlib import Path
 
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
+from rift.adversaries import ADVERSARIES
 from rift.arguments import (
     AttackArguments,
     BenchArguments,
@@ -41,7 +42,6 @@ from rift.errors import RiftError
 from rift.evaluation.intervals import wilson_interval
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import examples_file
-from rift.adversaries import ADVERSARIES
 from rift.objectives import OBJECTIVES, PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.training.trainer import (
@@ -60,7 +60,8 @@ RESULTS_FILES = ("results.json", "results.csv", "results.md")
 RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json")
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
                     "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "class_balanced",
-                    "adversary", "ascc_steps", "ascc_objective", "eval_steps", "save_steps", "retention_examples", "num_threads")
+                    "adversary", "ascc_steps", "ascc_objective", "eval_steps", "save_steps", "retention_examples",
+                    "num_threads")
 MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
 ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
                   "mean_queries", "seconds", "outside_surface")

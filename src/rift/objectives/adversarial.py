@@ -2,9 +2,9 @@
 
 ``ascc`` is the paper's adversarial-training baseline: CE(f(x), y) + beta * KL(adversarial || clean), the
 "TRADES-style" objective of the authors' scripts, with x' from the run's adversary (``rift.adversaries``: the
-paper's token-level ASCC by default; the name of the objective stays the paper's). ``l2sp`` and ``mixout`` add the classic ways of keeping a
-fine-tuned model near its pre-trained weights to the same adversarial objective, so that they compare with RIFT
-on equal terms: the only difference is how forgetting is fought.
+paper's token-level ASCC by default; the objective keeps the paper's name). ``l2sp`` and ``mixout`` add the
+classic ways of keeping a fine-tuned model near its pre-trained weights to the same adversarial objective, so that
+they compare with RIFT on equal terms: the only difference is how forgetting is fought.
 """
 
 from __future__ import annotations
