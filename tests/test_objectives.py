@@ -429,3 +429,22 @@ def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_
     torch.testing.assert_close(used[0], found[objective])
     other = found["ce" if objective == "kl" else "kl"]
     assert not torch.allclose(used[0], other), "kl and ce searches should end at different weights"
+
+
+@pytest.mark.parametrize("feature", ["cls", "mean"])
+def test_rift_reads_the_chosen_feature_of_student_and_teacher(tmp_path, trained_tiny_dir, sentiment_task, feature):
+    args = tiny_args(tmp_path, trained_tiny_dir, method="rift", feature=feature)
+    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    objective = trainer.objective
+    objective.setup(trainer)
+    batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
+    with torch.no_grad():
+        hidden = objective.teacher.bert(**model_inputs(batch)).last_hidden_state
+        mask = batch["attention_mask"][..., None].float()
+        expected = hidden[:, 0] if feature == "cls" else (hidden * mask).sum(1) / mask.sum(1)
+    torch.testing.assert_close(objective.teacher_features(batch), expected, rtol=1e-5, atol=1e-5)
+    student = objective.student(trainer.model.eval(), return_pooled=True, **model_inputs(batch)).pooled
+    with torch.no_grad():
+        own = trainer.model.bert(**model_inputs(batch)).last_hidden_state
+        torch.testing.assert_close(student, own[:, 0] if feature == "cls" else (own * mask).sum(1) / mask.sum(1),
+                                   rtol=1e-5, atol=1e-5)
