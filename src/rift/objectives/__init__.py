@@ -32,7 +32,7 @@ PRESETS: dict[str, dict] = {
     "cpu": dict(max_train_examples=8000, max_length=64, batch_size=32, epochs=2, learning_rate=1e-4,
                 mixed_precision="bf16", warmup_ratio=0.1, beta=5.0, alpha=0.1, tau=0.2, ascc_steps=5,
                 ascc_objective="ce", ascc_learning_rate=1.0, ascc_sparsity_weight=15.0, max_substitutes=8),
-    "study": dict(max_train_examples=2000, max_length=64, batch_size=32, epochs=1, learning_rate=1e-4,
+    "study": dict(max_train_examples=2000, max_length=64, batch_size=32, epochs=2, learning_rate=1e-4,
                   mixed_precision="no", warmup_ratio=0.1, beta=5.0, alpha=0.1, tau=0.2, class_balanced=True,
                   adversary="discrete", adversary_candidates=32, adversary_query_budget=48, max_substitutes=8),
 }
