@@ -26,7 +26,8 @@ import transformers
 
 from rift.arguments import TrainingArguments
 from rift.models import classify
-from rift.objectives import OBJECTIVES, PRESETS
+from rift.objectives import OBJECTIVES
+from rift.presets import PRESETS
 from rift.objectives.rift import RIFTObjective
 from rift.training.sampling import ClassBalancedBatchSampler
 from rift.training.trainer import Trainer
@@ -80,7 +81,7 @@ def main() -> None:
             resume=True,
         )
         trainer = Trainer(args, objective=classes[method](args), log=lambda *a: None)
-        trainer.objective.setup(trainer)
+        trainer.objective.setup(trainer.context())
         if batches is None:  # the same class-balanced batches for every objective
             labels = [item.label for item in trainer.encoded["train"]]
             batches = [[trainer.encoded["train"][i] for i in b] for b in ClassBalancedBatchSampler(labels, options.batch_size, 0)]

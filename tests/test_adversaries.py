@@ -50,7 +50,7 @@ def set_up(tmp_path: Path, model_dir: str, task: TaskData, adversary: str, metho
     trainer = Trainer(args, task=task, log=lambda *a: None)
     objective = trainer.objective
     objective.adversary = ADVERSARIES[adversary](args, source=MultiPieceSource())
-    objective.setup(trainer)
+    objective.setup(trainer.context())
     return trainer, objective
 
 

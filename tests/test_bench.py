@@ -203,14 +203,16 @@ def test_attacks_run_in_the_precision_of_a_bf16_training(tmp_path, tiny_model_di
 
 def test_bad_grids_are_one_line_errors(tmp_path, capsys):
     assert main(["bench", "--methods", "standard,nope", "--output-dir", str(tmp_path)]) == 2
-    assert "unknown method nope" in capsys.readouterr().err
+    assert "--methods: unknown method 'nope'" in capsys.readouterr().err
     assert main(["bench", "--attacks", "fgsm", "--output-dir", str(tmp_path)]) == 2
-    assert "unknown attack fgsm" in capsys.readouterr().err
-    assert main(["bench", "--preset", "gpu", "--output-dir", str(tmp_path)]) == 2
-    assert "unknown preset" in capsys.readouterr().err
-    for entry in ("standard+random", "ascc+nope"):
+    assert "--attacks: 'fgsm' is not one of: ascc, pwws, genetic, textfooler" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # a choice argparse checks: --help lists the presets
+        main(["bench", "--preset", "gpu", "--output-dir", str(tmp_path)])
+    assert stopped.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
+    for entry, reason in (("standard+random", "standard trains on clean inputs only"),
+                          ("ascc+nope", "unknown adversary 'nope'")):
         assert main(["bench", "--methods", f"ascc,{entry}", "--output-dir", str(tmp_path)]) == 2
-        assert f"method {entry}:" in capsys.readouterr().err
+        assert f"{entry}: {reason}" in capsys.readouterr().err
 
 
 def test_a_grid_compares_one_method_against_two_adversaries(tmp_path, tiny_model_dir):
@@ -276,7 +278,7 @@ def test_a_record_without_weights_is_tabulated_reported_and_continued(grid_copy,
 def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training_data(tmp_path):
     from rift.arguments import BenchArguments
     from rift.bench import attack_arguments, grid, training_arguments
-    from rift.cli import apply_protocol
+    from rift.api import apply_protocol
 
     args = BenchArguments(output_dir=str(tmp_path), methods=["ascc"], attacks=["pwws", "genetic"], preset="cpu",
                           protocol="textdefender")

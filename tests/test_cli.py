@@ -66,8 +66,8 @@ def test_flags_override_yaml_which_overrides_defaults(tmp_path):
     config.write_text(yaml.safe_dump({"learning-rate": 1e-3, "epochs": 7, "output_dir": "x"}))
     args = build_config(TrainingArguments, {"config": str(config), "epochs": 2})
     assert (args.learning_rate, args.epochs, args.output_dir, args.batch_size) == (1e-3, 2, "x", 16)
-    presets = {"fast": {"epochs": 9, "batch_size": 8}}
-    args = build_config(TrainingArguments, {"preset": "fast", "output_dir": "x", "batch_size": 4}, presets)
+    presets = {"cpu": {"epochs": 9, "batch_size": 8}}
+    args = build_config(TrainingArguments, {"preset": "cpu", "output_dir": "x", "batch_size": 4}, presets)
     assert (args.epochs, args.batch_size) == (9, 4)
 
 
@@ -97,13 +97,15 @@ def test_train_then_eval_on_user_files(tmp_path, tiny_model_dir, capsys):
     config_json = json.loads((out / "config.json").read_text())
     assert config_json["id2label"] == {"0": "neg", "1": "pos"}
     capsys.readouterr()
+    model_files = sorted(path.name for path in out.iterdir())
 
     assert main(["eval", "--model", str(out), "--task", "file", "--train-file", str(train), "--test-file", str(test),
                  "--dev-file", str(dev), "--text-column", "review", "--label-column", "sentiment",
                  "--label-names", "neg,pos", "--split", "test", "--max-length", "32"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    written = json.loads((out / "eval_file_test.json").read_text())
+    written = json.loads((tmp_path / "out.eval-file-test.json").read_text())  # beside the run, not inside it
     assert printed == written
+    assert sorted(path.name for path in out.iterdir()) == model_files
     assert written["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert written["num_examples"] == 32
 

@@ -269,7 +269,8 @@ BAD_INPUTS = [  # (file name, content, the expected message after the file's pat
     ("multiline.csv", 'text,label\n"two\nlines",0\n"",1\n', ", line 4: text column 'text' is empty"),
     ("fields.tsv", "text\tlabel\na\t0\nb\t1\textra\n", ", line 3: 3 fields, but the header has 2"),
     ("bad.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1\n', ", line 2: malformed JSON"),
-    ("array.json", '[{"text": "a", "label": 0}]\n', ", line 1: expected one JSON object per line, got a list"),
+    ("array.jsonl", '[{"text": "a", "label": 0}]\n', ", line 1: expected one JSON object per line, got a list"),
+    ("array.json", '[{"text": "a", "label": 0}, "b"]\n', ", item 2: expected a JSON object, got a str"),
     ("nofield.jsonl", '{"text": "a", "label": 0}\n{"txt": "b"}\n', ", line 2: no field 'text'; the fields are: 'txt'"),
     ("null.jsonl", '{"text": "a", "label": 0}\n{"text": null, "label": 1}\n', ", line 2: text column 'text' must be"),
     ("bool.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": true}\n', ", line 2: a label must be a string"),
@@ -333,3 +334,39 @@ def test_too_small_to_carve(tmp_path):
     train = write(tmp_path / "tiny.csv", "text,label\na,0\nb,1\nc,0\n")
     with pytest.raises(RiftError, match=r"tiny.csv: too few examples to carve a dev split"):
         load_task("file", train_file=train, log=quiet)
+
+
+def test_hugging_face_formats_read_like_csv(tmp_path):
+    import datasets
+
+    rows = [{"sentence": "good, really", "label": 1}, {"sentence": "bad", "label": 0}, {"sentence": "fine", "label": 1}]
+    expected = [Example("good, really", 1), Example("bad", 0), Example("fine", 1)]
+    dataset = datasets.Dataset.from_list(rows)
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": dataset}).save_to_disk(str(tmp_path / "saved-dict"))
+    dataset.to_parquet(str(tmp_path / "train.parquet"))
+    (tmp_path / "array.json").write_text(json.dumps(rows, indent=1))
+    test = write(tmp_path / "test.csv", "sentence,label\ngreat,1\n")
+    for train in ("saved", "saved-dict", "train.parquet", "array.json"):
+        task = load_task("file", train_file=tmp_path / train, dev_file=test, test_file=test, text_column="sentence",
+                         log=quiet)
+        assert task.splits["train"] == expected, train
+        assert task.label_names == ["0", "1"]
+    with pytest.raises(RiftError, match="no column 'text'; the columns are: 'sentence', 'label'"):
+        load_task("file", train_file=tmp_path / "saved", log=quiet)
+    (tmp_path / "empty-folder").mkdir()
+    with pytest.raises(RiftError, match="not a folder written by datasets.save_to_disk"):
+        load_task("file", train_file=tmp_path / "empty-folder", log=quiet)
+    (tmp_path / "broken.json").write_text('[{"sentence": "a", "label": 1}, 3]')
+    with pytest.raises(RiftError, match=r"broken.json, item 2: expected a JSON object, got a int"):
+        load_task("file", train_file=tmp_path / "broken.json", text_column="sentence", log=quiet)
+
+
+def test_eval_and_attacks_read_only_the_file_they_score(tmp_path):
+    test = write(tmp_path / "test.csv", "text,label\ngreat,pos\nawful,neg\n")
+    task = load_task("file", test_file=test, scored_split="test", log=quiet)
+    assert task.splits["test"] == [Example("great", 1), Example("awful", 0)] and task.splits["train"] == []
+    with pytest.raises(RiftError, match=r"needs the file of the dev split \(--dev-file\)"):
+        load_task("file", test_file=test, scored_split="dev", log=quiet)
+    with pytest.raises(RiftError, match=r"needs a training file \(--train-file\)"):
+        load_task("file", test_file=test, log=quiet)

@@ -210,7 +210,7 @@ def rift_step_parts(tmp_path, model_dir, sentiment_task):
     args = tiny_args(tmp_path, model_dir, method="rift", alpha=0.7, beta=2.0, tau=0.5)
     trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
     objective = trainer.objective
-    objective.setup(trainer)
+    objective.setup(trainer.context())
     items = trainer.encoded["train"][:8]
     assert sorted(item.label for item in items) == [0] * 4 + [1] * 4
     batch = objective.collate(items, trainer.pad_token_id)
@@ -286,7 +286,7 @@ def test_each_class_heads_see_only_that_class(tmp_path, trained_tiny_dir, sentim
 def test_l2sp_is_zero_at_initialisation_and_grows_with_training(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, method="l2sp", l2sp_weight=1.0)
     trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
-    trainer.objective.setup(trainer)
+    trainer.objective.setup(trainer.context())
     assert trainer.objective.distance(trainer.model).item() == 0.0
     items = trainer.encoded["train"][:16]
     terms = trainer.objective(trainer.model, trainer.objective.collate(items, trainer.pad_token_id))
@@ -303,7 +303,7 @@ def mixout_and_ascc(tmp_path, model_dir, sentiment_task, probability):
     for method in ("ascc", "mixout"):
         args = tiny_args(tmp_path / method, model_dir, method=method, mixout_probability=probability)
         trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
-        trainer.objective.setup(trainer)
+        trainer.objective.setup(trainer.context())
         objectives[method] = trainer.objective
     model = trainer.model
     with torch.no_grad():  # as if fine-tuned: every weight away from its pre-trained value
@@ -392,7 +392,7 @@ def test_every_method_trains_one_step_reading_only_its_declared_options(tmp_path
             recorder = ReadRecorder(args)
             objective = build_objective(recorder)
             trainer = Trainer(args, task=sentiment_task, objective=objective, log=lambda *a: None)
-            objective.setup(trainer)
+            objective.setup(trainer.context())
             batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
             terms = objective(trainer.model, batch)
             assert torch.isfinite(terms["loss"]), method
@@ -405,7 +405,7 @@ def test_every_method_trains_one_step_reading_only_its_declared_options(tmp_path
 def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_dir, sentiment_task, objective):
     args = tiny_args(tmp_path, tiny_model_dir, method="ascc", ascc_objective=objective)
     trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
-    trainer.objective.setup(trainer)
+    trainer.objective.setup(trainer.context())
     batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
     model = trainer.model.eval()  # no dropout: the clean logits are reproducible
     used = []
@@ -436,7 +436,7 @@ def test_rift_reads_the_chosen_feature_of_student_and_teacher(tmp_path, trained_
     args = tiny_args(tmp_path, trained_tiny_dir, method="rift", feature=feature)
     trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
     objective = trainer.objective
-    objective.setup(trainer)
+    objective.setup(trainer.context())
     batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
     with torch.no_grad():
         hidden = objective.teacher.bert(**model_inputs(batch)).last_hidden_state

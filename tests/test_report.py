@@ -97,6 +97,9 @@ def test_report_is_one_self_contained_escaped_page(report):
     assert '<mark class="old">boring</mark>' in page and '<mark class="new">tedious</mark>' in page
     assert "<i>a man sleeps .</i>" in page  # a pair: the hypothesis is attacked; its change is outlined as outside
     assert '<mark class="new outside" title="outside the training adversary\'s surface">naps</mark>' in page
+    # the same examples across the four models, per attack: example 1 (standard breaks, rift holds) first
+    across = page.index("sst2, pwws: 4 examples attacked on every model; 4 shown, those the models disagree on first")
+    assert page.index("tedious", across) < page.index("drab", across)
     # succeeded attacks come first
     first = page.index("<details open>")
     assert page.index("status-succeeded", first) < page.index("status-failed", first) < page.index("status-skipped", first)
@@ -117,7 +120,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count('<table class="results">') == 4
     assert len(re.findall(r'<img class="plot"[^>]*src="data:image/png;base64,', dom.stdout)) == 6
-    assert dom.stdout.count("<details") == 4 and dom.stdout.count('<mark class="new">tedious</mark>') == 8
+    # 8 in the per-cell examples (every cell, both attacks), 4 in the view across models (standard broke it)
+    assert dom.stdout.count("<details") == 4 and dom.stdout.count('<mark class="new">tedious</mark>') == 12
     assert "<script>alert" not in dom.stdout
 
     from PIL import Image
@@ -130,3 +134,21 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     colours = image.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 100  # text, tables and coloured plots, not a blank page
     assert max(count for count, _ in colours) < 0.95 * 1400 * 2400
+
+
+def test_the_report_keeps_every_recorded_cell(report, tmp_path):
+    """A study continued with another seed (a later rift bench call naming only it) keeps its earlier cells."""
+    from rift.bench import recorded_results
+
+    bench = tmp_path / "grid"
+    shutil.copytree(report.parent, bench)
+    extra = bench / "cells" / "sst2-rift-s7"
+    make_cell(extra, 7, holds_nasty=True)
+    (extra / "metrics.json").write_text(json.dumps({"test_accuracy": 0.7, "dev_accuracy": 0.71}))
+    results = recorded_results(bench)
+    assert [c["directory"] for c in results["cells"]][-1] == "cells/sst2-rift-s7"
+    assert results["settings"]["seeds"] == [0, 1, 7]
+    rift = next(row for row in results["summary"] if row["method"] == "rift")
+    assert rift["seeds"] == [0, 1, 7] and rift["metrics"]["test_accuracy"]["n"] == 3
+    page = write_report(ReportArguments(bench_dir=str(bench))).read_text()
+    assert "<td>sst2</td><td>rift</td><td>3</td>" in page and "sst2-rift-s7" in page

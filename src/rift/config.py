@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -19,8 +22,14 @@ import yaml
 from rift.errors import RiftError
 
 
-def option(default: Any = None, help: str = "", *, choices: tuple | None = None, required: bool = False, metavar=None):
-    metadata = {"help": help, "choices": choices, "required": required, "metavar": metavar}
+def option(default: Any = None, help: str = "", *, choices: tuple | None = None, required: bool = False, metavar=None,
+           at_least: float | None = None, above: float | None = None, at_most: float | None = None,
+           path: str | None = None, aliases: tuple[str, ...] = ()):
+    """A field of an options object. ``at_least`` / ``above`` / ``at_most`` bound a number (of every item of a list);
+    ``path`` is "dir" or "file" for an output location, checked before any work starts; ``aliases`` are other
+    spellings of the flag (``--attack`` and ``--attacks``)."""
+    metadata = {"help": help, "choices": choices, "required": required, "metavar": metavar, "at_least": at_least,
+                "above": above, "at_most": at_most, "path": path, "aliases": aliases}
     if isinstance(default, list):  # a mutable default: every instance gets its own copy
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -64,8 +73,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
         element, is_list = _base_type(hints[field.name])
         flag = "--" + field.name.replace("_", "-")
         meta = field.metadata
+        flags = [flag, *(alias for alias in meta.get("aliases", ()) if alias != flag)]
         kwargs: dict[str, Any] = dict(default=argparse.SUPPRESS, help=meta.get("help", ""), dest=field.name)
-        if meta.get("choices"):
+        if meta.get("choices") and is_list:  # argparse would compare the whole list: check_values checks each item
+            kwargs["help"] += f" (from: {', '.join(meta['choices'])})"
+        elif meta.get("choices"):
             kwargs["choices"] = meta["choices"]
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
@@ -78,27 +90,137 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
         default = default_value(field)
         if default is not None and element is not bool:
             kwargs["help"] += f" (default: {','.join(map(str, default)) if is_list else default})"
-        parser.add_argument(flag, **kwargs)
+        bounds = _bounds_text(meta)
+        if bounds:
+            kwargs["help"] += f" ({bounds})"
+        parser.add_argument(*flags, **kwargs)
 
 
 def default_value(field: dataclasses.Field) -> Any:
     return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
-def _coerce(cls, key: str, value: Any, source: str):
+def _bounds_text(meta) -> str:
+    parts = []
+    if meta.get("above") is not None:
+        parts.append(f"> {meta['above']:g}")
+    if meta.get("at_least") is not None:
+        parts.append(f">= {meta['at_least']:g}")
+    if meta.get("at_most") is not None:
+        parts.append(f"<= {meta['at_most']:g}")
+    return " and ".join(parts)
+
+
+def _number(element: type, value: Any, parse_text: bool):
+    """``value`` as an ``element`` (int or float): numbers, and (``parse_text``, for YAML, which reads 1e-4 as a
+    string) strings that spell one; an int must be a whole number, never a bool."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, str) and not parse_text:
+        raise ValueError("expected a number, got a string")
+    if isinstance(value, str):
+        value = value.strip()
+        try:
+            value = int(value) if element is int else float(value)
+        except ValueError:
+            value = float(value)  # "2.0" for an int; raises for text that is not a number
+    if not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    if element is int:
+        if value != int(value):
+            raise ValueError("expected a whole number")
+        return int(value)
+    return float(value)
+
+
+def _convert(element: type, value: Any, parse_text: bool):
+    if element in (int, float):
+        return _number(element, value, parse_text)
+    if element is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and parse_text:
+            return _parse_bool(value)
+        raise ValueError(f"expected true or false, got {value!r}")
+    if element is str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+    return element(value)
+
+
+def _coerce(cls, key: str, value: Any, source: str | None):
+    """``value`` of option ``key`` checked and converted to its declared type; a one-line error names the source.
+    Text is parsed (``"1e-4"``, ``"a,b"``) only from a file (``source``); values given directly must have the type."""
+    parse_text = source is not None
     hints = _field_types(cls)
     element, is_list = _base_type(hints[key])
     if value is None:
         return None
     try:
         if is_list:
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return [element(item.strip() if isinstance(item, str) else item) for item in items]
-        if element is bool:
-            return _parse_bool(value)
-        return element(value)
+            items = value.split(",") if isinstance(value, str) and parse_text else value
+            if not isinstance(items, (list, tuple)):
+                raise ValueError(f"expected a list, got {value!r}")
+            return [_convert(element, item.strip() if isinstance(item, str) else item, parse_text) for item in items]
+        return _convert(element, value, parse_text)
     except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
-        raise RiftError(f"{source}: {key}: cannot use {value!r} ({error})") from None
+        where = _flag(key) if source is None else f"{source}: {key}"
+        raise RiftError(f"{where}: cannot use {value!r} ({error})") from None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_values(config) -> None:
+    """Every bounded number within its bounds, every choice one of its choices, then every output location usable:
+    one line for the first that is not, before any data is read or model loaded."""
+    fields = dataclasses.fields(config)
+    for field in fields:
+        meta, value = field.metadata, getattr(config, field.name)
+        if value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if meta.get("choices") and item not in meta["choices"]:
+                raise RiftError(f"{_flag(field.name)}: {item!r} is not one of: {', '.join(map(str, meta['choices']))}")
+            bounds = _bounds_text(meta)
+            if bounds and isinstance(item, (int, float)) and not (
+                    (meta.get("above") is None or item > meta["above"])
+                    and (meta.get("at_least") is None or item >= meta["at_least"])
+                    and (meta.get("at_most") is None or item <= meta["at_most"])):
+                raise RiftError(f"{_flag(field.name)} must be {bounds}, got {item:g}")
+    for field in fields:
+        value = getattr(config, field.name)
+        if field.metadata.get("path") and value is not None:
+            check_output_path(value, field.metadata["path"], _flag(field.name))
+
+
+def check_output_path(value: str, kind: str, flag: str) -> None:
+    """An output folder (``kind`` "dir") or file ("file") that can be created and written: a probe file is written
+    and removed in the nearest folder that exists."""
+    if not str(value).strip():
+        raise RiftError(f"{flag}: the path is empty")
+    if "\0" in str(value):
+        raise RiftError(f"{flag}: the path contains a NUL character")
+    path = Path(value).expanduser().absolute()
+    if kind == "file" and path.is_dir():
+        raise RiftError(f"{flag} {value}: is a folder, not a file")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise RiftError(f"{flag} {value}: exists and is not a folder")
+    # nothing is created here: the nearest existing folder must take new files
+    folder = path if kind == "dir" else path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise RiftError(f"{flag} {value}: {folder} is a file, so the path cannot be created")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        if kind == "file" and path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "the file is read-only")
+    except OSError as error:
+        raise RiftError(f"{flag} {value}: cannot write in {folder} ({error.strerror or error})") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -132,11 +254,15 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
             raise RiftError(f"unknown preset {preset!r}; choose from {', '.join(sorted(presets or {})) or 'none'}")
         values.update(presets[preset])
     values.update(file_values)
-    values.update(cli_values)
+    values.update({k: _coerce(cls, k, v, None) if k in names else v for k, v in cli_values.items()})
     missing = [f.name for f in dataclasses.fields(cls) if f.metadata.get("required") and values.get(f.name) is None]
     if missing:
         raise RiftError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
-    return cls(**{k: v for k, v in values.items() if k in names})
+    config = cls(**{k: v for k, v in values.items() if k in names})
+    check_values(config)
+    if hasattr(config, "check"):
+        config.check()
+    return config
 
 
 def save_config(config, path: str | Path) -> None:

@@ -35,11 +35,11 @@ class TokenASCCAdversary(Adversary):
         self.search = ASCCSearch(steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
                                  sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective)
 
-    def setup(self, trainer) -> None:
-        super().setup(trainer)
+    def setup(self, context) -> None:
+        super().setup(context)
         self.substitutions = {
-            item.index: token_substitutions(item.alignment, trainer.tokenizer, self.source, self.args.max_substitutes)
-            for item in trainer.encoded["train"]
+            item.index: token_substitutions(item.alignment, context.tokenizer, self.source, self.args.max_substitutes)
+            for item in context.train_items
         }
         self.coverage = coverage_report(list(self.substitutions.values()))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -24,9 +24,7 @@ from rift.models import classify
 from rift.substitutions import FilteredSource, SubstitutionSource, build_substitution_source
 from rift.text.words import WordAlignment, align
 from rift.training.batching import EncodedExample, collate, model_inputs
-
-if TYPE_CHECKING:
-    from rift.training.trainer import Trainer
+from rift.training.context import TrainingContext
 
 
 @dataclass
@@ -59,11 +57,11 @@ class Adversary:
         else:
             self.source = FilteredSource(self.given_source, keep_case=False, max_substitutes=limit)
 
-    def setup(self, trainer: Trainer) -> None:
+    def setup(self, context: TrainingContext) -> None:
         """Called once before training: ``bind``, then measures ``coverage`` on the training split."""
-        self.trainer = trainer
-        self.examples: Sequence[Example] = trainer.task.splits["train"]
-        self.bind(trainer.tokenizer)
+        self.context = context
+        self.examples: Sequence[Example] = context.train_examples
+        self.bind(context.tokenizer)
 
     def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
         """Whether x' can hold ``substitute`` at word ``position`` of the attacked text of ``alignment``."""
@@ -77,7 +75,7 @@ class Adversary:
         raise NotImplementedError
 
     def log_coverage(self) -> None:
-        self.trainer._log(
+        self.context.log(
             "adversary {name}: it can produce {substitutions_represented} of the source's {substitutions} "
             "substitutions on the training split ({share_substitutions:.1%}), at {words_represented} of "
             "{words_with_substitutes} words with substitutes".format(name=self.name, **self.coverage))
@@ -105,9 +103,9 @@ def word_surface(alignment: WordAlignment, source: SubstitutionSource) -> list[l
 class WordAdversary(Adversary):
     """An adversary whose x' is real texts: it covers the whole surface of the source."""
 
-    def setup(self, trainer: Trainer) -> None:
-        super().setup(trainer)
-        self.alignments = {item.index: item.alignment for item in trainer.encoded["train"]}
+    def setup(self, context: TrainingContext) -> None:
+        super().setup(context)
+        self.alignments = {item.index: item.alignment for item in context.train_items}
         self.coverage = full_coverage([word_surface(a, self.source) for a in self.alignments.values()])
 
     def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:

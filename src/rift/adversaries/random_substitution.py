@@ -20,7 +20,7 @@ class RandomAdversary(WordAdversary):
     name = "random"
 
     def adversarial_examples(self, model, batch) -> tuple[list[Example], torch.Tensor]:
-        step = self.trainer.state.global_step
+        step = self.context.current_step()
         examples = []
         for index in batch["index"].tolist():
             example, alignment = self.examples[index], self.alignments[index]

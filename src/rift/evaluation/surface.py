@@ -17,7 +17,8 @@ from rift.adversaries import ADVERSARIES, Adversary
 from rift.attacks.results import AttackResult
 from rift.config import build_config
 from rift.errors import RiftError
-from rift.objectives import OBJECTIVES, PRESETS
+from rift.objectives import OBJECTIVES
+from rift.presets import PRESETS
 from rift.text.words import align
 
 CONFIG_FILE = "rift_config.yaml"  # rift.training.trainer writes it

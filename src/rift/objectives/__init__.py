@@ -19,25 +19,6 @@ OBJECTIVES: dict[str, type[Objective]] = {
                 L2SPObjective, MixoutObjective)
 }
 
-# Named sets of hyper-parameters for ``--preset``; explicit flags override them. imdb and snli are the paper's
-# BERT-base settings (METHOD.md section 3); cpu is a small-scale setting for SST-2 / MR with MiniLM on 2 CPU cores,
-# documented in docs/METHOD_NOTES.md; study is the full-surface setting of docs/RESULTS.md's study of issue 16:
-# the discrete adversary, class-balanced batches for every method, at a scale one session of 2 cores can train
-# and attack.
-_PAPER = dict(learning_rate=2e-5, weight_decay=2e-4, epochs=20, warmup_ratio=0.1, tau=0.2, ascc_steps=10,
-              ascc_learning_rate=1.0, ascc_sparsity_weight=15.0, max_substitutes=8)
-PRESETS: dict[str, dict] = {
-    "imdb": _PAPER | dict(beta=10.0, alpha=0.1, batch_size=32, max_length=300),
-    "snli": _PAPER | dict(beta=5.0, alpha=0.7, batch_size=120, max_length=80),
-    "cpu": dict(max_train_examples=8000, max_length=64, batch_size=32, epochs=2, learning_rate=1e-4,
-                mixed_precision="bf16", warmup_ratio=0.1, beta=5.0, alpha=0.1, tau=0.2, ascc_steps=5,
-                ascc_objective="ce", ascc_learning_rate=1.0, ascc_sparsity_weight=15.0, max_substitutes=8),
-    "study": dict(max_train_examples=2000, max_length=64, batch_size=32, epochs=2, learning_rate=1e-4,
-                  mixed_precision="no", warmup_ratio=0.1, beta=5.0, alpha=0.1, tau=0.2, class_balanced=True,
-                  adversary="discrete", adversary_candidates=32, adversary_query_budget=48, max_substitutes=8),
-}
-
-
 def used_options(method: str, adversary: str) -> set[str]:
     """The objective-specific and adversary-specific options that ``method`` with ``adversary`` reads."""
     cls = OBJECTIVES[method]
@@ -63,4 +44,4 @@ def build_objective(args) -> Objective:
     return cls(args)
 
 
-__all__ = ["OBJECTIVES", "PRESETS", "Objective", "build_objective", "unused_options", "used_options"]
+__all__ = ["OBJECTIVES", "Objective", "build_objective", "unused_options", "used_options"]

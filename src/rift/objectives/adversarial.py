@@ -35,8 +35,8 @@ class ASCCObjective(Objective):
         self.beta = args.beta
         self.adversary = build_adversary(args)
 
-    def setup(self, trainer) -> None:
-        self.adversary.setup(trainer)
+    def setup(self, context) -> None:
+        self.adversary.setup(context)
         self.adversary.log_coverage()
 
     def collate(self, items: Sequence[EncodedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -87,9 +87,9 @@ class L2SPObjective(ASCCObjective):
     name = "l2sp"
     options = ASCCObjective.options | {"l2sp_weight"}
 
-    def setup(self, trainer) -> None:
-        super().setup(trainer)
-        self.anchor = anchor_pretrained(trainer.model)
+    def setup(self, context) -> None:
+        super().setup(context)
+        self.anchor = anchor_pretrained(context.model)
 
     def distance(self, model) -> torch.Tensor:
         return sum(((p - self.anchor[id(p)].to(p.device)) ** 2).sum()
@@ -108,11 +108,11 @@ class MixoutObjective(ASCCObjective):
     name = "mixout"
     options = ASCCObjective.options | {"mixout_probability"}
 
-    def setup(self, trainer) -> None:
-        super().setup(trainer)
+    def setup(self, context) -> None:
+        super().setup(context)
         if not 0.0 <= self.args.mixout_probability < 1.0:
             raise RiftError("--mixout-probability must be in [0, 1)")
-        self.anchor = anchor_pretrained(trainer.model, only=torch.nn.Linear)
+        self.anchor = anchor_pretrained(context.model, only=torch.nn.Linear)
         self._mixed: dict[str, torch.Tensor] | None = None
 
     def loss(self, model, batch):

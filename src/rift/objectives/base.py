@@ -7,15 +7,13 @@ in the Hugging Face checkpoint.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
 import torch
 from torch import nn
 
 from rift.training.batching import EncodedExample, collate
-
-if TYPE_CHECKING:
-    from rift.training.trainer import Trainer
+from rift.training.context import TrainingContext
 
 
 class Objective(nn.Module):
@@ -28,7 +26,7 @@ class Objective(nn.Module):
     # whether it trains on an adversary's x' (and so reads the options of --adversary)
     uses_adversary: ClassVar[bool] = False
 
-    def setup(self, trainer: Trainer) -> None:
+    def setup(self, context: TrainingContext) -> None:
         """Called once before training, after the model is built (e.g. to freeze a teacher copy)."""
 
     def collate(self, items: Sequence[EncodedExample], pad_token_id: int) -> dict[str, torch.Tensor]:

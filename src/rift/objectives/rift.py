@@ -49,19 +49,19 @@ class RIFTObjective(ASCCObjective):
         super().__init__(args)
         self.feature = args.feature
 
-    def setup(self, trainer) -> None:
-        super().setup(trainer)
-        student = unwrap(trainer.model)
+    def setup(self, context) -> None:
+        super().setup(context)
+        student = unwrap(context.model)
         hidden = student.config.hidden_size
-        heads = trainer.task.num_labels if self.conditional else 1
+        heads = context.num_labels if self.conditional else 1
         self.student_heads = nn.ModuleList(projection_head(hidden) for _ in range(heads))
         self.teacher_heads = nn.ModuleList(projection_head(hidden) for _ in range(heads))
         # The teacher is kept out of the module tree (a plain list), so that it is neither trained, nor saved in
         # the resume state, nor synchronised by a distributed wrapper.
         teacher = copy.deepcopy(student).eval().requires_grad_(False)
-        self._teacher = [teacher.to(trainer.accelerator.device)]
-        self._cache = torch.zeros(len(trainer.encoded["train"]), hidden)
-        self._cached = torch.zeros(len(trainer.encoded["train"]), dtype=torch.bool)
+        self._teacher = [teacher.to(context.device)]
+        self._cache = torch.zeros(len(context.train_items), hidden)
+        self._cached = torch.zeros(len(context.train_items), dtype=torch.bool)
 
     @property
     def teacher(self) -> nn.Module:

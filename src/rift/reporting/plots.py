@@ -24,18 +24,24 @@ def _panels(count: int) -> tuple[Figure, list]:
     return figure, list(figure.subplots(1, count, squeeze=False)[0])
 
 
-def robustness_figure(points: dict[str, dict[str, list[tuple[float, float]]]], attacks: list[str], title: str) -> Figure:
+def robustness_figure(points: dict[str, dict[str, list[tuple]]], attacks: list[str], title: str) -> Figure:
     """One panel per attack: accuracy under attack against clean accuracy, one point per seed, a colour per method
-    (``points[method][attack]`` = [(clean, robust), ...])."""
+    (``points[method][attack]`` = [(clean, robust, (low, high) or None), ...]), with the 95% interval of the robust
+    accuracy as a vertical bar."""
     figure, axes = _panels(len(attacks))
     figure.suptitle(title)
     for ax, attack in zip(axes, attacks):
         ax.plot([0, 1], [0, 1], color="0.8", linewidth=1, zorder=0)  # robust = clean: the attack changed nothing
         for method, by_attack in points.items():
-            pairs = by_attack.get(attack, [])
-            if pairs:
-                ax.scatter(*zip(*pairs), label=method, s=36, alpha=0.85)
-        ax.set(title=attack, xlabel="clean accuracy", ylabel="accuracy under attack", xlim=(0, 1.02), ylim=(0, 1.02))
+            found = by_attack.get(attack, [])
+            if not found:
+                continue
+            clean, robust = [p[0] for p in found], [p[1] for p in found]
+            bars = [[r - (p[2] or (r, r))[0] for p, r in zip(found, robust)],
+                    [(p[2] or (r, r))[1] - r for p, r in zip(found, robust)]]
+            ax.errorbar(clean, robust, yerr=bars, fmt="o", markersize=6, capsize=3, alpha=0.85, label=method)
+        ax.set(title=attack, xlabel="clean accuracy", ylabel="accuracy under attack (95% interval)", xlim=(0, 1.02),
+               ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     if points:
         axes[0].legend(fontsize="small")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rift.arguments import ReportArguments
 from rift.attacks.results import AttackResult
-from rift.bench import ATTACKS_DIR, read_json
+from rift.bench import ATTACKS_DIR, read_json, recorded_results
 from rift.errors import RiftError
 from rift.evaluation.robustness import examples_file, read_results
 from rift.reporting.plots import (
@@ -31,7 +31,7 @@ STATUS_ORDER = {"succeeded": 0, "failed": 1, "skipped": 2}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; display: block; max-width: 100%; overflow-x: auto; }
 caption { text-align: left; font-weight: 600; padding: .3em 0; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; vertical-align: top; }
 th { background: #f3f3f3; } table.results td { text-align: right; white-space: nowrap; }
@@ -49,9 +49,18 @@ mark.outside { outline: 2px dashed #c0392b; }
 
 def write_report(args: ReportArguments) -> Path:
     bench = Path(args.bench_dir)
-    results = read_json(bench / "results.json")
+    if not bench.is_dir():
+        raise RiftError(f"{bench} is not a folder; give the output folder of rift bench")
+    try:
+        results = read_json(bench / "results.json")
+    except (ValueError, UnicodeDecodeError):
+        raise RiftError(f"{bench / 'results.json'} is not valid JSON") from None
     if not results:
         raise RiftError(f"{bench} holds no results.json; run rift bench --output-dir {bench} first")
+    if not isinstance(results, dict) or not {"settings", "cells", "summary"} <= results.keys():
+        raise RiftError(f"{bench} is not a rift bench folder: its results.json lacks the bench's settings, cells and "
+                        "summary (rift report reads what rift bench writes, not rift attack's results)")
+    results = recorded_results(bench)
     output = Path(args.output) if args.output else bench / "report.html"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_report(bench, results, args.max_examples), encoding="utf-8")
@@ -70,6 +79,7 @@ def render_report(bench: Path, results: dict, max_examples: int) -> str:
         ("Clean and robust accuracy", robustness_plots(results)),
         ("Training curves", training_plots(results, logs)),
         ("Feature retention", retention_plots(results, logs)),
+        ("The same examples across models", across_models_html(bench, results, max_examples)),
         ("Adversarial examples", examples_html(bench, results, max_examples)),
     ]
     body = "".join(f"<section><h2>{html.escape(title)}</h2>{content}</section>" for title, content in sections)
@@ -101,7 +111,8 @@ def robustness_plots(results: dict) -> str:
             for attack in attacks:
                 clean, robust = cell.get(f"{attack}/clean_accuracy"), cell.get(f"{attack}/robust_accuracy")
                 if clean is not None and robust is not None:
-                    points.setdefault(cell["method"], {}).setdefault(attack, []).append((clean, robust))
+                    interval = cell.get(f"{attack}/robust_accuracy_interval")
+                    points.setdefault(cell["method"], {}).setdefault(attack, []).append((clean, robust, interval))
         parts.append(figure_html(robustness_figure(points, attacks, task), f"clean and robust accuracy, {task}"))
     return "".join(parts)
 
@@ -174,3 +185,38 @@ def examples_html(bench: Path, results: dict, max_examples: int) -> str:
         parts.append(f"<details{opened}><summary>{html.escape(Path(cell['directory']).name)}</summary>"
                      f"{''.join(tables)}</details>")
     return "".join(parts)
+
+
+def across_models_html(bench: Path, results: dict, max_examples: int) -> str:
+    """Per task and attack, one row per example that every model of the task was attacked on (every cell attacks
+    the same seeded sample), one column per model with its verdict and adversarial text; the examples on which the
+    verdicts differ come first."""
+    parts = []
+    for task, cells in _by_task(results).items():
+        for attack in results["settings"]["attacks"]:
+            found = {cell["directory"]: read_results(examples_file(bench / cell["directory"] / ATTACKS_DIR, attack))
+                     for cell in cells}
+            found = {name: records for name, records in found.items() if records}
+            if len(found) < 2:
+                continue
+            shared = set.intersection(*(set(records) for records in found.values()))
+            verdicts = {i: [found[name][i].status for name in found] for i in shared}
+            order = sorted(shared, key=lambda i: (len(set(verdicts[i])) == 1, i))[:max_examples]
+            first = next(iter(found.values()))
+            header = "<th>example</th>" + "".join(f"<th>{html.escape(Path(name).name)}</th>" for name in found)
+            rows = []
+            for i in order:
+                original = first[i].text_pair if first[i].text_pair is not None else first[i].text
+                row = [html.escape(original)]
+                for records in found.values():
+                    result = records[i]
+                    attacked = result.text_pair if result.text_pair is not None else result.text
+                    text = highlight(attacked, result, adversarial=True) if result.status == "succeeded" else ""
+                    row.append(f'<span class="status-{result.status}">{result.status}</span>'
+                               + (f"<br>{text}" if text else ""))
+                rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
+            parts.append(f"<h4>{html.escape(task)}, {html.escape(attack)}: {len(shared)} examples attacked on every "
+                         f"model; {len(order)} shown, those the models disagree on first</h4>"
+                         f'<table class="examples"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody>'
+                         "</table>")
+    return "".join(parts) or "<p>No example was attacked on two models or more.</p>"

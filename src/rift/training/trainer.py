@@ -9,7 +9,9 @@ Like ``transformers.Trainer``: one arguments object, and behaviour changed by ov
 - ``rift_config.yaml`` (the full configuration), ``metrics.json``, ``train_log.jsonl``, TensorBoard ``logs/``;
   every dev evaluation also measures how much of the pre-trained features the model keeps (``dev_cka``,
   ``dev_mi_nce``: ``rift.evaluation.retention``), and ``metrics.json`` holds the best checkpoint's ``retention``;
-- ``resume/``: optimiser, random states, objective state and progress, for ``--resume``.
+- ``README.md``, the model card (``rift.reporting.model_card``), which ``rift attack`` extends with its results;
+- ``resume/``: optimiser, random states, objective state and progress, for ``--resume``; removed when the run
+  finishes, unless ``--keep-resume-state``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from rift.evaluation.retention import RetentionProbe
 from rift.evaluation.robustness import sample_indices
 from rift.models import load_classifier, load_tokenizer, unwrap
 from rift.objectives import Objective, build_objective, unused_options
+from rift.reporting.model_card import write_model_card
 from rift.training.batching import encode_examples
+from rift.training.context import TrainingContext
 from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
 
 CONFIG_FILE = "rift_config.yaml"
@@ -52,7 +56,7 @@ STATE_FILE = "trainer_state.json"
 # options that may differ between an interrupted run and its resumption: none changes what is trained (a run
 # folder may also have been moved)
 RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "retention_examples", "save_steps",
-                     "output_dir"}
+                     "output_dir", "keep_resume_state"}
 # the dev examples of the retention measurement are the same for every seed of a study
 RETENTION_SEED = 0
 
@@ -130,6 +134,14 @@ class Trainer:
     def pad_token_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
+    def context(self) -> TrainingContext:
+        """What the objective and its adversary see of this run (``Objective.setup``)."""
+        return TrainingContext(
+            model=unwrap(self.model), tokenizer=self.tokenizer, num_labels=self.task.num_labels,
+            train_examples=self.task.splits["train"], train_items=self.encoded["train"],
+            device=self.accelerator.device, log=self._log, current_step=lambda: self.state.global_step,
+        )
+
     def retention_probe(self) -> RetentionProbe | None:
         """The pre-trained model's features on a seeded dev subset, computed at the first call (on every process
         alike); None when ``retention_examples`` is 0 or the dev split is too small."""
@@ -166,7 +178,12 @@ class Trainer:
         args, accelerator = self.args, self.accelerator
         if not self.encoded["train"]:
             raise RiftError("the training split is empty")
-        self.objective.setup(self)
+        finished = self.output_dir / METRICS_FILE
+        if args.resume and finished.exists():  # finished before: the same result again, at once
+            self._check_same_config(self.output_dir / CONFIG_FILE)
+            self._log(f"{self.output_dir} finished before; its metrics:")
+            return json.loads(finished.read_text(encoding="utf-8"))
+        self.objective.setup(self.context())
         sampler = self._batch_sampler()
         # its own generator: starting an iteration (as resuming does, mid-epoch) draws a seed from the loader's
         # generator, which must not be the global one that dropout draws from
@@ -333,5 +350,8 @@ class Trainer:
         metrics["evaluations"] = self.state.evaluations
         if accelerator.is_main_process:
             (self.output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+            write_model_card(self.output_dir)
+            if not self.args.keep_resume_state:
+                shutil.rmtree(self.output_dir / RESUME_DIR, ignore_errors=True)
         accelerator.end_training()
         return metrics

@@ -1,0 +1,163 @@
+"""The model card (``README.md`` in the Hub's format) of every checkpoint rift trains.
+
+``rift train`` writes it when the run finishes; ``rift attack`` (and so ``rift bench``) records each attack's summary
+in the checkpoint's ``robustness.json`` and writes the card again. The YAML metadata holds a ``model-index`` with the
+clean test accuracy and the accuracy under each attack, with its settings and 95% interval, so that the Hub (and
+``huggingface_hub.ModelCard.load``) reads them; the text says in words how the model was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+CARD_FILE = "README.md"
+ROBUSTNESS_FILE = "robustness.json"
+TRAINING_CONFIG_FILE = "rift_config.yaml"  # rift.training.trainer writes them
+TRAINING_METRICS_FILE = "metrics.json"
+
+BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+DATASETS = {"sst2": ("SST-2", "stanfordnlp/sst2"), "imdb": ("IMDB", "stanfordnlp/imdb"),
+            "mr": ("MR (rotten tomatoes)", "cornell-movie-review-data/rotten_tomatoes"),
+            "snli": ("SNLI", "stanfordnlp/snli"), "agnews": ("AG News", "fancyzhx/ag_news")}
+METHODS = {
+    "standard": "standard fine-tuning (cross-entropy on clean inputs)",
+    "ascc": "adversarial fine-tuning: cross-entropy on clean inputs plus beta times the KL divergence between the "
+            "predictions on adversarial and clean inputs (Dong et al. 2021, ASCC)",
+    "rift": "RIFT (Dong et al., NeurIPS 2021): adversarial fine-tuning plus alpha times a class-conditional InfoNCE "
+            "bound on the mutual information between the model's features on adversarial inputs and a frozen "
+            "pre-trained copy's features on clean inputs",
+    "rift-uncond": "RIFT with one InfoNCE term for all classes (ablation)",
+    "rift-clean": "RIFT with the mutual-information term on clean inputs (ablation)",
+    "l2sp": "adversarial fine-tuning plus an L2 penalty towards the pre-trained weights (L2-SP)",
+    "mixout": "adversarial fine-tuning with Mixout towards the pre-trained weights",
+}
+ADVERSARIES = {
+    "ascc": "token-level ASCC (convex combinations of single-token substitutes' embeddings)",
+    "discrete": "a budgeted gradient-guided word-substitution search whose adversarial inputs are real texts",
+    "random": "random allowed word substitutions (data augmentation)",
+}
+ADVERSARIAL_METHODS = ("ascc", "rift", "rift-uncond", "rift-clean", "l2sp", "mixout")
+ATTACK_SETTINGS = ("split", "num_examples", "synonyms", "max_substitutes", "max_changed_share", "query_budget",
+                   "protocol", "population", "generations", "ascc_steps")
+OWN_SETTINGS = {"population": "genetic", "generations": "genetic", "ascc_steps": "ascc"}  # read by that attack only
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    return (yaml.safe_load(text) if path.suffix == ".yaml" else json.loads(text)) or {}
+
+
+def record_attacks(model_dir: Path, results: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Keep each attack's summary with the settings that produced it in ``robustness.json``; one entry per attack,
+    split, sample size and protocol (a later run of the same replaces it), then write the card again."""
+    path = model_dir / ROBUSTNESS_FILE
+    recorded = _read(path).get("attacks", [])
+    for name, summary in results["attacks"].items():
+        entry = {"attack": name} | {k: settings.get(k) for k in ATTACK_SETTINGS
+                                    if OWN_SETTINGS.get(k, name) == name} | {
+            "num_examples": summary["num_examples"], "task": results["task"],
+            "summary": {k: summary.get(k) for k in ("clean_accuracy", "robust_accuracy", "robust_accuracy_interval",
+                                                    "attack_success_rate", "mean_queries", "num_robust")}}
+        key = lambda e: (e["attack"], e["split"], e["num_examples"], e.get("protocol"), e.get("synonyms"))  # noqa: E731
+        recorded = [e for e in recorded if key(e) != key(entry)] + [entry]
+    path.write_text(json.dumps({"attacks": recorded}, indent=2), encoding="utf-8")
+    write_model_card(model_dir)
+
+
+def _attack_title(entry: dict) -> str:
+    name = {"pwws": "PWWS", "genetic": "genetic", "textfooler": "TextFooler", "ascc": "ASCC"}.get(entry["attack"],
+                                                                                              entry["attack"])
+    low, high = entry["summary"]["robust_accuracy_interval"] or (None, None)
+    interval = f", 95% [{low:.3f}, {high:.3f}]" if low is not None else ""
+    return f"accuracy under {name} ({entry['split']}, n={entry['num_examples']}{interval})"
+
+
+def write_model_card(model_dir: Path) -> Path:
+    """Write ``model_dir/README.md`` from the run's configuration, metrics and recorded attacks."""
+    config = _read(model_dir / TRAINING_CONFIG_FILE)
+    metrics = _read(model_dir / TRAINING_METRICS_FILE)
+    attacks = _read(model_dir / ROBUSTNESS_FILE).get("attacks", [])
+    task = config.get("task", "file")
+    dataset_name, dataset_id = DATASETS.get(task, (task, task))
+    model = config.get("model", "")
+    base = BASE_MODELS.get(model, model if model and not Path(model).exists() else None)
+    method = config.get("method", "standard")
+    results = []
+    if metrics.get("test_accuracy") is not None:
+        results.append(EvalResult(task_type="text-classification", dataset_type=dataset_id, dataset_name=dataset_name,
+                                  dataset_split="test", metric_type="accuracy",
+                                  metric_value=round(metrics["test_accuracy"], 4),
+                                  metric_name="clean accuracy (test)"))
+    for entry in attacks:
+        summary = entry["summary"]
+        if summary.get("robust_accuracy") is None:
+            continue
+        args = {k: entry[k] for k in ATTACK_SETTINGS if entry.get(k) is not None}
+        args["interval_95"] = [round(x, 4) for x in summary["robust_accuracy_interval"]]
+        results.append(EvalResult(task_type="text-classification", dataset_type=dataset_id, dataset_name=dataset_name,
+                                  dataset_split=entry["split"], metric_type="accuracy",
+                                  metric_value=round(summary["robust_accuracy"], 4), metric_name=_attack_title(entry),
+                                  metric_args=args))
+    data = ModelCardData(
+        library_name="transformers", pipeline_tag="text-classification", base_model=base,
+        datasets=[dataset_id] if task in DATASETS else None,
+        tags=list(dict.fromkeys(["rift", "adversarial-robustness", "text-classification", method])),
+        model_name=model_dir.name, eval_results=results or None,
+    )
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(model_dir.name, config, metrics, attacks, base)}")
+    path = model_dir / CARD_FILE
+    card.save(path)
+    return path
+
+
+def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str | None) -> str:
+    method = config.get("method", "standard")
+    task = config.get("task", "file")
+    trained_on = DATASETS.get(task, (task,))[0]
+    count = metrics.get("num_train_examples")
+    how = METHODS.get(method, method)
+    if method in ADVERSARIAL_METHODS:
+        adversary = config.get("adversary", "ascc")
+        how += f", against the {adversary} training adversary ({ADVERSARIES.get(adversary, adversary)})"
+    lines = [
+        f"# {name}", "",
+        f"A text classifier fine-tuned from {f'`{base}`' if base else 'a pre-trained encoder'} on {trained_on}"
+        + (f" ({count} training examples, {metrics.get('epochs')} epochs)" if count else "")
+        + f" with rift's `{method}` method: {how}.", "",
+        "## Results", "",
+        "| measure | value |", "|---|---|",
+    ]
+    for key, title in (("dev_accuracy", "clean accuracy (dev, the checkpoint chosen on it)"),
+                       ("test_accuracy", "clean accuracy (test)")):
+        if metrics.get(key) is not None:
+            lines.append(f"| {title} | {metrics[key]:.4f} |")
+    for entry in attacks:
+        if entry["summary"].get("robust_accuracy") is not None:
+            lines.append(f"| {_attack_title(entry)} | {entry['summary']['robust_accuracy']:.4f} |")
+    if not attacks:
+        lines += ["", "No attack has been run on this checkpoint yet: `rift attack --model THIS_FOLDER ...` adds its "
+                      "results here."]
+    lines += ["", "Robust accuracy: the share of the attacked examples that are classified correctly and that the "
+                  "attack did not break; intervals are 95% Wilson intervals.", ""]
+    shown = ("method", "adversary", "model", "task", "max_train_examples", "epochs", "batch_size", "learning_rate",
+             "max_length", "beta", "alpha", "tau", "feature", "synonyms", "max_substitutes", "ascc_steps",
+             "class_balanced", "seed")
+    if method not in ADVERSARIAL_METHODS:
+        shown = tuple(k for k in shown if k not in ("adversary", "beta", "alpha", "tau", "feature", "synonyms",
+                                                    "max_substitutes", "ascc_steps"))
+    elif not method.startswith("rift"):
+        shown = tuple(k for k in shown if k not in ("alpha", "tau", "feature"))
+    lines += ["## Training configuration", "", "| option | value |", "|---|---|"]
+    lines += [f"| `{key}` | {config[key]} |" for key in shown if config.get(key) is not None]
+    lines += ["", f"Every option is in `{TRAINING_CONFIG_FILE}`: `rift train --config {TRAINING_CONFIG_FILE} "
+                  "--output-dir NEW_FOLDER` trains the same model again.", "",
+              "## Use", "", "```python", "from transformers import pipeline",
+              f'classify = pipeline("text-classification", model="{name}")', "```", ""]
+    return "\n".join(lines)

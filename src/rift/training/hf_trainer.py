@@ -1,0 +1,203 @@
+"""``RobustTrainer``: a ``transformers.Trainer`` that trains with any rift objective and adversary, for an existing
+Hugging Face training script.
+
+    trainer = RobustTrainer(model=model, args=transformers.TrainingArguments("out"), train_dataset=dataset,
+                            processing_class=tokenizer, method="rift", robust_options={"adversary": "discrete"})
+    trainer.train()
+
+It extends the documented points of ``transformers.Trainer``: ``compute_loss`` computes the objective's loss terms
+(which ``log`` adds to the Trainer's logs, as ``rift/TERM``), ``create_optimizer`` adds the objective's own
+trainable heads (RIFT's projection heads) to the optimiser, ``get_train_dataloader`` gives the objective the
+batches it needs (class-balanced for RIFT, with each example's word alignment for the adversary), and checkpoints
+keep the objective's state (``rift_objective.safetensors``) so that ``train(resume_from_checkpoint=...)`` continues
+it. The model stays an ordinary Hugging Face model: ``save_model`` writes a plain checkpoint. Launched with
+``accelerate launch`` or ``torchrun``, the heads' gradients are averaged across processes like the model's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+
+from rift.arguments import TrainingArguments
+from rift.config import build_config
+from rift.data import Example
+from rift.errors import RiftError
+from rift.objectives import Objective, build_objective
+from rift.training.batching import collate, encode_examples, model_inputs
+from rift.training.context import TrainingContext
+from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
+
+OBJECTIVE_STATE_FILE = "rift_objective.safetensors"
+
+
+def examples_from_dataset(dataset, text_column: str, label_column: str, text_pair_column: str | None = None,
+                          what: str = "train_dataset") -> list[Example]:
+    """Rows of a ``datasets.Dataset`` (or any sequence of mappings) as rift examples; a missing column, an empty
+    text or a label that is not a class id is a one-line ``RiftError``."""
+    if dataset is None:
+        raise RiftError(f"{what} is required")
+    columns = getattr(dataset, "column_names", None)
+    needed = [c for c in (text_column, label_column, text_pair_column) if c]
+    if columns is not None and (missing := [c for c in needed if c not in columns]):
+        raise RiftError(f"{what} has no column {', '.join(map(repr, missing))}; its columns are {', '.join(columns)}")
+    examples = []
+    for row_number, row in enumerate(dataset):
+        try:
+            values = {c: row[c] for c in needed}
+        except KeyError as error:
+            raise RiftError(f"{what} row {row_number}: no column {error}") from None
+        for column in (text_column, text_pair_column):
+            if column and (not isinstance(values[column], str) or not values[column].strip()):
+                raise RiftError(f"{what} row {row_number}: column {column!r} must be a non-empty text, got "
+                                f"{values[column]!r}")
+        label = values[label_column]
+        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            raise RiftError(f"{what} row {row_number}: label column {label_column!r} must hold class ids 0, 1, ..., "
+                            f"got {label!r}")
+        examples.append(Example(text=values[text_column].strip(), label=label,
+                                text_pair=values[text_pair_column].strip() if text_pair_column else None))
+    if not examples:
+        raise RiftError(f"{what} is empty")
+    return examples
+
+
+class RobustTrainer(transformers.Trainer):
+    def __init__(
+        self,
+        model=None,
+        args: transformers.TrainingArguments | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        *,
+        method: str = "rift",
+        robust_options: dict[str, Any] | None = None,
+        objective: Objective | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        text_pair_column: str | None = None,
+        max_length: int = 128,
+        **kwargs,
+    ):
+        """``method`` and ``robust_options`` are ``rift train``'s (``{"adversary": "discrete", "beta": 5.0}``;
+        ``preset`` included), checked as the command line checks them; ``objective`` replaces the one they name.
+        The datasets have a text column and an integer label column (``datasets.ClassLabel``)."""
+        if processing_class is None or not getattr(processing_class, "is_fast", False):
+            raise RiftError("RobustTrainer needs processing_class, a fast tokenizer (rift aligns words with tokens)")
+        args = args or transformers.TrainingArguments("rift_trainer_output")
+        from rift.presets import PRESETS
+
+        self.robust_args = build_config(TrainingArguments, {
+            "seed": args.seed, "max_length": max_length, **(robust_options or {}), "method": method,
+            "output_dir": args.output_dir}, PRESETS)
+        columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column)
+        self.train_examples = examples_from_dataset(train_dataset, **columns)
+        self.objective = objective or build_objective(self.robust_args)
+        tokenizer = processing_class
+        self.train_items = encode_examples(tokenizer, self.train_examples, self.robust_args.max_length)
+        eval_items = None
+        if eval_dataset is not None:
+            eval_items = encode_examples(
+                tokenizer, examples_from_dataset(eval_dataset, **columns, what="eval_dataset"),
+                self.robust_args.max_length)
+        self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._terms: dict[str, float] = {}
+        self._term_batches = 0
+        super().__init__(model=model, args=args, train_dataset=self.train_items, eval_dataset=eval_items,
+                         processing_class=tokenizer, data_collator=self._collate, **kwargs)
+        num_labels = self.model.config.num_labels
+        if max(e.label for e in self.train_examples) >= num_labels:
+            raise RiftError(f"the model predicts {num_labels} labels, train_dataset has label "
+                            f"{max(e.label for e in self.train_examples)}")
+        self.objective.setup(TrainingContext(
+            model=self.model, tokenizer=tokenizer, num_labels=num_labels, train_examples=self.train_examples,
+            train_items=self.train_items, device=self.args.device, log=self._message,
+            current_step=lambda: self.state.global_step))
+        self.objective.to(self.args.device)
+
+    def _message(self, text: str) -> None:
+        if self.is_world_process_zero():
+            print(text)
+
+    def _collate(self, items: Sequence) -> dict[str, torch.Tensor]:
+        return self.objective.collate(items, self._pad)
+
+    # ------------------------------------------------------------------------------- the extension points
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        terms = self.objective(model, inputs)
+        for name, value in terms.items():
+            self._terms[name] = self._terms.get(name, 0.0) + value.detach().float().item()
+        self._term_batches += 1
+        return (terms["loss"], None) if return_outputs else terms["loss"]
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.num_processes > 1:  # the heads are not inside the model's distributed wrapper
+            for parameter in self.objective.parameters():
+                if parameter.grad is not None:
+                    torch.distributed.all_reduce(parameter.grad, op=torch.distributed.ReduceOp.AVG)
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._term_batches:
+            logs = logs | {f"rift/{name}": total / self._term_batches for name, total in self._terms.items()
+                           if name != "loss"}
+            self._terms, self._term_batches = {}, 0
+        super().log(logs, start_time)
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
+        heads = [p for p in self.objective.parameters() if p.requires_grad]
+        known = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if heads and not any(id(p) in known for p in heads):
+            optimizer.add_param_group({"params": heads, "weight_decay": self.args.weight_decay})
+        return optimizer
+
+    def get_train_dataloader(self) -> DataLoader:
+        labels = [item.label for item in self.train_items]
+        balanced = self.robust_args.class_balanced
+        size, seed = self.args.per_device_train_batch_size, self.args.seed
+        sampler = (ClassBalancedBatchSampler(labels, size, seed)
+                   if (balanced if balanced is not None else self.objective.class_balanced)
+                   else ShuffledBatchSampler(len(labels), size, seed))
+        sampler.set_epoch = sampler.start_epoch  # transformers.Trainer tells the sampler its epoch
+        loader = DataLoader(self.train_items, batch_sampler=sampler, collate_fn=self._collate,
+                            num_workers=self.args.dataloader_num_workers)
+        return self.accelerator.prepare(loader)
+
+    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
+        items = self.eval_dataset if eval_dataset is None else eval_dataset
+        if items is None:
+            raise RiftError("evaluation needs an eval_dataset")
+        loader = DataLoader(items, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
+                            collate_fn=lambda batch: collate(batch, self._pad))
+        return self.accelerator.prepare(loader)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        # the model takes its inputs and labels, not rift's bookkeeping (example indices)
+        inputs = model_inputs(inputs) | {"labels": inputs["labels"]}
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+
+    # ------------------------------------------------------------------------- the objective's checkpoints
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.is_world_process_zero():
+            folder = Path(self._get_output_dir(trial)) / f"{transformers.trainer_utils.PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            state = {k: v.detach().cpu().contiguous() for k, v in self.objective.state_dict().items()}
+            if state:
+                save_file(state, str(folder / OBJECTIVE_STATE_FILE))
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = transformers.trainer_utils.get_last_checkpoint(self.args.output_dir)
+        if resume_from_checkpoint:
+            saved = Path(resume_from_checkpoint) / OBJECTIVE_STATE_FILE
+            if saved.exists():
+                self.objective.load_state_dict(load_file(str(saved), device=str(self.args.device)), strict=False)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)

@@ -1,0 +1,196 @@
+"""rift as a library: the public API, the drop-in transformers.Trainer, model cards, and no import cycles."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import importlib.util
+import inspect
+import json
+import pydoc
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import sentiment_examples
+
+import rift
+from rift.errors import RiftError
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = SRC.parent
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Every rift module -> the rift modules it imports anywhere (functions and TYPE_CHECKING blocks included)."""
+    modules = {}
+    for path in (SRC / "rift").rglob("*.py"):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rift"):
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_the_package_has_no_import_cycle_and_nothing_imports_the_cli():
+    graph = package_imports()
+    assert not [name for name, found in graph.items() if "rift.cli" in found]
+    # rift/__init__ imports its exports lazily, by name: it is not an edge
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for dependency in sorted(graph[name]):
+            if state.get(dependency) == "open":
+                pytest.fail("import cycle: " + " -> ".join(path[path.index(dependency):] + [dependency]))
+            if dependency not in state:
+                visit(dependency, path + [dependency])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert len(graph) > 40  # the walk saw the package
+
+
+def test_help_shows_the_api_and_every_export_resolves():
+    text = pydoc.render_doc(rift, renderer=pydoc.plaintext)
+    for name in ("train", "attack", "evaluate", "RobustTrainer", "build_attack", "build_adversary", "load_classifier"):
+        assert name in text
+    for name in rift.__all__:
+        assert getattr(rift, name) is not None
+    with pytest.raises(AttributeError):
+        rift.no_such_thing  # noqa: B018
+
+
+def test_names_kept_beside_the_options_agree_with_the_registries():
+    from rift import arguments
+    from rift.adversaries import ADVERSARIES
+    from rift.objectives import OBJECTIVES
+    from rift.presets import PRESETS
+
+    assert arguments.METHOD_NAMES == tuple(OBJECTIVES)
+    assert arguments.ADVERSARY_NAMES == tuple(ADVERSARIES)
+    assert arguments.PRESET_NAMES == tuple(PRESETS)
+    # the API's defaults are the command line's
+    defaults = inspect.signature(rift.build_attack).parameters
+    assert defaults["max_length"].default == rift.AttackArguments.max_length == 128
+    assert defaults["batch_size"].default == rift.AttackArguments.batch_size
+
+
+def test_api_options_are_checked_like_flags(tmp_path):
+    for options, message in ((dict(batch_size="16"), "--batch-size: cannot use '16'"),
+                             (dict(epochs=1.5), "--epochs: cannot use 1.5 (expected a whole number)"),
+                             (dict(learning_rate=0.0), "--learning-rate must be > 0"),
+                             (dict(method="nope"), "--method: 'nope' is not one of"),
+                             (dict(colour="red"), "unknown option(s) colour")):
+        with pytest.raises(RiftError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            rift.train(output_dir=str(tmp_path / "out"), **options)
+    assert not (tmp_path / "out").exists()
+
+
+def write_rows(path: Path, examples) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["text", "label"])
+        writer.writerows((e.text, e.label) for e in examples)
+    return path
+
+
+def test_train_attack_and_model_card_through_the_api(tmp_path, tiny_model_dir):
+    from huggingface_hub import ModelCard
+
+    files = dict(train_file=str(write_rows(tmp_path / "train.csv", sentiment_examples(64, 0))),
+                 dev_file=str(write_rows(tmp_path / "dev.csv", sentiment_examples(32, 1))),
+                 test_file=str(write_rows(tmp_path / "test.csv", sentiment_examples(32, 2))),
+                 label_names=["negative", "positive"])
+    out = tmp_path / "run"
+    trained = rift.train(task="file", **files, model=tiny_model_dir, epochs=2, batch_size=16, learning_rate=3e-3,
+                         max_length=32, output_dir=str(out), retention_examples=0)
+    assert isinstance(trained, rift.TrainResult) and trained.output_dir == out
+    assert trained.test_accuracy == json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    assert not (out / "resume").exists()  # a finished run keeps no resume state by default
+    card = ModelCard.load(out / "README.md")
+    assert card.data.eval_results[0].metric_value == round(trained.test_accuracy, 4)
+    assert "standard fine-tuning" in card.text
+
+    again = rift.train(task="file", **files, model=tiny_model_dir, epochs=2, batch_size=16, learning_rate=3e-3,
+                       max_length=32, output_dir=str(out), retention_examples=0, resume=True)
+    assert again.metrics == trained.metrics  # finished before: reported again, not retrained
+
+    attacked = rift.attack(model=str(out), task="file", **files, attack=["pwws"], num_examples=16,
+                           max_length=32, output_dir=str(tmp_path / "attack"))
+    pwws = attacked.attacks["pwws"]
+    assert isinstance(pwws, rift.AttackSummary) and pwws.num_examples == 16
+    assert 0 <= pwws.robust_accuracy <= pwws.clean_accuracy <= 1
+    assert pwws.robust_accuracy_interval[0] <= pwws.robust_accuracy <= pwws.robust_accuracy_interval[1]
+    card = ModelCard.load(out / "README.md")
+    under = [r for r in card.data.eval_results if "PWWS" in r.metric_name]
+    assert len(under) == 1 and under[0].metric_value == round(pwws.robust_accuracy, 4)
+    assert under[0].metric_args["num_examples"] == 16 and "population" not in under[0].metric_args
+    assert under[0].metric_args["interval_95"] == [round(x, 4) for x in pwws.robust_accuracy_interval]
+
+    evaluated = rift.evaluate(model=str(out), task="file", test_file=files["test_file"],
+                              label_names=files["label_names"], max_length=32)
+    assert evaluated.accuracy == pytest.approx(trained.test_accuracy)
+    assert (out / "robustness.json").exists() and not (out / "eval-file-test.json").exists()
+    assert evaluated.output == tmp_path / "run.eval-file-test.json"  # beside the run, not inside it
+
+
+def test_the_hf_trainer_example_trains_rift_and_logs_its_terms(tmp_path, tiny_model_dir):
+    spec = importlib.util.spec_from_file_location("hf_trainer_rift", ROOT / "examples" / "hf_trainer_rift.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    train = write_rows(tmp_path / "train.csv", sentiment_examples(64, 0))
+    trainer = example.main(["--model", tiny_model_dir, "--train-file", str(train), "--text-column", "text",
+                            "--max-steps", "4", "--batch-size", "8", "--output-dir", str(tmp_path / "out")])
+    assert isinstance(trainer, rift.RobustTrainer)
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 4
+    for entry in logged:  # the objective's terms, through the Trainer's own logging
+        assert {"rift/ce", "rift/kl", "rift/mi"} <= entry.keys(), entry
+    from transformers import AutoModelForSequenceClassification
+
+    saved = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
+    assert saved.config.num_labels == 2
+
+
+def test_robust_trainer_refuses_bad_datasets_in_one_line(tiny_model_dir):
+    import datasets
+    import transformers
+
+    tokenizer = rift.load_tokenizer(tiny_model_dir)
+    model = rift.load_classifier(tiny_model_dir, ["negative", "positive"])
+    args = transformers.TrainingArguments("unused", report_to=[], use_cpu=True)
+    for rows, message in (([{"review": "good", "label": 1}], "train_dataset has no column 'text'"),
+                          ([{"text": " ", "label": 1}], "row 0: column 'text' must be a non-empty text"),
+                          ([{"text": "good", "label": "pos"}], "must hold class ids 0, 1, ..., got 'pos'")):
+        with pytest.raises(RiftError, match=message.replace("(", r"\(").replace(".", r"\.")):
+            rift.RobustTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                               processing_class=tokenizer, method="ascc")
+
+
+def test_examples_folder_is_not_a_package():
+    assert "examples" not in sys.modules
+
+
+@pytest.mark.slow
+def test_the_readme_library_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    from rift.data import resolve_data_dir
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- library-example")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.setenv("RIFT_DATA_DIR", str(resolve_data_dir(None)))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    test_accuracy, robust, low, high = (float(x.strip("(),")) for x in capsys.readouterr().out.split()[-4:])
+    assert 0 <= low <= robust <= high <= 1 and robust <= test_accuracy
+    card = (tmp_path / "runs" / "api-rift" / "README.md").read_text()
+    assert "accuracy under PWWS (test, n=40" in card and "rift" in card
