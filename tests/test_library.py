@@ -194,3 +194,39 @@ def test_the_readme_library_example_runs_as_written(tmp_path, monkeypatch, capsy
     assert 0 <= low <= robust <= high <= 1 and robust <= test_accuracy
     card = (tmp_path / "runs" / "api-rift" / "README.md").read_text()
     assert "accuracy under PWWS (test, n=40" in card and "rift" in card
+
+
+def test_an_options_object_and_paths_work_through_the_api(tmp_path):
+    from rift.api import _arguments
+
+    # an object's preset fills in what it leaves at the defaults, as the command line does; paths may be Paths
+    args = _arguments(rift.TrainingArguments, rift.TrainingArguments(preset="study", output_dir=tmp_path / "o",
+                                                                      beta=2.0), {}, rift.PRESETS)
+    assert (args.max_train_examples, args.adversary, args.beta, args.output_dir) == (2000, "discrete", 2.0,
+                                                                                      str(tmp_path / "o"))
+    with pytest.raises(RiftError, match="--batch-size must be >= 1"):
+        _arguments(rift.TrainingArguments, rift.TrainingArguments(output_dir="x", batch_size=0), {}, rift.PRESETS)
+
+
+def test_robust_trainer_checks_its_options_and_evaluates_on_clean_inputs(tmp_path, tiny_model_dir):
+    import datasets
+    import transformers
+
+    tokenizer = rift.load_tokenizer(tiny_model_dir)
+    model = rift.load_classifier(tiny_model_dir, ["negative", "positive"])
+    rows = [{"text": e.text, "label": e.label} for e in sentiment_examples(32, 0)]
+    args = transformers.TrainingArguments(str(tmp_path / "out"), report_to=[], use_cpu=True, max_steps=2,
+                                          per_device_train_batch_size=8, save_strategy="no")
+    for options, message in (({"adversery": "random"}, r"unknown option\(s\) adversery"),
+                             ({"batch_size": 8}, "batch_size belong to transformers.TrainingArguments")):
+        with pytest.raises(RiftError, match=message):
+            rift.RobustTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
+                               robust_options=options)
+    trainer = rift.RobustTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                                 processing_class=tokenizer, method="rift", robust_options={"preset": "study"})
+    assert trainer.robust_args.max_length == 64 and trainer.robust_args.adversary == "discrete"  # the preset's
+    trainer.train()
+    metrics = trainer.evaluate(eval_dataset=datasets.Dataset.from_list(rows[:16]))
+    assert metrics["eval_loss"] > 0  # the model's own cross-entropy on clean inputs, not the objective's
+    predictions = trainer.predict(datasets.Dataset.from_list(rows[:16]))
+    assert predictions.predictions.shape == (16, 2)

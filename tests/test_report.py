@@ -152,3 +152,14 @@ def test_the_report_keeps_every_recorded_cell(report, tmp_path):
     assert rift["seeds"] == [0, 1, 7] and rift["metrics"]["test_accuracy"]["n"] == 3
     page = write_report(ReportArguments(bench_dir=str(bench))).read_text()
     assert "<td>sst2</td><td>rift</td><td>3</td>" in page and "sst2-rift-s7" in page
+
+
+def test_the_scatter_draws_no_and_full_robustness():
+    """At 0% and 100% a Wilson bound equals its point up to rounding: the bars must not go negative."""
+    from rift.evaluation.intervals import wilson_interval
+    from rift.reporting.plots import robustness_figure
+
+    points = {"m": {"pwws": [(0.9, 0.0, list(wilson_interval(0, 100))),
+                             (1.0, 1.0, list(wilson_interval(872, 872)))]}}
+    figure = robustness_figure(points, ["pwws"], "edges")
+    assert len(figure.axes[0].collections) >= 1

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
-from rift.config import build_config
+from rift.config import build_config, check_output_path, default_value
 from rift.errors import RiftError
 from rift.presets import PRESETS
 from rift.reporting.model_card import TRAINING_CONFIG_FILE, record_attacks
@@ -82,14 +82,17 @@ class EvalResult:
 
 
 def _arguments(cls, args, options: dict[str, Any], presets=None):
-    """``args`` as given, or the options object built from keyword arguments exactly as the command line builds it
-    (defaults < preset < ``config`` file < the options given)."""
+    """The options object built exactly as the command line builds it (defaults < preset < ``config`` file < the
+    options given), from keyword arguments or from an object's values that differ from the defaults."""
     if args is not None:
         if options:
             raise RiftError(f"give either a {cls.__name__} or keyword options, not both ({', '.join(options)})")
         if not isinstance(args, cls):
             raise RiftError(f"expected {cls.__name__}, got {type(args).__name__}")
-        return build_config(cls, dataclasses.asdict(args))
+        # as the command line reads flags: the values set differ from the defaults; its preset and config file fill
+        # in the others
+        defaults = {f.name: default_value(f) for f in dataclasses.fields(cls)}
+        options = {k: v for k, v in dataclasses.asdict(args).items() if v != defaults[k]}
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise RiftError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}")
@@ -124,6 +127,8 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     from rift.training.batching import encode_examples
 
     args = _arguments(EvalArguments, args, options)
+    output = eval_output_path(args)
+    check_output_path(str(output), "file", "--output")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     task = args.load_task(log=lambda message: print(message, file=sys.stderr), scored_split=args.split)
@@ -137,7 +142,6 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     score = accuracy(model, items, pad, args.batch_size)
-    output = eval_output_path(args, task.name)
     output.parent.mkdir(parents=True, exist_ok=True)
     result = EvalResult(model=args.model, task=task.name, split=args.split, num_examples=len(items), accuracy=score,
                         output=output)
@@ -145,15 +149,13 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     return result
 
 
-def eval_output_path(args: EvalArguments, task: str) -> Path:
-    """``--output``, else a file beside the model folder (a folder the user only asked to read stays untouched),
-    else in the current folder for a Hub model id."""
+def eval_output_path(args: EvalArguments) -> Path:
+    """``--output``, else a file beside a local model folder (the folder the user only asked to read stays
+    untouched), else (a Hub model id, the packaged minilm) in the current folder."""
     if args.output:
         return Path(args.output)
-    from rift.models import resolve_model_path
-
-    local = Path(resolve_model_path(args.model))
-    name = f"eval-{task}-{args.split}.json"
+    name = f"eval-{args.task}-{args.split}.json"
+    local = Path(args.model).expanduser()
     return local.parent / f"{local.name}.{name}" if local.is_dir() else Path(name)
 
 

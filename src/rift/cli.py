@@ -101,9 +101,12 @@ def cmd_bench(values: dict) -> int:
     from rift.reporting.report import write_report
 
     # --preset is rift train's, applied in every cell: here its name is only checked
+    from accelerate import PartialState
+
     args = build_config(BenchArguments, values, {name: {} for name in PRESETS})
     run_bench(args)
-    print(f"report written to {write_report(ReportArguments(bench_dir=args.output_dir))}")
+    if PartialState().is_main_process:
+        print(f"report written to {write_report(ReportArguments(bench_dir=args.output_dir))}")
     return 0
 
 

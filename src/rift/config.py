@@ -143,6 +143,8 @@ def _convert(element: type, value: Any, parse_text: bool):
             return _parse_bool(value)
         raise ValueError(f"expected true or false, got {value!r}")
     if element is str:
+        if isinstance(value, os.PathLike):  # a path given through the API
+            return os.fspath(value)
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {value!r}")
         return value
@@ -173,7 +175,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def check_values(config) -> None:
+def check_values(config, check_paths: bool = True) -> None:
     """Every bounded number within its bounds, every choice one of its choices, then every output location usable:
     one line for the first that is not, before any data is read or model loaded."""
     fields = dataclasses.fields(config)
@@ -190,7 +192,7 @@ def check_values(config) -> None:
                     and (meta.get("at_least") is None or item >= meta["at_least"])
                     and (meta.get("at_most") is None or item <= meta["at_most"])):
                 raise RiftError(f"{_flag(field.name)} must be {bounds}, got {item:g}")
-    for field in fields:
+    for field in fields if check_paths else ():
         value = getattr(config, field.name)
         if field.metadata.get("path") and value is not None:
             check_output_path(value, field.metadata["path"], _flag(field.name))
@@ -204,6 +206,13 @@ def check_output_path(value: str, kind: str, flag: str) -> None:
     if "\0" in str(value):
         raise RiftError(f"{flag}: the path contains a NUL character")
     path = Path(value).expanduser().absolute()
+    try:
+        _check_writable(path, kind, flag, value)
+    except OSError as error:  # a folder on the way that this user may not even look into
+        raise RiftError(f"{flag} {value}: cannot write there ({error.strerror or error})") from None
+
+
+def _check_writable(path: Path, kind: str, flag: str, value: str) -> None:
     if kind == "file" and path.is_dir():
         raise RiftError(f"{flag} {value}: is a folder, not a file")
     if kind == "dir" and path.exists() and not path.is_dir():
@@ -217,10 +226,10 @@ def check_output_path(value: str, kind: str, flag: str) -> None:
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
-        if kind == "file" and path.exists() and not os.access(path, os.W_OK):
-            raise PermissionError(13, "the file is read-only")
     except OSError as error:
         raise RiftError(f"{flag} {value}: cannot write in {folder} ({error.strerror or error})") from None
+    if kind == "file" and path.exists() and not os.access(path, os.W_OK):
+        raise RiftError(f"{flag} {value}: the file is read-only")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -236,8 +245,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
-def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, Any]] | None = None):
-    """defaults < preset < YAML (``config`` key) < flags the user typed. Unknown YAML keys are an error."""
+def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, Any]] | None = None,
+                 check_paths: bool = True):
+    """defaults < preset < YAML (``config`` key) < flags the user typed. Unknown YAML keys are an error.
+    ``check_paths`` False re-reads a saved configuration, whose output folder may be elsewhere now."""
     names = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     file_values: dict[str, Any] = {}
@@ -259,7 +270,7 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
     if missing:
         raise RiftError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
     config = cls(**{k: v for k, v in values.items() if k in names})
-    check_values(config)
+    check_values(config, check_paths)
     if hasattr(config, "check"):
         config.check()
     return config

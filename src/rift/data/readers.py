@@ -113,10 +113,7 @@ def _read_jsonl(path: Path, text: str, columns: Sequence[str]) -> list[Record]:
             raise DataError(
                 f"{path}, line {line}: malformed JSON ({e.msg}, column {e.colno}); each line must be one JSON object"
             ) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}, line {line}: expected one JSON object per line, got a {type(obj).__name__}")
-        _check_columns(f"{path}, line {line}", "field", columns, obj)
-        records.append((line, obj))
+        records.append((line, _json_object(f"{path}, line {line}", obj, columns, "one JSON object per line")))
     return records
 
 
@@ -126,13 +123,17 @@ def _read_json_array(path: Path, text: str, columns: Sequence[str]) -> list[Reco
         rows = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}, line {e.lineno}: malformed JSON ({e.msg}, column {e.colno})") from None
-    records: list[Record] = []
-    for number, obj in enumerate(rows, 1):
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}, item {number}: expected a JSON object, got a {type(obj).__name__}")
-        _check_columns(f"{path}, item {number}", "field", columns, obj)
-        records.append((number, obj))
-    return records
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON array of objects, got a {type(rows).__name__}")
+    return [(number, _json_object(f"{path}, item {number}", obj, columns, "a JSON object"))
+            for number, obj in enumerate(rows, 1)]
+
+
+def _json_object(where: str, obj: object, columns: Sequence[str], expected: str) -> dict:
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected {expected}, got a {type(obj).__name__}")
+    _check_columns(where, "field", columns, obj)
+    return obj
 
 
 def _read_rows(path: Path, fmt: str, columns: Sequence[str]) -> list[Record]:

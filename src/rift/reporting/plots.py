@@ -37,8 +37,9 @@ def robustness_figure(points: dict[str, dict[str, list[tuple]]], attacks: list[s
             if not found:
                 continue
             clean, robust = [p[0] for p in found], [p[1] for p in found]
-            bars = [[r - (p[2] or (r, r))[0] for p, r in zip(found, robust)],
-                    [(p[2] or (r, r))[1] - r for p, r in zip(found, robust)]]
+            # an interval bound equals its point up to rounding at 0% and 100%: never a negative bar
+            bars = [[max(0.0, r - (p[2] or (r, r))[0]) for p, r in zip(found, robust)],
+                    [max(0.0, (p[2] or (r, r))[1] - r) for p, r in zip(found, robust)]]
             ax.errorbar(clean, robust, yerr=bars, fmt="o", markersize=6, capsize=3, alpha=0.85, label=method)
         ax.set(title=attack, xlabel="clean accuracy", ylabel="accuracy under attack (95% interval)", xlim=(0, 1.02),
                ylim=(0, 1.02))

@@ -16,6 +16,8 @@ it. The model stays an ordinary Hugging Face model: ``save_model`` writes a plai
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,11 +31,15 @@ from rift.config import build_config
 from rift.data import Example
 from rift.errors import RiftError
 from rift.objectives import Objective, build_objective
-from rift.training.batching import collate, encode_examples, model_inputs
+from rift.training.batching import EncodedExample, collate, encode_examples, model_inputs
 from rift.training.context import TrainingContext
 from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
 
 OBJECTIVE_STATE_FILE = "rift_objective.safetensors"
+# rift train options that transformers.TrainingArguments owns in a transformers.Trainer script
+OWNED_BY_HF = ("output_dir", "epochs", "batch_size", "eval_batch_size", "learning_rate", "weight_decay", "warmup_ratio",
+               "max_grad_norm", "gradient_accumulation_steps", "mixed_precision", "eval_steps", "save_steps",
+               "logging_steps", "resume", "keep_resume_state", "num_threads", "seed", "method")
 
 
 def examples_from_dataset(dataset, text_column: str, label_column: str, text_pair_column: str | None = None,
@@ -42,12 +48,18 @@ def examples_from_dataset(dataset, text_column: str, label_column: str, text_pai
     text or a label that is not a class id is a one-line ``RiftError``."""
     if dataset is None:
         raise RiftError(f"{what} is required")
+    if isinstance(dataset, Mapping) and not hasattr(dataset, "column_names"):
+        raise RiftError(f"{what}: give one dataset (a datasets.Dataset or a sequence of rows), not a mapping of "
+                        f"{', '.join(map(str, dataset))}")
     columns = getattr(dataset, "column_names", None)
     needed = [c for c in (text_column, label_column, text_pair_column) if c]
     if columns is not None and (missing := [c for c in needed if c not in columns]):
         raise RiftError(f"{what} has no column {', '.join(map(repr, missing))}; its columns are {', '.join(columns)}")
     examples = []
     for row_number, row in enumerate(dataset):
+        if not isinstance(row, Mapping):
+            raise RiftError(f"{what} row {row_number}: expected a mapping of column names to values, got "
+                            f"{type(row).__name__}")
         try:
             values = {c: row[c] for c in needed}
         except KeyError as error:
@@ -68,6 +80,9 @@ def examples_from_dataset(dataset, text_column: str, label_column: str, text_pai
 
 
 class RobustTrainer(transformers.Trainer):
+    # the objective's loss is a mean over its batch: the Trainer divides it over accumulated batches
+    loss_is_scaled_for_ga = False
+
     def __init__(
         self,
         model=None,
@@ -82,29 +97,39 @@ class RobustTrainer(transformers.Trainer):
         text_column: str = "text",
         label_column: str = "label",
         text_pair_column: str | None = None,
-        max_length: int = 128,
+        max_length: int | None = None,
         **kwargs,
     ):
         """``method`` and ``robust_options`` are ``rift train``'s (``{"adversary": "discrete", "beta": 5.0}``;
-        ``preset`` included), checked as the command line checks them; ``objective`` replaces the one they name.
-        The datasets have a text column and an integer label column (``datasets.ClassLabel``)."""
+        ``preset`` included), checked as the command line checks them, except those ``args`` owns (epochs, batch
+        size, learning rate, ...); ``objective`` replaces the one they name. ``max_length`` defaults to the preset's
+        or rift's (128). The datasets have a text column and an integer label column (``datasets.ClassLabel``)."""
         if processing_class is None or not getattr(processing_class, "is_fast", False):
             raise RiftError("RobustTrainer needs processing_class, a fast tokenizer (rift aligns words with tokens)")
         args = args or transformers.TrainingArguments("rift_trainer_output")
         from rift.presets import PRESETS
 
-        self.robust_args = build_config(TrainingArguments, {
-            "seed": args.seed, "max_length": max_length, **(robust_options or {}), "method": method,
-            "output_dir": args.output_dir}, PRESETS)
-        columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column)
-        self.train_examples = examples_from_dataset(train_dataset, **columns)
+        options = dict(robust_options or {})
+        known = {f.name for f in dataclasses.fields(TrainingArguments)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise RiftError(f"robust_options: unknown option(s) {', '.join(unknown)}")
+        owned = sorted(set(options) & set(OWNED_BY_HF))
+        if owned:
+            raise RiftError(f"robust_options: {', '.join(owned)} belong to transformers.TrainingArguments (args) here")
+        if max_length is not None:
+            options["max_length"] = max_length
+        self.robust_args = build_config(TrainingArguments, options | {
+            "seed": args.seed, "method": method, "output_dir": args.output_dir}, PRESETS, check_paths=False)
+        self._columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column)
+        self.train_examples = examples_from_dataset(train_dataset, **self._columns)
         self.objective = objective or build_objective(self.robust_args)
         tokenizer = processing_class
         self.train_items = encode_examples(tokenizer, self.train_examples, self.robust_args.max_length)
         eval_items = None
         if eval_dataset is not None:
             eval_items = encode_examples(
-                tokenizer, examples_from_dataset(eval_dataset, **columns, what="eval_dataset"),
+                tokenizer, examples_from_dataset(eval_dataset, **self._columns, what="eval_dataset"),
                 self.robust_args.max_length)
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._terms: dict[str, float] = {}
@@ -120,6 +145,8 @@ class RobustTrainer(transformers.Trainer):
             train_items=self.train_items, device=self.args.device, log=self._message,
             current_step=lambda: self.state.global_step))
         self.objective.to(self.args.device)
+        self._sampler = None
+        self.add_callback(_SamplerEpoch(self))
 
     def _message(self, text: str) -> None:
         if self.is_world_process_zero():
@@ -130,6 +157,9 @@ class RobustTrainer(transformers.Trainer):
 
     # ------------------------------------------------------------------------------- the extension points
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:  # evaluation: the model's own loss and outputs on clean inputs
+            outputs = model(**model_inputs(inputs), labels=inputs["labels"])
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
         terms = self.objective(model, inputs)
         for name, value in terms.items():
             self._terms[name] = self._terms.get(name, 0.0) + value.detach().float().item()
@@ -138,9 +168,13 @@ class RobustTrainer(transformers.Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if self.accelerator.num_processes > 1:  # the heads are not inside the model's distributed wrapper
+        if self.accelerator.num_processes > 1 and self.accelerator.sync_gradients:
+            # the heads are not inside the model's distributed wrapper: average their accumulated gradients, every
+            # head on every process (a head without a gradient here, a class absent from this batch, adds zeros)
             for parameter in self.objective.parameters():
-                if parameter.grad is not None:
+                if parameter.requires_grad:
+                    if parameter.grad is None:
+                        parameter.grad = torch.zeros_like(parameter)
                     torch.distributed.all_reduce(parameter.grad, op=torch.distributed.ReduceOp.AVG)
         return loss
 
@@ -166,15 +200,27 @@ class RobustTrainer(transformers.Trainer):
         sampler = (ClassBalancedBatchSampler(labels, size, seed)
                    if (balanced if balanced is not None else self.objective.class_balanced)
                    else ShuffledBatchSampler(len(labels), size, seed))
-        sampler.set_epoch = sampler.start_epoch  # transformers.Trainer tells the sampler its epoch
+        self._sampler = sampler  # _SamplerEpoch tells it its epoch, also after a resume mid-epoch
         loader = DataLoader(self.train_items, batch_sampler=sampler, collate_fn=self._collate,
                             num_workers=self.args.dataloader_num_workers)
         return self.accelerator.prepare(loader)
 
+    def _encoded(self, dataset, what: str) -> list:
+        if dataset is None:
+            raise RiftError(f"{what} is required")
+        if isinstance(dataset, list) and all(isinstance(item, EncodedExample) for item in dataset):
+            return dataset
+        return encode_examples(self.processing_class, examples_from_dataset(dataset, **self._columns, what=what),
+                               self.robust_args.max_length)
+
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
-        items = self.eval_dataset if eval_dataset is None else eval_dataset
-        if items is None:
-            raise RiftError("evaluation needs an eval_dataset")
+        items = self._encoded(self.eval_dataset if eval_dataset is None else eval_dataset, "eval_dataset")
+        return self._plain_loader(items)
+
+    def get_test_dataloader(self, test_dataset) -> DataLoader:
+        return self._plain_loader(self._encoded(test_dataset, "test_dataset"))
+
+    def _plain_loader(self, items) -> DataLoader:
         loader = DataLoader(items, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
                             collate_fn=lambda batch: collate(batch, self._pad))
         return self.accelerator.prepare(loader)
@@ -196,8 +242,24 @@ class RobustTrainer(transformers.Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = transformers.trainer_utils.get_last_checkpoint(self.args.output_dir)
-        if resume_from_checkpoint:
+            if resume_from_checkpoint is None:
+                raise RiftError(f"no checkpoint to resume from in {self.args.output_dir}")
+        if resume_from_checkpoint and self.objective.state_dict():
             saved = Path(resume_from_checkpoint) / OBJECTIVE_STATE_FILE
-            if saved.exists():
-                self.objective.load_state_dict(load_file(str(saved), device=str(self.args.device)), strict=False)
+            if not saved.exists():
+                raise RiftError(f"{resume_from_checkpoint} has no {OBJECTIVE_STATE_FILE}: the objective's trained heads "
+                                "were not saved with it, so it cannot be resumed exactly")
+            self.objective.load_state_dict(load_file(str(saved), device=str(self.args.device)))
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+
+class _SamplerEpoch(transformers.TrainerCallback):
+    """Tells the training batches' sampler the epoch at every epoch's start: through accelerate's wrappers (several
+    processes, a resume mid-epoch) the Trainer's own ``set_epoch`` does not reach it."""
+
+    def __init__(self, trainer: RobustTrainer):
+        self.trainer = trainer
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if self.trainer._sampler is not None:
+            self.trainer._sampler.start_epoch(int(state.epoch or 0))
