@@ -105,3 +105,32 @@ def test_two_process_training_equals_one_process_with_accumulated_gradients(tmp_
         torch.testing.assert_close(two[name], one[name], rtol=0, atol=1e-5, msg=name)
     moved = [name for name in pretrained if not torch.allclose(one["bert." + name], pretrained[name])]
     assert len(moved) > len(pretrained) // 2  # the runs trained: most weights left their pre-trained values
+
+
+def test_robust_trainer_under_torchrun_keeps_every_process_identical(tmp_path, tiny_model_dir):
+    """The HF example script with RobustTrainer and RIFT under torchrun: the model (inside DDP) and RIFT's heads
+    (outside it, averaged by RobustTrainer) end the same on both processes."""
+    root = Path(__file__).resolve().parents[1]
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"{e.text},{e.label}\n" for e in sentiment_examples(64, 0)))
+    script = tmp_path / "run_example.py"
+    script.write_text(
+        "import os, sys, torch, importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('example', {str(root / 'examples' / 'hf_trainer_rift.py')!r})\n"
+        "example = importlib.util.module_from_spec(spec); spec.loader.exec_module(example)\n"
+        "trainer = example.main(sys.argv[1:])\n"
+        "assert trainer.accelerator.num_processes == 2\n"
+        "state = {'heads.' + k: v for k, v in trainer.objective.state_dict().items()}\n"
+        "state |= {'model.' + k: v for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}\n"
+        f"torch.save(state, os.path.join({str(tmp_path)!r}, f\"state{{os.environ['RANK']}}.pt\"))\n")
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(script),
+                             "--model", tiny_model_dir, "--train-file", str(train), "--text-column", "text",
+                             "--max-steps", "4", "--batch-size", "8", "--output-dir", str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, second = (torch.load(tmp_path / f"state{rank}.pt") for rank in (0, 1))
+    assert any(key.startswith("heads.") for key in first) and first.keys() == second.keys()
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=1e-6, msg=key)
+    assert (tmp_path / "out" / "model.safetensors").exists()
