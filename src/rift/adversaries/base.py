@@ -22,8 +22,8 @@ import torch
 from rift.data import Example, resolve_data_dir
 from rift.models import classify
 from rift.substitutions import FilteredSource, SubstitutionSource, build_substitution_source
-from rift.text.words import WordAlignment, align
-from rift.training.batching import EncodedExample, collate, model_inputs
+from rift.text.words import WordAlignment
+from rift.training.batching import EncodedExample, collate, encode_examples, model_inputs
 from rift.training.context import TrainingContext
 
 
@@ -131,6 +131,6 @@ def full_coverage(surfaces: Sequence[list[list[str]]]) -> dict[str, int | float]
 
 def encode_texts(tokenizer, examples: Sequence[Example], max_length: int, device) -> dict[str, torch.Tensor]:
     """Model inputs of real texts, padded to their longest."""
-    items = [EncodedExample(i, e.label, align(tokenizer, e.text, e.text_pair, max_length)) for i, e in enumerate(examples)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    items = encode_examples(tokenizer, examples, max_length)
     return {k: v.to(device) for k, v in model_inputs(collate(items, pad)).items()}
