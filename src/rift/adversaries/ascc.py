@@ -34,6 +34,7 @@ class TokenASCCAdversary(Adversary):
         super().__init__(args, source)
         self.search = ASCCSearch(steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
                                  sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective)
+        self._marked = (None, None)  # the text can_produce was last asked about, and its token substitutions
 
     def setup(self, context) -> None:
         super().setup(context)
@@ -48,8 +49,12 @@ class TokenASCCAdversary(Adversary):
         tokens = alignment.word_tokens[segment][position]
         if not tokens:  # cut off by truncation
             return False
-        # a word of several pieces (or sharing its token) has no substitutes in its slot
-        slot = token_substitutions(alignment, self.tokenizer, self.source, self.args.max_substitutes).ids[tokens[0]]
+        # a word of several pieces (or sharing its token) has no substitutes in its slot; the substitutions are
+        # computed once per text, whose changes are asked about one after the other
+        if self._marked[0] is not alignment:
+            self._marked = (alignment, token_substitutions(alignment, self.tokenizer, self.source,
+                                                           self.args.max_substitutes))
+        slot = self._marked[1].ids[tokens[0]]
         prefix = " " if follows_space(alignment.segments[segment], position) else ""
         return single_token_id(self.tokenizer, prefix, substitute) in slot[1:]
 
