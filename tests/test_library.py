@@ -79,10 +79,24 @@ def test_names_kept_beside_the_options_agree_with_the_registries():
     assert arguments.METHOD_NAMES == tuple(OBJECTIVES)
     assert arguments.ADVERSARY_NAMES == tuple(ADVERSARIES)
     assert arguments.PRESET_NAMES == tuple(PRESETS)
+    from rift.evaluation.protocols import PROTOCOLS
+    from rift.models import FEATURES
+
+    assert arguments.PROTOCOL_NAMES == tuple(PROTOCOLS) and arguments.FEATURES == FEATURES
     # the API's defaults are the command line's
     defaults = inspect.signature(rift.build_attack).parameters
     assert defaults["max_length"].default == rift.AttackArguments.max_length == 128
     assert defaults["batch_size"].default == rift.AttackArguments.batch_size
+
+
+def test_checking_options_imports_no_model_code():
+    """Bad flags are refused before any heavy import: the options, their checks and the presets need no torch."""
+    code = ("import sys; import rift.arguments, rift.config, rift.presets; "
+            "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; print(heavy); sys.exit(len(heavy))")
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_api_options_are_checked_like_flags(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
-from rift.config import build_config, check_output_path, default_value
+from rift.config import RESOLVED, build_config, check_output_path, default_value
 from rift.errors import RiftError
 from rift.presets import PRESETS
 from rift.reporting.model_card import TRAINING_CONFIG_FILE, record_attacks
@@ -89,8 +89,10 @@ def _arguments(cls, args, options: dict[str, Any], presets=None):
             raise RiftError(f"give either a {cls.__name__} or keyword options, not both ({', '.join(options)})")
         if not isinstance(args, cls):
             raise RiftError(f"expected {cls.__name__}, got {type(args).__name__}")
-        # as the command line reads flags: the values set differ from the defaults; its preset and config file fill
-        # in the others
+        if getattr(args, RESOLVED, False):  # built by build_config (the command line): final as it is
+            return args
+        # made by hand: as the command line reads flags, the values set are those that differ from the defaults,
+        # and its preset and config file fill in the others
         defaults = {f.name: default_value(f) for f in dataclasses.fields(cls)}
         options = {k: v for k, v in dataclasses.asdict(args).items() if v != defaults[k]}
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from rift.config import option
 from rift.data import TASK_NAMES, TaskData, load_task
 from rift.errors import RiftError
-from rift.evaluation.protocols import PROTOCOLS
 from rift.presets import PRESET_NAMES
 
-# the names of rift.objectives.OBJECTIVES, rift.adversaries.ADVERSARIES, rift.models.FEATURES and the attacks of
-# rift.api (kept here so that parsing and checking flags imports no model code; a test checks that they agree)
+# the names of rift.objectives.OBJECTIVES, rift.adversaries.ADVERSARIES, rift.models.FEATURES, the attacks of
+# rift.api and rift.evaluation.protocols.PROTOCOLS (kept here so that parsing and checking flags imports no model
+# code; a test checks that they agree)
 METHOD_NAMES = ("standard", "ascc", "rift", "rift-uncond", "rift-clean", "l2sp", "mixout")
 ADVERSARY_NAMES = ("ascc", "discrete", "random")
 FEATURES = ("pooler", "cls", "mean")
 ATTACK_NAMES = ("ascc", "pwws", "genetic", "textfooler")
+PROTOCOL_NAMES = ("textdefender",)
 
 
 @dataclass
@@ -148,7 +149,7 @@ class AttackArguments(DataArguments):
                                         "textdefender = at most 30%% of words changed, 50 candidates per word, USE "
                                         "similarity >= 0.8408 in 15-word windows, 50 queries per word, texts of more "
                                         "than 4 words, up to 1000 examples (Li et al. 2021)",
-                                  choices=tuple(PROTOCOLS))
+                                  choices=PROTOCOL_NAMES)
     lm_constraint: str | None = option(None, "language-model constraint on substitutes", choices=("smollm2",))
     population: int = option(60, "genetic: population size", at_least=2)
     generations: int = option(40, "genetic: generations", at_least=0)
@@ -212,7 +213,7 @@ class BenchArguments:
     population: int = option(60, "genetic: population size", at_least=2)
     generations: int = option(40, "genetic: generations", at_least=0)
     protocol: str | None = option(None, "evaluation protocol of every attack (see rift attack --help)",
-                                  choices=tuple(PROTOCOLS))
+                                  choices=PROTOCOL_NAMES)
 
     def check(self) -> None:
         for flag, names, known in (("--task", self.task, TASK_NAMES), ("--attacks", self.attacks, ATTACK_NAMES),

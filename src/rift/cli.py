@@ -39,31 +39,31 @@ def _quiet_libraries() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def cmd_train(values: dict) -> int:
+def cmd_train(args: TrainingArguments) -> int:
     from rift import api
 
-    result = api.train(**values)
+    result = api.train(args)
     summary = {k: result.metrics[k] for k in ("dev_accuracy", "test_accuracy", "train_seconds") if k in result.metrics}
     print(json.dumps(summary))
     print(f"model and metrics written to {result.output_dir}")
     return 0
 
 
-def cmd_eval(values: dict) -> int:
+def cmd_eval(args: EvalArguments) -> int:
     from rift import api
 
-    result = api.evaluate(**values)
+    result = api.evaluate(args)
     print(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "output"}))
     print(f"written to {result.output}", file=sys.stderr)
     return 0
 
 
-def cmd_attack(values: dict) -> int:
+def cmd_attack(args: AttackArguments) -> int:
     from accelerate import PartialState
 
     from rift import api
 
-    result = api.attack(**values)
+    result = api.attack(args)
     if PartialState().is_main_process:
         print(format_table(result.results["attacks"]))
         print(f"results and every attacked example written to {result.output_dir}")
@@ -94,33 +94,28 @@ def format_table(attacks: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def cmd_bench(values: dict) -> int:
-    from rift.bench import run_bench
-    from rift.presets import PRESETS
-
-    from rift.reporting.report import write_report
-
-    # --preset is rift train's, applied in every cell: here its name is only checked
+def cmd_bench(args: BenchArguments) -> int:
     from accelerate import PartialState
 
-    args = build_config(BenchArguments, values, {name: {} for name in PRESETS})
+    from rift.bench import run_bench
+    from rift.reporting.report import write_report
+
     run_bench(args)
     if PartialState().is_main_process:
         print(f"report written to {write_report(ReportArguments(bench_dir=args.output_dir))}")
     return 0
 
 
-def cmd_report(values: dict) -> int:
+def cmd_report(args: ReportArguments) -> int:
     from rift.reporting.report import write_report
 
-    print(f"report written to {write_report(build_config(ReportArguments, values))}")
+    print(f"report written to {write_report(args)}")
     return 0
 
 
-def cmd_record(values: dict) -> int:
+def cmd_record(args: RecordArguments) -> int:
     from rift.bench import write_record
 
-    args = build_config(RecordArguments, values)
     unfinished = write_record(Path(args.bench_dir), Path(args.destination))
     if unfinished:
         print(f"left out (training not finished): {', '.join(unfinished)}")
@@ -140,6 +135,15 @@ COMMANDS = {
 }
 # options that may also be given as positional arguments: rift report OUT, rift record OUT DEST
 POSITIONAL = {"report": ["bench_dir"], "record": ["bench_dir", "destination"]}
+
+
+def command_presets(command: str) -> dict[str, dict] | None:
+    from rift.presets import PRESETS
+
+    if command == "train":
+        return PRESETS
+    # rift bench's --preset is rift train's, applied in every cell: here its name is only checked
+    return {name: {} for name in PRESETS} if command == "bench" else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        # every option is checked before any heavy import or data loading
+        args = build_config(COMMANDS[command][0], namespace, command_presets(command))
         _quiet_libraries()
-        code = COMMANDS[command][1](namespace)
+        code = COMMANDS[command][1](args)
     except RiftError as error:
         print(f"rift: error: {error}", file=sys.stderr)
         code = 2

@@ -22,6 +22,9 @@ import yaml
 from rift.errors import RiftError
 
 
+RESOLVED = "_rift_resolved"  # marks an options object that build_config made
+
+
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None, required: bool = False, metavar=None,
            at_least: float | None = None, above: float | None = None, at_most: float | None = None,
            path: str | None = None, aliases: tuple[str, ...] = ()):
@@ -273,6 +276,7 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
     check_values(config, check_paths)
     if hasattr(config, "check"):
         config.check()
+    config.__dict__[RESOLVED] = True  # its preset and file are applied: the API takes it as it is
     return config
 
 
