@@ -95,9 +95,6 @@ def _arguments(cls, args, options: dict[str, Any], presets=None):
         # and its preset and config file fill in the others
         defaults = {f.name: default_value(f) for f in dataclasses.fields(cls)}
         options = {k: v for k, v in dataclasses.asdict(args).items() if v != defaults[k]}
-    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})
-    if unknown:
-        raise RiftError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}")
     return build_config(cls, options, presets)
 
 
@@ -125,7 +122,6 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     import torch
 
     from rift.evaluation.accuracy import accuracy
-    from rift.models import check_label_names, load_classifier, load_tokenizer
     from rift.training.batching import encode_examples
 
     args = _arguments(EvalArguments, args, options)
@@ -134,11 +130,7 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     task = args.load_task(log=lambda message: print(message, file=sys.stderr), scored_split=args.split)
-    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
-    if model.config.num_labels != task.num_labels:
-        raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
-    check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
-    tokenizer = load_tokenizer(args.model, args.trust_remote_code)
+    model, tokenizer = scored_classifier(args, task)
     items = encode_examples(tokenizer, task.splits[args.split], args.max_length)
     if not items:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
@@ -149,6 +141,18 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
                         output=output)
     output.write_text(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "output"}, indent=2))
     return result
+
+
+def scored_classifier(args: EvalArguments | AttackArguments, task):
+    """The classifier that ``rift eval`` or ``rift attack`` scores, and its tokenizer, refused when its labels are
+    not the task's."""
+    from rift.models import check_label_names, load_classifier, load_tokenizer
+
+    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
+    if model.config.num_labels != task.num_labels:
+        raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
+    check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
+    return model, load_tokenizer(args.model, args.trust_remote_code)
 
 
 def eval_output_path(args: EvalArguments) -> Path:
@@ -244,7 +248,6 @@ def attack_results(args: AttackArguments) -> dict:
     from rift.evaluation.protocols import get_protocol
     from rift.evaluation.robustness import run_attack, sample_indices
     from rift.evaluation.surface import mark_training_surface, training_adversary
-    from rift.models import check_label_names, load_classifier, load_tokenizer
     from rift.substitutions import build_substitution_source
 
     if args.num_threads:
@@ -255,12 +258,8 @@ def attack_results(args: AttackArguments) -> dict:
     protocol = get_protocol(args.protocol) if args.protocol else None
     if protocol:
         args = apply_protocol(args, task.name)
-    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
-    if model.config.num_labels != task.num_labels:
-        raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
-    check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
+    model, tokenizer = scored_classifier(args, task)
     model.to(accelerator.device).eval()
-    tokenizer = load_tokenizer(args.model, args.trust_remote_code)
     source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),
                                        exclude_stopwords=args.exclude_stopwords, max_substitutes=args.max_substitutes)
     examples = task.splits[args.split]

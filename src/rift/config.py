@@ -253,6 +253,9 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
     """defaults < preset < YAML (``config`` key) < flags the user typed. Unknown YAML keys are an error.
     ``check_paths`` False re-reads a saved configuration, whose output folder may be elsewhere now."""
     names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(cli_values) - names)
+    if unknown:  # given through the API (argparse gives only known ones)
+        raise RiftError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}")
     values: dict[str, Any] = {}
     file_values: dict[str, Any] = {}
     config_path = cli_values.get("config")

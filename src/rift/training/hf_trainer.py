@@ -16,7 +16,6 @@ it. The model stays an ordinary Hugging Face model: ``save_model`` writes a plai
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +32,7 @@ from rift.errors import RiftError
 from rift.objectives import Objective, build_objective
 from rift.training.batching import EncodedExample, collate, encode_examples, model_inputs
 from rift.training.context import TrainingContext
-from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
+from rift.training.sampling import training_batch_sampler
 
 OBJECTIVE_STATE_FILE = "rift_objective.safetensors"
 # rift train options that transformers.TrainingArguments owns in a transformers.Trainer script
@@ -110,17 +109,16 @@ class RobustTrainer(transformers.Trainer):
         from rift.presets import PRESETS
 
         options = dict(robust_options or {})
-        known = {f.name for f in dataclasses.fields(TrainingArguments)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise RiftError(f"robust_options: unknown option(s) {', '.join(unknown)}")
         owned = sorted(set(options) & set(OWNED_BY_HF))
         if owned:
             raise RiftError(f"robust_options: {', '.join(owned)} belong to transformers.TrainingArguments (args) here")
         if max_length is not None:
             options["max_length"] = max_length
-        self.robust_args = build_config(TrainingArguments, options | {
-            "seed": args.seed, "method": method, "output_dir": args.output_dir}, PRESETS, check_paths=False)
+        try:
+            self.robust_args = build_config(TrainingArguments, options | {
+                "seed": args.seed, "method": method, "output_dir": args.output_dir}, PRESETS, check_paths=False)
+        except RiftError as error:
+            raise RiftError(f"robust_options: {error}") from None
         self._columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column)
         self.train_examples = examples_from_dataset(train_dataset, **self._columns)
         self.objective = objective or build_objective(self.robust_args)
@@ -194,12 +192,9 @@ class RobustTrainer(transformers.Trainer):
         return optimizer
 
     def get_train_dataloader(self) -> DataLoader:
-        labels = [item.label for item in self.train_items]
-        balanced = self.robust_args.class_balanced
-        size, seed = self.args.per_device_train_batch_size, self.args.seed
-        sampler = (ClassBalancedBatchSampler(labels, size, seed)
-                   if (balanced if balanced is not None else self.objective.class_balanced)
-                   else ShuffledBatchSampler(len(labels), size, seed))
+        sampler = training_batch_sampler([item.label for item in self.train_items],
+                                         self.args.per_device_train_batch_size, self.args.seed,
+                                         self.robust_args.class_balanced, self.objective.class_balanced)
         self._sampler = sampler  # _SamplerEpoch tells it its epoch, also after a resume mid-epoch
         loader = DataLoader(self.train_items, batch_sampler=sampler, collate_fn=self._collate,
                             num_workers=self.args.dataloader_num_workers)

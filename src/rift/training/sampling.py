@@ -37,6 +37,14 @@ class ShuffledBatchSampler:
         return -(-self.num_examples // self.batch_size)
 
 
+def training_batch_sampler(labels: Sequence[int], batch_size: int, seed: int, class_balanced: bool | None,
+                           objective_default: bool) -> ShuffledBatchSampler:
+    """The training batches: class-balanced if ``--class-balanced`` says so, else as the objective prefers."""
+    if class_balanced if class_balanced is not None else objective_default:
+        return ClassBalancedBatchSampler(labels, batch_size, seed)
+    return ShuffledBatchSampler(len(labels), batch_size, seed)
+
+
 class ClassBalancedBatchSampler(ShuffledBatchSampler):
     """Batches with the same number of examples of every class (RIFT's class-conditional InfoNCE needs them).
 

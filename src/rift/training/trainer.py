@@ -46,7 +46,7 @@ from rift.objectives import Objective, build_objective, unused_options
 from rift.reporting.model_card import write_model_card
 from rift.training.batching import encode_examples
 from rift.training.context import TrainingContext
-from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
+from rift.training.sampling import training_batch_sampler
 
 CONFIG_FILE = "rift_config.yaml"
 METRICS_FILE = "metrics.json"
@@ -159,11 +159,8 @@ class Trainer:
             raise RiftError(f"{self.output_dir} already holds a rift run; pass --resume to continue it or choose another --output-dir")
 
     def _batch_sampler(self):
-        labels = [item.label for item in self.encoded["train"]]
-        balanced = self.args.class_balanced
-        if balanced if balanced is not None else self.objective.class_balanced:
-            return ClassBalancedBatchSampler(labels, self.args.batch_size, self.args.seed)
-        return ShuffledBatchSampler(len(labels), self.args.batch_size, self.args.seed)
+        return training_batch_sampler([item.label for item in self.encoded["train"]], self.args.batch_size,
+                                      self.args.seed, self.args.class_balanced, self.objective.class_balanced)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
