@@ -346,6 +346,43 @@ def test_a_resumed_attack_scores_only_the_examples_it_has_no_result_for(tokenize
         k: v for k, v in first.items() if k != "seconds_per_example"}
 
 
+def test_processes_that_start_an_attack_late_still_split_the_work_evenly(tokenizer, tmp_path):
+    """Two processes of one attack (threads here, with a barrier for ``wait_for_everyone``): the second starts
+    after the first has saved results. Each must split the same list of remaining examples, else some examples
+    are attacked by neither and the merged file lacks them."""
+    import threading
+
+    from rift.evaluation.robustness import run_attack
+
+    synonyms = {w: [v for v in POSITIVE + NEGATIVE if v != w][::3] for w in POSITIVE + NEGATIVE}
+    weights = {w: 2.0 for w in POSITIVE} | {w: -2.0 for w in NEGATIVE}
+    examples = sentiment_examples(20, seed=3)
+    barrier = threading.Barrier(2, timeout=60)
+    summaries, errors = {}, []
+
+    def process(rank: int) -> None:
+        accelerator = SimpleNamespace(process_index=rank, num_processes=2, wait_for_everyone=barrier.wait)
+        attack = build_attack("pwws", BagOfWords(tokenizer, weights), tokenizer, DictSource(synonyms), batch_size=16)
+        if rank == 1:
+            time.sleep(1.0)  # the first process has written its part file by now
+        try:
+            summaries[rank] = run_attack(attack, examples, list(range(20)), tmp_path, accelerator, chunk_size=4,
+                                         show_progress=False)
+        except BaseException as error:  # noqa: BLE001 - reported below, with the other process released
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=process, args=(rank,)) for rank in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    saved = [json.loads(line)["index"] for line in (tmp_path / "examples_pwws.jsonl").read_text().splitlines()]
+    assert saved == list(range(20))
+    assert summaries[0] == summaries[1] and summaries[0]["num_examples"] == 20
+
+
 def test_summarize():
     def result(status, changes=0, queries=10, seconds=1.0):
         return AttackResult(0, 1, status, "t", None, "t", None, 1, [0.0, 1.0], 1, [0.0, 1.0],

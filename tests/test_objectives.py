@@ -204,10 +204,10 @@ def test_rift_training_keeps_the_teacher_and_saves_a_plain_checkpoint(tmp_path, 
     assert keys == set(plain.state_dict().keys()) - {k for k in plain.state_dict() if "position_ids" in k}
 
 
-def rift_step_parts(tmp_path, model_dir, sentiment_task):
+def rift_step_parts(tmp_path, model_dir, sentiment_task, **options):
     """A rift trainer set up on a tiny model, a class-balanced batch of 8 and fixed adversarial weights, so that the
     loss of the model in eval mode (no dropout) can be recomputed by hand."""
-    args = tiny_args(tmp_path, model_dir, method="rift", alpha=0.7, beta=2.0, tau=0.5)
+    args = tiny_args(tmp_path, model_dir, method="rift", alpha=0.7, beta=2.0, tau=0.5, **options)
     trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
     objective = trainer.objective
     objective.setup(trainer.context())
@@ -254,6 +254,26 @@ def test_rift_total_loss_equals_ce_plus_beta_kl_plus_alpha_mi_by_hand(tmp_path, 
     assert terms["mi"].item() == pytest.approx(0.7 * mi.item(), rel=1e-5)
     assert terms["loss"].item() == pytest.approx((ce + 2.0 * kl + 0.7 * mi).item(), rel=1e-5)
     assert kl.item() > 1e-4 and mi.item() > 0.1  # every term is non-trivial here
+
+
+def test_adversarial_weight_adds_the_cross_entropy_on_x_prime_by_hand(tmp_path, trained_tiny_dir, sentiment_task):
+    trainer, objective, batch, weights = rift_step_parts(tmp_path, trained_tiny_dir, sentiment_task,
+                                                         adversarial_weight=0.3)
+    model = trainer.model.eval()
+    terms = objective(model, batch)
+    with torch.no_grad():
+        embeddings = model.get_input_embeddings()(batch["substitute_ids"])
+        mixed = (embeddings * weights[..., None]).sum(2)
+        adversarial = model(inputs_embeds=mixed, attention_mask=batch["attention_mask"],
+                            token_type_ids=batch["token_type_ids"]).logits
+        adversarial_ce = -adversarial.log_softmax(-1)[torch.arange(8), batch["labels"]].mean()
+    assert terms["adv_ce"].item() == pytest.approx(0.3 * adversarial_ce.item(), rel=1e-5)
+    assert adversarial_ce.item() > 0.01
+    rest = terms["ce"] + 2.0 * terms["kl"] + terms["mi"]
+    assert terms["loss"].item() == pytest.approx((rest + terms["adv_ce"]).item(), rel=1e-5)
+    # by default (the authors' objective) the term is absent
+    _, plain_objective, plain_batch, _ = rift_step_parts(tmp_path / "plain", trained_tiny_dir, sentiment_task)
+    assert "adv_ce" not in plain_objective(model, plain_batch)
 
 
 def test_rift_mi_term_trains_the_heads_and_the_encoder(tmp_path, trained_tiny_dir, sentiment_task):

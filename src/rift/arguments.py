@@ -87,6 +87,9 @@ class TrainingArguments(DataArguments):
                                            "gradient's first-order estimate", at_least=1)
     adversary_query_budget: int = option(32, "discrete: model queries per example and step, the clean one included", at_least=2)
     beta: float = option(1.0, "weight of KL(adversarial || clean) (ascc, rift, l2sp, mixout)", at_least=0)
+    adversarial_weight: float = option(0.0, "weight of CE(f(x'), y), the cross-entropy of the label on the "
+                                            "adversarial input (A2T's and Madry's term; ascc, rift, l2sp, mixout; "
+                                            "0 = the authors' objective)", at_least=0)
     alpha: float = option(0.1, "weight of the mutual-information term (rift, rift-uncond, rift-clean)", at_least=0)
     tau: float = option(0.2, "InfoNCE temperature", above=0)
     feature: str = option("pooler", "the pooled feature the mutual-information term reads, of student and teacher: "

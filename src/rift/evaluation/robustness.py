@@ -93,6 +93,8 @@ def run_attack(
         done.update(read_results(path))
     todo = [i for i in indices if i not in done][rank::world]
     mine = final if world == 1 else output_dir / f"examples_{attack.name}.part{rank}.jsonl"
+    if accelerator:  # every process reads what is done before any writes: a late reader would split another list
+        accelerator.wait_for_everyone()
 
     finished = [done[i] for i in indices if i in done]
     progress = tqdm(total=len(indices), initial=len(finished), desc=attack.name, unit="ex",

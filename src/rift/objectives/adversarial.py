@@ -2,7 +2,9 @@
 
 ``ascc`` is the paper's adversarial-training baseline: CE(f(x), y) + beta * KL(adversarial || clean), the
 "TRADES-style" objective of the authors' scripts, with x' from the run's adversary (``rift.adversaries``: the
-paper's token-level ASCC by default; the objective keeps the paper's name). ``l2sp`` and ``mixout`` add the
+paper's token-level ASCC by default; the objective keeps the paper's name). ``--adversarial-weight w`` adds
+w * CE(f(x'), y), the adversarial cross-entropy of A2T (Yoo & Qi 2021) and Madry et al., which the authors' scripts
+set to 0: the KL term only asks x' to be classified like x, this one asks it to be classified right. ``l2sp`` and ``mixout`` add the
 classic ways of keeping a fine-tuned model near its pre-trained weights to the same adversarial objective, so that
 they compare with RIFT on equal terms: the only difference is how forgetting is fought.
 """
@@ -23,10 +25,11 @@ from rift.training.batching import EncodedExample, model_inputs
 
 
 class ASCCObjective(Objective):
-    """CE(f(x), y) + beta * KL(p(y|x') || p(y|x)), x' from the run's adversary (``--adversary``, ASCC by default)."""
+    """CE(f(x), y) + beta * KL(p(y|x') || p(y|x)) [+ adversarial_weight * CE(f(x'), y)], x' from the run's
+    adversary (``--adversary``, ASCC by default)."""
 
     name = "ascc"
-    options = frozenset({"beta", "adversary"})
+    options = frozenset({"beta", "adversary", "adversarial_weight"})
     uses_adversary = True
 
     def __init__(self, args):
@@ -64,6 +67,8 @@ class ASCCObjective(Objective):
         kl = divergence(adversarial.logits, clean.logits)
         terms = {"ce": ce, "kl": kl}
         extra = self.extra_terms(model, batch, clean, adversarial)
+        if self.args.adversarial_weight:
+            extra["adv_ce"] = self.args.adversarial_weight * F.cross_entropy(adversarial.logits.float(), batch["labels"])
         terms["loss"] = ce + self.beta * kl + sum(extra.values())
         terms.update(extra)
         return terms

@@ -147,11 +147,11 @@ def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str
     lines += ["", "Robust accuracy: the share of the attacked examples that are classified correctly and that the "
                   "attack did not break; intervals are 95% Wilson intervals.", ""]
     shown = ("method", "adversary", "model", "task", "max_train_examples", "epochs", "batch_size", "learning_rate",
-             "max_length", "beta", "alpha", "tau", "feature", "synonyms", "max_substitutes", "ascc_steps",
-             "class_balanced", "seed")
+             "max_length", "beta", "adversarial_weight", "alpha", "tau", "feature", "synonyms", "max_substitutes",
+             "ascc_steps", "class_balanced", "seed")
     if method not in ADVERSARIAL_METHODS:
-        shown = tuple(k for k in shown if k not in ("adversary", "beta", "alpha", "tau", "feature", "synonyms",
-                                                    "max_substitutes", "ascc_steps"))
+        shown = tuple(k for k in shown if k not in ("adversary", "beta", "adversarial_weight", "alpha", "tau",
+                                                    "feature", "synonyms", "max_substitutes", "ascc_steps"))
     elif not method.startswith("rift"):
         shown = tuple(k for k in shown if k not in ("alpha", "tau", "feature"))
     lines += ["## Training configuration", "", "| option | value |", "|---|---|"]
