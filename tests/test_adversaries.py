@@ -85,7 +85,6 @@ def test_word_adversaries_use_only_allowed_substitutes_and_make_multi_piece_ones
     for item, new in zip(items, adversarial):
         original = task.splits["train"][item.index]
         assert new.label == original.label
-        words = [w.text for w in split_words(original.text)]
         for position, old, word in changed_words(original, new):
             assert word in MULTI_PIECE[old.lower()], (old, word)
             changes.append((old, word))
