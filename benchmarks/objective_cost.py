@@ -6,7 +6,8 @@ the token-level ASCC adversary). Also compares rift's RIFT step with the authors
 recomputed every step, and a second student pass on x' for the MI term).
 
     .venv/bin/python benchmarks/objective_cost.py [--model minilm] [--steps 5] [--batch-size 32] [--max-length 64]
-        [--methods standard,ascc,rift,ascc+discrete,rift+discrete,ascc+random] [--adversary-query-budget 48]
+        [--methods standard,ascc,rift,ascc+discrete,rift+discrete,ascc+random,ascc+word-ascc,rift+word-ascc]
+        [--adversary-query-budget 48]
 
 Every objective is timed on the same class-balanced SST-2 batches, after one warm-up step, in interleaved
 rounds so that background load hits all of them alike; the median step time is reported.
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--ascc-steps", type=int, default=PRESETS["cpu"]["ascc_steps"])
     parser.add_argument("--methods", default="standard,ascc,rift,rift-authors,rift-uncond,rift-clean,l2sp,mixout,"
-                                              "ascc+discrete,rift+discrete,ascc+random")
+                                              "ascc+discrete,rift+discrete,ascc+random,ascc+word-ascc,rift+word-ascc")
     parser.add_argument("--adversary-candidates", type=int, default=PRESETS["study"]["adversary_candidates"])
     parser.add_argument("--adversary-query-budget", type=int, default=PRESETS["study"]["adversary_query_budget"])
     parser.add_argument("--threads", type=int, default=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import torch
 from conftest import NEGATIVE, POSITIVE, sentiment_examples
 
 from rift.adversaries import ADVERSARIES
-from rift.adversaries.base import WordAdversary
+from rift.adversaries.base import WordAdversary, encode_texts
 from rift.adversaries.discrete import GuidedGreedySearch, first_order_estimates
+from rift.adversaries.word_ascc import mixed_inputs, piece_ids, position_table
 from rift.arguments import ADVERSARY_NAMES, FEATURES, TrainingArguments
 from rift.attacks.engine import Target
 from rift.attacks.results import AttackResult, WordChange, summarize
@@ -20,10 +22,11 @@ from rift.cli import main
 from rift.data import Example, TaskData
 from rift.evaluation.surface import mark_training_surface
 from rift.models import FEATURES as MODEL_FEATURES
-from rift.models import classify
+from rift.errors import RiftError
+from rift.models import classify, input_embeddings
 from rift.objectives import OBJECTIVES
 from rift.substitutions import SubstitutionSource
-from rift.text.words import align, split_words
+from rift.text.words import align, replace_words, split_words
 from rift.training.batching import model_inputs
 from rift.training.trainer import Trainer
 
@@ -133,7 +136,7 @@ def test_coverage_is_full_for_word_adversaries_and_partial_for_ascc(tmp_path, tr
     for name in ADVERSARIES:
         _, objective = set_up(tmp_path / name, trained_tiny_dir, task, name)
         surface[name] = objective.adversary.coverage
-    for name in ("discrete", "random"):
+    for name in ("discrete", "random", "word-ascc"):
         assert surface[name]["share_substitutions"] == 1.0
         assert surface[name]["substitutions"] == surface["ascc"]["substitutions"]
     # by hand: ascc can mix only 'movie' -> film / picture
@@ -198,13 +201,15 @@ def test_rift_trains_with_a_word_adversary_from_the_command_line(tmp_path, tiny_
     code = main(["train", "--task", "sst2", "--model", tiny_model_dir, "--method", "rift", "--preset", "study",
                  "--adversary", adversary, "--max-train-examples", "32", "--max-dev-examples", "16",
                  "--max-test-examples", "16", "--epochs", "1", "--batch-size", "16", "--max-length", "32",
-                 "--adversary-query-budget", "8", "--retention-examples", "0", "--output-dir", str(out)])
+                 "--adversary-query-budget", "8", "--retention-examples", "0", "--logging-steps", "1",
+                 "--output-dir", str(out)])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["adversary"]["name"] == adversary
     assert metrics["adversary"]["coverage"]["share_substitutions"] == 1.0
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert all(row["train/kl"] >= 0 and row["train/mi"] > 0 for row in log if "train/kl" in row)
+    rows = [row for row in log if "train/kl" in row]
+    assert rows and all(row["train/kl"] >= 0 and row["train/mi"] > 0 for row in rows)
     # attacked with the training's source, every change lies in the surface this adversary trained on
     attacked = tmp_path / "attack"
     assert main(["attack", "--model", str(out), "--task", "sst2", "--attack", "pwws", "--num-examples", "6",
@@ -244,7 +249,7 @@ def test_each_change_is_marked_by_whether_the_training_adversary_could_make_it(t
         marks[name] = [c.in_training_surface for c in marked.changes]
     # ascc: only the one-piece word with a one-piece substitute; the word adversaries: all the table allows
     assert marks["ascc"] == [False, True, False, False]
-    assert marks["discrete"] == marks["random"] == [True, True, True, False]
+    assert marks["discrete"] == marks["random"] == marks["word-ascc"] == [True, True, True, False]
     marked.changes = [replace(c, in_training_surface=m) for c, m in zip(result.changes, marks["ascc"])]
     assert summarize([marked])["outside_training_surface"] == {
         "succeeded": 1, "with_change_outside": 1, "share_with_change_outside": 1.0,
@@ -272,3 +277,128 @@ def test_first_order_estimates_are_hotflips_term_and_the_search_scores_the_best_
     first = next(search.search(target, None))
     ranked = sorted(estimates, key=lambda pair: -estimates[pair])[:2]
     assert first == [{i: word} for i, word in ranked]
+
+
+def one_hot(batch: dict[str, torch.Tensor], choices: list[dict[int, int]]) -> torch.Tensor:
+    """Convex weights [B, R, C] at a vertex: candidate ``choices[b][row]`` of a row, else its original (0)."""
+    weights = torch.zeros(batch["mix_row_mask"].shape)
+    weights[..., 0] = 1
+    for b, chosen in enumerate(choices):
+        for row, candidate in chosen.items():
+            weights[b, row] = 0
+            weights[b, row, candidate] = 1
+    return weights
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_word_ascc_at_every_vertex_is_exactly_the_discrete_text(tmp_path, trained_tiny_dir, task, tokenizer, pairs):
+    if pairs:  # the hypothesis is attacked, the premise (segment 0, its own token type) stays
+        task = TaskData("pairs", task.label_names, {
+            split: [Example("the premise , as stated .", e.label, e.text) for e in examples]
+            for split, examples in task.splits.items()})
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, "word-ascc")
+    adversary, model = objective.adversary, trainer.model.eval()
+    items = trainer.encoded["train"]
+    batch = objective.collate(items, trainer.pad_token_id)
+    rng = random.Random(0)
+    choices, texts, multi_piece = [], [], 0
+    for item in items:
+        example = task.splits["train"][item.index]
+        layout = adversary.layouts[item.index]
+        attacked = example.text_pair if pairs else example.text
+        words = split_words(attacked)
+        chosen, replacements = {}, {}
+        for index, row in layout.word_rows.items():
+            prefix = " " if index else ""
+            by_pieces = {piece_ids(tokenizer, prefix, s): s for s in MULTI_PIECE[words[index].text.lower()]}
+            # every candidate of the row is the word itself or one of its allowed substitutes
+            assert set(layout.rows[row][1:]) <= set(by_pieces)
+            candidate = rng.randrange(len(layout.rows[row]))
+            if candidate:
+                chosen[row], replacements[index] = candidate, by_pieces[layout.rows[row][candidate]]
+                multi_piece += len(layout.rows[row][candidate]) != len(layout.rows[row][0])
+        choices.append(chosen)
+        changed = replace_words(attacked, words, replacements)
+        texts.append(replace(example, text_pair=changed) if pairs else replace(example, text=changed))
+    assert multi_piece >= 5  # words of one piece became three, and three became one
+    table, offset = position_table(model)
+    with torch.no_grad():
+        embeddings = input_embeddings(model)(batch["mix_ids"])
+        mixed = classify(model, **mixed_inputs(embeddings, table, offset, batch, one_hot(batch, choices)),
+                         return_pooled=True, feature="mean")
+        discrete = classify(model, **encode_texts(tokenizer, texts, 32, "cpu"), return_pooled=True, feature="mean")
+    torch.testing.assert_close(mixed.logits, discrete.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mixed.pooled, discrete.pooled, rtol=1e-5, atol=1e-5)
+
+
+def test_word_ascc_between_vertices_mixes_presence_and_position(tmp_path, trained_tiny_dir, task, tokenizer):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, "word-ascc")
+    model = trainer.model.eval()
+    index = next(i for i, e in enumerate(task.splits["train"]) if e.text.startswith("a tedious but good"))
+    item = next(item for item in trainer.encoded["train"] if item.index == index)
+    batch = objective.collate([item], trainer.pad_token_id)
+    layout = objective.adversary.layouts[index]
+    good = layout.word_rows[3]  # 'good' (1 piece) or 'atrocious' (3), 'abysmal' (3), 'execrable' (3)
+    assert [len(c) for c in layout.rows[good]] == [1, 3, 3, 3]
+    weights = one_hot(batch, [{}])
+    weights[0, good, :2] = 0.5  # half 'good', half 'atrocious'
+    table, offset = position_table(model)
+    embeddings = input_embeddings(model)(batch["mix_ids"])
+    inputs = mixed_inputs(embeddings, table, offset, batch, weights)
+    first = batch["mix_rows"][0].tolist().index(good)
+    presence = inputs["attention_mask"][0]
+    assert presence[first:first + 3].tolist() == [1.0, 0.5, 0.5]
+    # slot 0 mixes 'good' and 'at' equally; the token after the word sits at position first + 2 (1 + 0.5 + 0.5)
+    word = input_embeddings(model).weight
+    ids = batch["mix_ids"][0, first]
+    torch.testing.assert_close(inputs["inputs_embeds"][0, first] + table[first],
+                               0.5 * (word[ids[0]] + word[ids[1]]) + table[first])
+    after = first + 3
+    torch.testing.assert_close(inputs["inputs_embeds"][0, after] + table[after],
+                               word[batch["mix_ids"][0, after, 0]] + table[first + 2])
+    # and the search's x' is a convex combination: presences in [0, 1], fixed tokens fully present
+    x = objective.adversary.perturb(model, batch).inputs
+    assert ((x["attention_mask"] >= 0) & (x["attention_mask"] <= 1)).all()
+    assert x["attention_mask"][0, 0] == 1
+
+
+def test_word_ascc_refuses_a_model_without_absolute_positions_in_one_line(tmp_path, trained_tiny_dir, task):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, "word-ascc")
+    trainer.model.config.position_embedding_type = "relative_key"
+    with pytest.raises(RiftError, match="absolute position embeddings"):
+        position_table(trainer.model)
+
+
+def test_rift_trains_with_word_ascc_from_the_command_line(tmp_path, tiny_model_dir):
+    out = tmp_path / "run"
+    code = main(["train", "--task", "sst2", "--model", tiny_model_dir, "--method", "rift", "--preset", "study",
+                 "--adversary", "word-ascc", "--ascc-steps", "2", "--max-train-examples", "32",
+                 "--max-dev-examples", "16", "--max-test-examples", "16", "--epochs", "1", "--batch-size", "16",
+                 "--max-length", "64", "--retention-examples", "0", "--feature", "mean", "--logging-steps", "1",
+                 "--output-dir", str(out)])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    coverage = metrics["adversary"]["coverage"]
+    assert metrics["adversary"]["name"] == "word-ascc"
+    # only a substitute that would push a text past --max-length is left out; these sentences are short
+    assert coverage["share_substitutions"] == 1.0 and coverage["substitutions"] > 100, coverage
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    rows = [row for row in log if "train/kl" in row]
+    assert rows and all(row["train/kl"] >= 0 and row["train/mi"] > 0 for row in rows)
+
+
+def test_word_ascc_leaves_out_substitutes_that_would_not_fit_and_says_so(tokenizer):
+    alignment = align(tokenizer, "a good movie .", max_length=8)  # [CLS] a good movie . [SEP]: room for 2 more
+    args = TrainingArguments(output_dir="unused", max_substitutes=K, max_length=8)
+    adversary = ADVERSARIES["word-ascc"](args, source=MultiPieceSource())
+    adversary.bind(tokenizer)
+    layout = adversary.layout(alignment)
+    # good's three substitutes have 3 pieces each: its block grows by 2, all the room; 'movie''s have one
+    assert adversary.can_produce(alignment, 1, "atrocious") and adversary.can_produce(alignment, 2, "film")
+    assert layout.substitutions == 3 + 2 and layout.substitutions_represented == 5
+    tight = align(tokenizer, "a good movie .", max_length=7)
+    args = TrainingArguments(output_dir="unused", max_substitutes=K, max_length=7)
+    adversary = ADVERSARIES["word-ascc"](args, source=MultiPieceSource())
+    adversary.bind(tokenizer)
+    assert not adversary.can_produce(tight, 1, "atrocious") and adversary.can_produce(tight, 2, "film")  # room 1
+    assert adversary.layout(tight).substitutions_represented == 2

@@ -13,7 +13,7 @@ from rift.presets import PRESET_NAMES
 # rift.api and rift.evaluation.protocols.PROTOCOLS (kept here so that parsing and checking flags imports no model
 # code; a test checks that they agree)
 METHOD_NAMES = ("standard", "ascc", "rift", "rift-uncond", "rift-clean", "l2sp", "mixout")
-ADVERSARY_NAMES = ("ascc", "discrete", "random")
+ADVERSARY_NAMES = ("ascc", "discrete", "random", "word-ascc")
 FEATURES = ("pooler", "cls", "mean")
 ATTACK_NAMES = ("ascc", "pwws", "genetic", "textfooler")
 PROTOCOL_NAMES = ("textdefender",)
@@ -80,7 +80,8 @@ class TrainingArguments(DataArguments):
     adversary: str = option("ascc", "training adversary of the adversarial methods: ascc, the paper's token-level "
                                     "embedding mix (single-token words and substitutes only); discrete, a budgeted "
                                     "gradient-guided word search whose x' is a real text (every substitution); "
-                                    "random, random allowed substitutions", choices=ADVERSARY_NAMES)
+                                    "random, random allowed substitutions; word-ascc, ASCC's embedding mix over "
+                                    "whole words (every substitution)", choices=ADVERSARY_NAMES)
     synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
     max_substitutes: int = option(8, "substitutes per word (K) in the adversary's search space", at_least=1)
     adversary_candidates: int = option(16, "discrete: single substitutions scored per example, the best by the "

@@ -145,6 +145,15 @@ def _capture_pooled(model: nn.Module, feature: str, attention_mask: torch.Tensor
         handle.remove()
 
 
+def presence_bias(presence: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B, L] presences -> the [B, 1, 1, L] additive attention mask log(q) (the dtype's minimum where q = 0),
+    which Hugging Face encoders take as it is."""
+    present = presence > 0
+    bias = torch.where(present, presence.clamp_min(torch.finfo(presence.dtype).tiny).log(),
+                       torch.full_like(presence, torch.finfo(dtype).min))
+    return bias.to(dtype)[:, None, None, :]
+
+
 def classify(
     model: nn.Module,
     *,
@@ -158,8 +167,14 @@ def classify(
 ) -> ClassifierOutput:
     """Logits (and, on request, the pooled ``feature``) from token ids or from word embeddings ``inputs_embeds``
     (the output of ``input_embeddings(model)``; the model adds position and segment embeddings itself).
+    A floating-point ``attention_mask`` is a soft presence in [0, 1] per token (``rift.adversaries.word_ascc``):
+    every attention weight on a token is scaled by it (the additive bias log q), and mean pooling weighs the token
+    by it; at 0 and 1 it is an ordinary mask.
     ``parameters`` replaces some of the model's parameters for this call (``torch.func.functional_call``)."""
-    kwargs = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+    model_mask = attention_mask
+    if attention_mask is not None and attention_mask.is_floating_point():
+        model_mask = presence_bias(attention_mask, unwrap(model).dtype)
+    kwargs = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=model_mask)
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
 

@@ -75,22 +75,42 @@ class ASCCSearch:
         generator: torch.Generator | None = None,
         initial: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Convex weights [B, L, S] (non-negative, summing to one, zero on masked slots).
+        """Convex weights [B, L, S] over every token position's slots (see ``optimise``)."""
+        with torch.no_grad():
+            embeddings = input_embeddings(model)(substitute_ids)
+
+        def inputs(probabilities):
+            return dict(inputs_embeds=convex_combination(embeddings, probabilities), attention_mask=attention_mask,
+                        token_type_ids=token_type_ids)
+
+        return self.optimise(model, substitute_mask, inputs, clean_logits, labels, generator, initial)
+
+    def optimise(
+        self,
+        model,
+        mask: torch.Tensor,
+        inputs: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+        clean_logits: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        initial: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Convex weights [B, N, S] (non-negative, summing to one, zero where ``mask`` is False) over N groups of S
+        candidates each (token positions and their substitutes, or words and theirs); ``inputs`` turns them into
+        the keyword arguments of ``classify``.
 
         The weights start from ``initial`` if given, else from a Kaiming-normal draw (as the authors' code). The
         model runs in eval mode (no dropout) and only w receives gradients: ``torch.autograd.grad`` leaves the
         model's parameters and their ``.grad`` untouched.
         """
+        if self.objective == "kl" and clean_logits is None:
+            raise ValueError("the KL objective needs the clean logits")
         was_training = model.training
         model.eval()
-        with torch.no_grad():
-            embeddings = input_embeddings(model)(substitute_ids)
-            if self.objective == "kl" and clean_logits is None:
-                raise ValueError("the KL objective needs the clean logits")
-        substitutable = substitute_mask.sum(-1) > 1  # [B, L]
+        substitutable = mask.sum(-1) > 1  # [B, N]
         positions = substitutable.sum(-1).clamp(min=1)  # [B]
         if initial is None:
-            w = torch.empty(substitute_ids.shape, device=substitute_ids.device)
+            w = torch.empty(mask.shape, device=mask.device)
             torch.nn.init.kaiming_normal_(w, generator=generator)
         else:
             w = initial.detach().clone()
@@ -98,23 +118,20 @@ class ASCCSearch:
         optimizer = torch.optim.Adam([w], lr=self.learning_rate)
         try:
             for _ in range(self.steps):
-                probabilities = masked_softmax(w, substitute_mask)
-                logits = classify(
-                    model, inputs_embeds=convex_combination(embeddings, probabilities),
-                    attention_mask=attention_mask, token_type_ids=token_type_ids,
-                ).logits
+                probabilities = masked_softmax(w, mask)
+                logits = classify(model, **inputs(probabilities)).logits
                 if self.objective == "kl":
                     attack = divergence(logits, clean_logits.detach(), reduction="sum")
                 else:
                     attack = F.cross_entropy(logits.float(), labels, reduction="sum")
-                entropy = -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum(-1)  # [B, L]
+                entropy = -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum(-1)  # [B, N]
                 sparsity = ((entropy * substitutable).sum(-1) / positions).sum() / REFERENCE_BATCH
                 loss = -attack + self.sparsity_weight * sparsity
                 (w.grad,) = torch.autograd.grad(loss, [w])
                 optimizer.step()
         finally:
             model.train(was_training)
-        return masked_softmax(w.detach(), substitute_mask)
+        return masked_softmax(w.detach(), mask)
 
 
 def adversarial_embeddings(model, substitute_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,8 @@ ADVERSARIES = {
     "ascc": "token-level ASCC (convex combinations of single-token substitutes' embeddings)",
     "discrete": "a budgeted gradient-guided word-substitution search whose adversarial inputs are real texts",
     "random": "random allowed word substitutions (data augmentation)",
+    "word-ascc": "ASCC over whole words (convex combinations of the embeddings of words and substitutes of any "
+                 "number of pieces, exact at every vertex)",
 }
 ADVERSARIAL_METHODS = ("ascc", "rift", "rift-uncond", "rift-clean", "l2sp", "mixout")
 ATTACK_SETTINGS = ("split", "num_examples", "synonyms", "max_substitutes", "max_changed_share", "query_budget",
