@@ -14,7 +14,7 @@ from conftest import NEGATIVE, POSITIVE, sentiment_examples
 from rift.adversaries import ADVERSARIES
 from rift.adversaries.base import WordAdversary, encode_texts
 from rift.adversaries.discrete import GuidedGreedySearch, first_order_estimates
-from rift.adversaries.word_ascc import mixed_inputs, piece_ids, position_table
+from rift.adversaries.word_ascc import mixed_inputs, position_table
 from rift.arguments import ADVERSARY_NAMES, FEATURES, TrainingArguments
 from rift.attacks.engine import Target
 from rift.attacks.results import AttackResult, WordChange, summarize
@@ -26,6 +26,7 @@ from rift.errors import RiftError
 from rift.models import classify, input_embeddings
 from rift.objectives import OBJECTIVES
 from rift.substitutions import SubstitutionSource
+from rift.substitutions.tokens import piece_ids
 from rift.text.words import align, replace_words, split_words
 from rift.training.batching import model_inputs
 from rift.training.trainer import Trainer

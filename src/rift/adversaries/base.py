@@ -22,6 +22,7 @@ import torch
 from rift.data import Example, resolve_data_dir
 from rift.models import classify
 from rift.substitutions import FilteredSource, SubstitutionSource, build_substitution_source
+from rift.substitutions.tokens import surface_coverage
 from rift.text.words import WordAlignment
 from rift.training.batching import EncodedExample, collate, encode_examples, model_inputs
 from rift.training.context import TrainingContext
@@ -125,8 +126,7 @@ def full_coverage(surfaces: Sequence[list[list[str]]]) -> dict[str, int | float]
     """The coverage of an adversary that can make every substitution of ``surfaces``."""
     words = sum(bool(found) for surface in surfaces for found in surface)
     pairs = sum(len(found) for surface in surfaces for found in surface)
-    return {"words_with_substitutes": words, "words_represented": words, "share_represented": 1.0 if words else 0.0,
-            "substitutions": pairs, "substitutions_represented": pairs, "share_substitutions": 1.0 if pairs else 0.0}
+    return surface_coverage(words, words, pairs, pairs)
 
 
 def encode_texts(tokenizer, examples: Sequence[Example], max_length: int, device) -> dict[str, torch.Tensor]:

@@ -20,7 +20,6 @@ coverage says so) where the text would no longer fit in ``max_length`` tokens.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,23 +30,9 @@ from rift.attacks.ascc import ASCCSearch
 from rift.errors import RiftError
 from rift.models import input_embeddings, unwrap
 from rift.substitutions import SubstitutionSource
+from rift.substitutions.tokens import piece_ids, surface_coverage
 from rift.text.words import WordAlignment, follows_space
 from rift.training.batching import EncodedExample
-
-# the same (prefix, word) pairs recur across examples: one cache per tokenizer, freed with it
-_PIECE_CACHES: weakref.WeakKeyDictionary[object, dict[tuple[str, str], tuple[int, ...] | None]] = (
-    weakref.WeakKeyDictionary())
-
-
-def piece_ids(tokenizer, prefix: str, word: str) -> tuple[int, ...] | None:
-    """The token ids of ``prefix + word`` as it would stand in a text, or None if it has none or an unknown one."""
-    cache = _PIECE_CACHES.setdefault(tokenizer, {})
-    key = (prefix, word)
-    if key not in cache:
-        ids = tuple(tokenizer(prefix + word, add_special_tokens=False)["input_ids"])
-        cache[key] = ids if ids and tokenizer.unk_token_id not in ids else None
-    return cache[key]
-
 
 @dataclass
 class WordLayout:
@@ -203,14 +188,10 @@ class WordASCCAdversary(Adversary):
         position_table(context.model)  # fails early, with the reason, for a model it cannot mix
         self.layouts = {item.index: self.layout(item.alignment) for item in context.train_items}
         layouts = list(self.layouts.values())
-        words = sum(layout.words_with_substitutes for layout in layouts)
-        represented = sum(len(layout.word_rows) for layout in layouts)
-        pairs = sum(layout.substitutions for layout in layouts)
-        pairs_represented = sum(layout.substitutions_represented for layout in layouts)
-        self.coverage = {"words_with_substitutes": words, "words_represented": represented,
-                         "share_represented": represented / words if words else 0.0,
-                         "substitutions": pairs, "substitutions_represented": pairs_represented,
-                         "share_substitutions": pairs_represented / pairs if pairs else 0.0}
+        self.coverage = surface_coverage(
+            sum(layout.words_with_substitutes for layout in layouts), sum(len(layout.word_rows) for layout in layouts),
+            sum(layout.substitutions for layout in layouts),
+            sum(layout.substitutions_represented for layout in layouts))
 
     def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
         # the changes of one text are asked about one after the other: its layout is computed once

@@ -28,17 +28,34 @@ from rift.text.words import WordAlignment, follows_space
 
 # Substitute tokenization is the hot loop (every word of every example, K+ candidates each), and the same
 # (prefix, word) pairs recur across examples: one cache per tokenizer, freed with it.
-_SINGLE_TOKEN_CACHES: weakref.WeakKeyDictionary[object, dict[tuple[str, str], int | None]] = weakref.WeakKeyDictionary()
+_PIECE_CACHES: weakref.WeakKeyDictionary[object, dict[tuple[str, str], tuple[int, ...] | None]] = (
+    weakref.WeakKeyDictionary())
+
+
+def piece_ids(tokenizer, prefix: str, word: str) -> tuple[int, ...] | None:
+    """The token ids of ``prefix + word`` as it would stand in a text, or None if it has none or an unknown one."""
+    cache = _PIECE_CACHES.setdefault(tokenizer, {})
+    key = (prefix, word)
+    if key not in cache:
+        ids = tuple(tokenizer(prefix + word, add_special_tokens=False)["input_ids"])
+        cache[key] = ids if ids and tokenizer.unk_token_id not in ids else None
+    return cache[key]
 
 
 def single_token_id(tokenizer, prefix: str, word: str) -> int | None:
     """The id of ``prefix + word`` if it is exactly one known token, else None."""
-    cache = _SINGLE_TOKEN_CACHES.setdefault(tokenizer, {})
-    key = (prefix, word)
-    if key not in cache:
-        ids = tokenizer(prefix + word, add_special_tokens=False)["input_ids"]
-        cache[key] = ids[0] if len(ids) == 1 and ids[0] != tokenizer.unk_token_id else None
-    return cache[key]
+    pieces = piece_ids(tokenizer, prefix, word)
+    return pieces[0] if pieces is not None and len(pieces) == 1 else None
+
+
+def surface_coverage(words: int, words_represented: int, substitutions: int, substitutions_represented: int
+                     ) -> dict[str, int | float]:
+    """An adversary's coverage of the source's surface: of the words with substitutes, those it can change, and
+    of the (word, substitute) pairs, those it can produce (``share_substitutions``)."""
+    return {"words_with_substitutes": words, "words_represented": words_represented,
+            "share_represented": words_represented / words if words else 0.0,
+            "substitutions": substitutions, "substitutions_represented": substitutions_represented,
+            "share_substitutions": substitutions_represented / substitutions if substitutions else 0.0}
 
 
 @dataclass
@@ -126,18 +143,11 @@ def coverage_report(items: Sequence[TokenSubstitutions]) -> dict[str, int | floa
     """How much of the word-level attack surface the token level represents: words, and (word, substitute) pairs
     (``share_substitutions``: the share of the source's substitutions that a training adversary mixing tokens can
     produce)."""
-    with_substitutes = sum(item.words_with_substitutes for item in items)
-    represented = sum(item.words_represented for item in items)
-    pairs = sum(item.substitutions for item in items)
-    pairs_represented = sum(item.substitutions_represented for item in items)
     counts = [len(row) - 1 for item in items for row in item.ids if len(row) > 1]
-    return {
-        "words_with_substitutes": with_substitutes,
-        "words_represented": represented,
-        "share_represented": represented / with_substitutes if with_substitutes else 0.0,
-        "substitutions": pairs,
-        "substitutions_represented": pairs_represented,
-        "share_substitutions": pairs_represented / pairs if pairs else 0.0,
+    return surface_coverage(
+        sum(item.words_with_substitutes for item in items), sum(item.words_represented for item in items),
+        sum(item.substitutions for item in items), sum(item.substitutions_represented for item in items),
+    ) | {
         "positions_with_substitutes": len(counts),
         "mean_substitutes_per_position": sum(counts) / len(counts) if counts else 0.0,
     }
