@@ -22,7 +22,6 @@ is x. The search draws nothing at random, so a resumed run equals an uninterrupt
 from __future__ import annotations
 
 import random
-import weakref
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +31,7 @@ from rift.attacks.engine import Replacements, Search, Target, WordSubstitutionAt
 from rift.attacks.wrapper import ModelWrapper
 from rift.data import Example
 from rift.models import classify, input_embeddings, unwrap
+from rift.substitutions.tokens import token_ids
 from rift.text.words import WordAlignment, follows_space
 
 Estimate = dict[tuple[int, str], float]  # (word position, substitute) -> estimated rise of the loss
@@ -83,17 +83,6 @@ class GuidedGreedySearch(WordSubstitutionAttack):
         return current
 
 
-# piece ids of substitutes recur across batches: one cache per tokenizer, freed with it
-_PIECES: weakref.WeakKeyDictionary[object, dict[str, list[int]]] = weakref.WeakKeyDictionary()
-
-
-def pieces(tokenizer, text: str) -> list[int]:
-    cache = _PIECES.setdefault(tokenizer, {})
-    if text not in cache:
-        cache[text] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return cache[text]
-
-
 def first_order_estimates(tokenizer, embedding: torch.Tensor, alignment: WordAlignment, gradient: torch.Tensor,
                           surface: list[list[str]]) -> Estimate:
     """Step 2 for one example: ``gradient`` [L, H] of the loss at its input embeddings, ``embedding`` the matrix."""
@@ -108,7 +97,7 @@ def first_order_estimates(tokenizer, embedding: torch.Tensor, alignment: WordAli
         here = embedding[torch.tensor([alignment.input_ids[t] for t in tokens])].mean(0)
         prefix = " " if follows_space(words, i) else ""
         for word in found:
-            ids = pieces(tokenizer, prefix + word) or [tokenizer.unk_token_id or 0]
+            ids = token_ids(tokenizer, prefix, word) or (tokenizer.unk_token_id or 0,)
             estimates[i, word] = float((embedding[torch.tensor(ids)].mean(0) - here) @ slope)
     return estimates
 

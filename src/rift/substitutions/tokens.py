@@ -28,18 +28,22 @@ from rift.text.words import WordAlignment, follows_space
 
 # Substitute tokenization is the hot loop (every word of every example, K+ candidates each), and the same
 # (prefix, word) pairs recur across examples: one cache per tokenizer, freed with it.
-_PIECE_CACHES: weakref.WeakKeyDictionary[object, dict[tuple[str, str], tuple[int, ...] | None]] = (
-    weakref.WeakKeyDictionary())
+_TOKEN_CACHES: weakref.WeakKeyDictionary[object, dict[tuple[str, str], tuple[int, ...]]] = weakref.WeakKeyDictionary()
+
+
+def token_ids(tokenizer, prefix: str, word: str) -> tuple[int, ...]:
+    """The token ids of ``prefix + word`` as it would stand in a text, unknown tokens included."""
+    cache = _TOKEN_CACHES.setdefault(tokenizer, {})
+    key = (prefix, word)
+    if key not in cache:
+        cache[key] = tuple(tokenizer(prefix + word, add_special_tokens=False)["input_ids"])
+    return cache[key]
 
 
 def piece_ids(tokenizer, prefix: str, word: str) -> tuple[int, ...] | None:
     """The token ids of ``prefix + word`` as it would stand in a text, or None if it has none or an unknown one."""
-    cache = _PIECE_CACHES.setdefault(tokenizer, {})
-    key = (prefix, word)
-    if key not in cache:
-        ids = tuple(tokenizer(prefix + word, add_special_tokens=False)["input_ids"])
-        cache[key] = ids if ids and tokenizer.unk_token_id not in ids else None
-    return cache[key]
+    ids = token_ids(tokenizer, prefix, word)
+    return ids if ids and tokenizer.unk_token_id not in ids else None
 
 
 def single_token_id(tokenizer, prefix: str, word: str) -> int | None:
