@@ -3,9 +3,9 @@
 A robust model that keeps much more accuracy under its own training adversary than under PWWS was trained
 against too weak a search; one that keeps little more under either is not robust even to what it trained on,
 so a stronger search cannot help it, more fitting can. For a model trained by rift (its ``rift_config.yaml``
-names the adversary and its options) and one of its attack records, this runs the training adversary, as in
-training, on the examples of the record and prints both accuracies, the examples held by each only, and the
-paired difference with its 95% interval (Newcombe).
+names the adversary and its options) and one of its attack records, this runs the training adversary, with the
+options it trained with and the model in eval mode, on the examples of the record and prints both accuracies,
+the examples held by each only, and the paired difference with its 95% interval (Newcombe).
 
     .venv/bin/python benchmarks/adversary_strength.py MODEL_DIR [--attack pwws] [--adversary discrete]
         [--adversary-candidates 32] [--adversary-query-budget 48] [--batch-size 32] [--num-threads 1]
@@ -71,13 +71,16 @@ def main() -> None:
     cli = parser.parse_args()
     torch.set_num_threads(cli.num_threads)
 
+    examples_file = cli.model_dir / "attacks" / f"examples_{cli.attack}.jsonl"
+    for needed in (cli.model_dir / "rift_config.yaml", examples_file):
+        if not needed.is_file():
+            parser.error(f"{needed} not found: MODEL_DIR must be a model trained by rift with a {cli.attack} record")
     config = yaml.safe_load((cli.model_dir / "rift_config.yaml").read_text())
     overrides = {"adversary": cli.adversary, "adversary_candidates": cli.adversary_candidates,
                  "adversary_query_budget": cli.adversary_query_budget}
     config |= {k: v for k, v in overrides.items() if v is not None}
     args = TrainingArguments(**{k: v for k, v in config.items() if k in TrainingArguments.__dataclass_fields__})
 
-    examples_file = cli.model_dir / "attacks" / f"examples_{cli.attack}.jsonl"
     rows = [json.loads(line) for line in examples_file.read_text().splitlines() if line.strip()]
     by_attack = held_after_attack(examples_file)
     examples = [Example(row["text"], row["label"], row.get("text_pair")) for row in rows]
