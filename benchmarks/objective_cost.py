@@ -7,7 +7,11 @@ recomputed every step, and a second student pass on x' for the MI term).
 
     .venv/bin/python benchmarks/objective_cost.py [--model minilm] [--steps 5] [--batch-size 32] [--max-length 64]
         [--methods standard,ascc,rift,ascc+discrete,rift+discrete,ascc+random,ascc+word-ascc,rift+word-ascc]
-        [--adversary-query-budget 48]
+        [--adversary-query-budget 48] [--preset study]
+
+--preset takes a training preset's objective settings (beta, the adversarial cross-entropy, the MI term's feature,
+...); the timing options above (batch size, max length, ASCC steps, the discrete adversary's budget) stay the
+benchmark's own.
 
 Every objective is timed on the same class-balanced SST-2 batches, after one warm-up step, in interleaved
 rounds so that background load hits all of them alike; the median step time is reported.
@@ -26,6 +30,7 @@ import torch
 import transformers
 
 from rift.arguments import TrainingArguments
+from rift.config import build_config
 from rift.models import classify
 from rift.objectives import OBJECTIVES
 from rift.presets import PRESETS
@@ -63,6 +68,8 @@ def main() -> None:
     parser.add_argument("--adversary-candidates", type=int, default=PRESETS["study"]["adversary_candidates"])
     parser.add_argument("--adversary-query-budget", type=int, default=PRESETS["study"]["adversary_query_budget"])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="a training preset whose objective settings every entry uses")
     options = parser.parse_args()
     transformers.logging.set_verbosity_error()
     if options.threads:
@@ -73,14 +80,14 @@ def main() -> None:
     trainers, batches = {}, None
     for entry in methods:
         method, _, adversary = entry.partition("+")
-        args = TrainingArguments(
+        args = build_config(TrainingArguments, dict(
             output_dir="/tmp/rift-objective-cost", task="sst2", model=options.model, method=method,
             adversary=adversary or "ascc", adversary_candidates=options.adversary_candidates,
             adversary_query_budget=options.adversary_query_budget,
             max_train_examples=options.batch_size * (options.steps + 1), max_dev_examples=8, max_test_examples=8,
             batch_size=options.batch_size, max_length=options.max_length, ascc_steps=options.ascc_steps, seed=0,
-            resume=True,
-        )
+            resume=True, preset=options.preset,
+        ), PRESETS)
         trainer = Trainer(args, objective=classes[method](args), log=lambda *a: None)
         trainer.objective.setup(trainer.context())
         if batches is None:  # the same class-balanced batches for every objective
@@ -109,7 +116,8 @@ def main() -> None:
     medians = {method: statistics.median(trainers[method][2]) for method in methods}
     print(f"model {options.model}, batch {options.batch_size} x <= {options.max_length} tokens, "
           f"ASCC steps {options.ascc_steps}, discrete: {options.adversary_candidates} candidates, "
-          f"{options.adversary_query_budget} queries; {options.steps} timed steps, torch threads {torch.get_num_threads()}")
+          f"{options.adversary_query_budget} queries; {options.steps} timed steps, torch threads {torch.get_num_threads()}"
+          + (f"; objective settings of --preset {options.preset}" if options.preset else ""))
     print(f"{'method':<16}{'median s/step':>15}{'vs standard':>13}{'vs ascc':>10}")
     for method in methods:
         ratios = [f"{medians[method] / medians[base]:.2f}x" if base in medians else "-" for base in ("standard", "ascc")]

@@ -215,9 +215,9 @@ def test_an_options_object_and_paths_work_through_the_api(tmp_path):
 
     # an object's preset fills in what it leaves at the defaults, as the command line does; paths may be Paths
     args = _arguments(rift.TrainingArguments, rift.TrainingArguments(preset="study", output_dir=tmp_path / "o",
-                                                                      beta=2.0), {}, rift.PRESETS)
-    assert (args.max_train_examples, args.adversary, args.beta, args.output_dir) == (2000, "discrete", 2.0,
-                                                                                      str(tmp_path / "o"))
+                                                                      beta=3.0), {}, rift.PRESETS)
+    assert (args.max_train_examples, args.adversary, args.feature, args.beta, args.output_dir) == (
+        8000, "discrete", "mean", 3.0, str(tmp_path / "o"))
     with pytest.raises(RiftError, match="--batch-size must be >= 1"):
         _arguments(rift.TrainingArguments, rift.TrainingArguments(output_dir="x", batch_size=0), {}, rift.PRESETS)
 
