@@ -154,7 +154,8 @@ def mixed_inputs(embeddings: torch.Tensor, table: torch.Tensor, offset: int, bat
     rows = batch["mix_rows"]
     weights = probabilities.gather(1, rows[..., None].expand(-1, -1, probabilities.shape[-1]))
     weights = weights * batch["mix_valid"]  # [B, L, C]
-    presence = weights.sum(-1)  # [B, L]
+    # a sum of probabilities; rounding may take it an ulp past 1, which would make the attention bias log q positive
+    presence = weights.sum(-1).clamp(max=1.0)  # [B, L]
     content = torch.einsum("blch,blc->blh", embeddings,
                            (weights / presence.clamp_min(1e-12)[..., None]).to(embeddings.dtype))
     # each slot at the expected number of present slots before it, interpolated between integer positions
