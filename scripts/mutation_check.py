@@ -30,6 +30,10 @@ class Mutation:
     tests: tuple[str, ...]  # pytest node ids or files under tests/
 
 
+ASCC_REPLAY = "test_guards_attacks.py::test_ascc_search_ends_where_adam_on_its_documented_objective_ends"
+TEXTFOOLER_ORDER = "test_guards_attacks.py::test_textfooler_tries_words_in_descending_deletion_importance"
+SKIPPED = "test_guards_attacks.py::test_every_attack_skips_a_misclassified_example_untouched"
+
 MUTATIONS = [
     Mutation("rift: MI term detached from the graph (rift becomes ascc)", "objectives/rift.py",
              'return {"mi": self.args.alpha * mi}', 'return {"mi": self.args.alpha * mi.detach()}',
@@ -152,6 +156,36 @@ MUTATIONS = [
              "self._retention_probe = RetentionProbe(pretrained, items,",
              "self._retention_probe = RetentionProbe(unwrap(self.model), items,",
              ("test_guards_training.py::test_retention_compares_the_fine_tuned_model_with_the_pretrained_one",)),
+    Mutation("ascc search: one Adam step fewer", "attacks/ascc.py",
+             "for _ in range(self.steps):", "for _ in range(self.steps - 1):", (ASCC_REPLAY,)),
+    Mutation("ascc search: the sparsity term's sign flipped", "attacks/ascc.py",
+             "loss = -attack + self.sparsity_weight * sparsity", "loss = -attack - self.sparsity_weight * sparsity",
+             (ASCC_REPLAY,)),
+    Mutation("ascc search: entropy averaged over every position, not those with substitutes", "attacks/ascc.py",
+             "sparsity = ((entropy * substitutable).sum(-1) / positions).sum() / REFERENCE_BATCH",
+             "sparsity = entropy.mean(-1).sum() / REFERENCE_BATCH", (ASCC_REPLAY,)),
+    Mutation("genetic: parents drawn by p(y), not 1 - p(y)", "attacks/genetic.py",
+             "fitness = (1 - target.true_probability(probabilities)).tolist()",
+             "fitness = target.true_probability(probabilities).tolist()",
+             ("test_guards_attacks.py::test_genetic_draws_parents_with_weights_one_minus_their_true_label_probability",)),
+    Mutation("pwws: saliency probes delete the word instead of putting the unknown token", "attacks/pwws.py",
+             'unknown = self.model.tokenizer.unk_token or ""', 'unknown = ""',
+             ("test_guards_attacks.py::test_pwws_saliency_probes_replace_one_word_by_the_unknown_token",)),
+    Mutation("textfooler: words visited in ascending importance", "attacks/textfooler.py",
+             "key=lambda k: -drops[k]", "key=lambda k: drops[k]", (TEXTFOOLER_ORDER,)),
+    Mutation("textfooler: words visited in text order", "attacks/textfooler.py",
+             "order = [positions[k] for k in sorted(range(len(positions)), key=lambda k: -drops[k])]",
+             "order = positions", (TEXTFOOLER_ORDER,)),
+    Mutation("engine: a misclassified example attacked, not skipped", "attacks/engine.py",
+             "if probabilities[0].argmax() != run.example.label:", "if False:", (SKIPPED,)),
+    Mutation("ascc attack: a misclassified example attacked, not skipped", "attacks/ascc.py",
+             "if clean_prediction != example.label:", "if False:", (SKIPPED,)),
+    Mutation("ascc attack: a skipped example reports the search's prediction", "attacks/ascc.py",
+             'status, adversarial, adversarial_prediction, replacements = "skipped", clean, clean_prediction, {}',
+             'status, replacements = "skipped", {}', (SKIPPED,)),
+    Mutation("paired: a skipped example counted as held", "evaluation/paired.py",
+             'return {index: result.status == "failed" for', 'return {index: result.status != "succeeded" for',
+             ("test_guards_attacks.py::test_a_paired_comparison_does_not_count_a_skipped_example_as_held",)),
 ]
 
 
