@@ -28,11 +28,11 @@ import yaml
 from rift.adversaries import build_adversary
 from rift.arguments import TrainingArguments
 from rift.data import Example
-from rift.evaluation.intervals import paired_difference_interval, wilson_interval
+from rift.statistics import paired_difference_interval, wilson_interval
 from rift.evaluation.paired import exact_mcnemar, held_after_attack
 from rift.models import classify, load_classifier, load_tokenizer
-from rift.training.batching import collate, encode_examples
-from rift.training.context import TrainingContext
+from rift.data.batching import collate, encode_examples
+from rift.adversaries.context import TrainingContext
 
 
 def held_under_adversary(model, tokenizer, args: TrainingArguments, examples: list[Example],

@@ -15,14 +15,29 @@ benchmark's own.
 
 Every objective is timed on the same class-balanced SST-2 batches, after one warm-up step, in interleaved
 rounds so that background load hits all of them alike; the median step time is reported.
+
+    .venv/bin/python benchmarks/objective_cost.py --loop-baseline REV [--loop-methods standard,ascc,rift]
+        [--loop-steps 2,6] [--threads 1] [--preset study]
+
+times whole ``rift train`` runs instead: each method at the preset through this checkout's training loop and
+through the loop of git revision REV (its ``src/`` unpacked to a scratch folder), alternately, each run in a fresh
+process. A short and a long run (about 2 and 6 optimiser steps; class-balanced batches may take fewer) give the
+cost of a step as the difference of their times over the difference of their steps, free of what every run does
+once (loading, the final save and test).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -31,12 +46,51 @@ import transformers
 
 from rift.arguments import TrainingArguments
 from rift.config import build_config
-from rift.models import classify
+from rift.models import classify, load_classifier, load_tokenizer
 from rift.objectives import OBJECTIVES
-from rift.presets import PRESETS
 from rift.objectives.rift import RIFTObjective
-from rift.training.sampling import ClassBalancedBatchSampler
-from rift.training.trainer import Trainer
+from rift.presets import PRESETS
+from rift.data.batching import encode_examples
+from rift.adversaries.context import TrainingContext
+from rift.data.sampling import ClassBalancedBatchSampler
+
+ROOT = Path(__file__).resolve().parents[1]
+# one run of ``rift train`` in a fresh process, timed whole; it imports whichever rift is on PYTHONPATH
+LOOP_RUN = """
+import json, sys, tempfile, time
+import torch
+from rift.arguments import TrainingArguments
+from rift.config import build_config
+from rift.presets import PRESETS
+options = json.loads(sys.argv[1])
+torch.set_num_threads(options.pop("threads"))
+args = build_config(TrainingArguments, options | {"output_dir": tempfile.mkdtemp() + "/run"}, PRESETS)
+task = args.load_task(log=lambda *a: None)
+try:
+    from rift.training.run import train_run
+    run = lambda: train_run(args, task=task, log=lambda *a: None)
+except ImportError:  # the loop before rift.training.run
+    from rift.training.trainer import Trainer
+    run = lambda: Trainer(args, task=task, log=lambda *a: None).train()
+started = time.perf_counter()
+metrics = run()
+print(json.dumps({"seconds": time.perf_counter() - started, "steps": metrics["steps"]}))
+"""
+
+
+class Prepared:
+    """The model, tokenizer, objective (set up) and encoded training examples of one benchmark entry."""
+
+    def __init__(self, args: TrainingArguments, objective):
+        task = args.load_task(log=lambda *a: None)
+        self.tokenizer = load_tokenizer(args.model)
+        self.model = load_classifier(args.model, task.label_names)
+        self.items = encode_examples(self.tokenizer, task.splits["train"], args.max_length)
+        self.objective = objective
+        objective.setup(TrainingContext(model=self.model, tokenizer=self.tokenizer, num_labels=task.num_labels,
+                                        train_examples=task.splits["train"], train_items=self.items,
+                                        device=torch.device("cpu"), log=lambda *a: None, current_step=lambda: 0))
+        self.pad_token_id = self.tokenizer.pad_token_id
 
 
 class AuthorsRIFTObjective(RIFTObjective):
@@ -70,8 +124,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="a training preset whose objective settings every entry uses")
+    parser.add_argument("--loop-baseline", metavar="REV", help="time whole rift train runs against this git "
+                                                                "revision's training loop instead")
+    parser.add_argument("--loop-methods", default="standard,ascc,rift")
+    parser.add_argument("--loop-steps", default="2,6", help="optimiser steps of the short and the long run")
     options = parser.parse_args()
     transformers.logging.set_verbosity_error()
+    if options.loop_baseline:
+        compare_loops(options)
+        return
     if options.threads:
         torch.set_num_threads(options.threads)
     methods = options.methods.split(",")
@@ -88,11 +149,10 @@ def main() -> None:
             batch_size=options.batch_size, max_length=options.max_length, ascc_steps=options.ascc_steps, seed=0,
             resume=True, preset=options.preset,
         ), PRESETS)
-        trainer = Trainer(args, objective=classes[method](args), log=lambda *a: None)
-        trainer.objective.setup(trainer.context())
+        trainer = Prepared(args, classes[method](args))
         if batches is None:  # the same class-balanced batches for every objective
-            labels = [item.label for item in trainer.encoded["train"]]
-            batches = [[trainer.encoded["train"][i] for i in b] for b in ClassBalancedBatchSampler(labels, options.batch_size, 0)]
+            labels = [item.label for item in trainer.items]
+            batches = [[trainer.items[i] for i in b] for b in ClassBalancedBatchSampler(labels, options.batch_size, 0)]
         params = [p for m in (trainer.model, trainer.objective) for p in m.parameters() if p.requires_grad]
         trainers[entry] = (trainer, torch.optim.AdamW(params, lr=1e-5), [])
 
@@ -126,6 +186,47 @@ def main() -> None:
         print(f"rift / ascc: {medians['rift'] / medians['ascc']:.2f}x")
     if {"rift", "rift-authors"} <= medians.keys():
         print(f"rift / authors' formulation: {medians['rift'] / medians['rift-authors']:.2f}x")
+
+
+def loop_run(source: Path, method: str, steps: int, options) -> dict:
+    """One ``rift train`` run of ``steps`` optimiser steps through the rift under ``source`` (its ``src`` folder)."""
+    run = {"task": "sst2", "model": options.model, "method": method, "preset": options.preset, "epochs": 1,
+           "max_train_examples": options.batch_size * steps, "max_dev_examples": 2, "max_test_examples": 2,
+           "batch_size": options.batch_size, "max_length": options.max_length, "retention_examples": 0,
+           "seed": 0, "threads": options.threads or 1}
+    environment = os.environ | {"PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run([sys.executable, "-c", LOOP_RUN, json.dumps(run)], capture_output=True, text=True,
+                            env=environment, cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(f"{method} ({source}): {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compare_loops(options) -> None:
+    short, long = (int(n) for n in options.loop_steps.split(","))
+    with tempfile.TemporaryDirectory(prefix="rift-loop-baseline-") as scratch:
+        archive = Path(scratch) / "src.tar"
+        subprocess.run(["git", "archive", "--format=tar", "-o", str(archive), options.loop_baseline, "src"], cwd=ROOT,
+                       check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")
+        sources = {"new": ROOT / "src", "old": Path(scratch) / "src"}
+        print(f"rift train runs at --preset {options.preset}, batch {options.batch_size}, torch threads "
+              f"{options.threads or 1}; new: this checkout, old: {options.loop_baseline}; per step: the time of a run "
+              f"of about {long} steps less that of one of about {short}, over the difference in steps")
+        print(f"{'method':<10}{'old s/step':>12}{'new s/step':>12}{'new / old':>11}")
+        for method in options.loop_methods.split(","):
+            runs = {}
+            for steps in (short, long):  # old and new alternate, so that background load hits both alike
+                for loop in ("old", "new"):
+                    runs[loop, steps] = loop_run(sources[loop], method, steps, options)
+            taken = {(loop, steps): run["steps"] for (loop, steps), run in runs.items()}
+            if taken["old", short] != taken["new", short] or taken["old", long] != taken["new", long]:
+                raise SystemExit(f"{method}: the two loops took different numbers of steps: {taken}")
+            per_step = {loop: (runs[loop, long]["seconds"] - runs[loop, short]["seconds"])
+                              / (taken[loop, long] - taken[loop, short]) for loop in sources}
+            print(f"{method:<10}{per_step['old']:>12.3f}{per_step['new']:>12.3f}{per_step['new'] / per_step['old']:>10.2f}x",
+                  flush=True)
 
 
 if __name__ == "__main__":

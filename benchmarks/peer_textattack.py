@@ -146,7 +146,7 @@ def compare_candidates(rift_candidates: dict[str, list[str]], peer: dict[str, li
 
 
 def summary_of(records: list[dict]) -> dict:
-    from rift.evaluation.intervals import wilson_interval
+    from rift.statistics import wilson_interval
 
     n = len(records)
     attacked = [r for r in records if r["status"] != "skipped"]
@@ -185,7 +185,7 @@ def main() -> None:
 
     from rift.attacks.registry import build_attack
     from rift.data import load_task, resolve_data_dir
-    from rift.evaluation.intervals import paired_difference_interval
+    from rift.statistics import paired_difference_interval
     from rift.evaluation.robustness import read_results, run_attack, sample_indices
     from rift.models import load_classifier, load_tokenizer
     from rift.substitutions import build_substitution_source

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network, whatever the caller's environment says
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -91,10 +93,49 @@ def sentiment_task() -> TaskData:
 def trained_tiny_dir(tmp_path_factory, tiny_model_dir, sentiment_task) -> str:
     """The tiny BERT after standard fine-tuning on the sentiment task: it reads the sentiment words."""
     from rift.arguments import TrainingArguments
-    from rift.training.trainer import Trainer
+    from rift.training.run import train_run
 
     args = TrainingArguments(output_dir=str(tmp_path_factory.mktemp("standard") / "run"), model=tiny_model_dir,
                              epochs=8, batch_size=16, learning_rate=3e-3, max_length=32, seed=0)
-    metrics = Trainer(args, task=sentiment_task, log=lambda *a: None).train()
+    metrics = train_run(args, task=sentiment_task, log=lambda *a: None)
     assert metrics["test_accuracy"] >= 0.9
     return args.output_dir
+
+
+@dataclass
+class Prepared:
+    """What a training run sets up before its first step (the model with its new head, the objective, the encoded
+    splits), for tests that call an objective or an adversary on a batch by hand."""
+
+    task: TaskData
+    model: Any
+    tokenizer: Any
+    objective: Any
+    encoded: dict[str, list]
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def context(self, current_step=lambda: 0):
+        from rift.adversaries.context import TrainingContext
+
+        return TrainingContext(model=self.model, tokenizer=self.tokenizer, num_labels=self.task.num_labels,
+                               train_examples=self.task.splits["train"], train_items=self.encoded["train"],
+                               device=torch.device("cpu"), log=lambda *a: None, current_step=current_step)
+
+
+def prepared(args, task: TaskData, objective=None) -> Prepared:
+    """The run of ``args`` on ``task`` prepared as ``rift train`` prepares it (the seed set before the head is
+    drawn), without training; ``objective.setup(prepared.context())`` is left to the test."""
+    from accelerate.utils import set_seed
+
+    from rift.models import load_classifier, load_tokenizer
+    from rift.objectives import build_objective
+    from rift.data.batching import encode_examples
+
+    set_seed(args.seed)
+    tokenizer = load_tokenizer(args.model)
+    model = load_classifier(args.model, task.label_names)
+    encoded = {split: encode_examples(tokenizer, examples, args.max_length) for split, examples in task.splits.items()}
+    return Prepared(task, model, tokenizer, objective or build_objective(args), encoded)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import NEGATIVE, POSITIVE, sentiment_examples
+from conftest import NEGATIVE, POSITIVE, prepared, sentiment_examples
 
 from rift.adversaries import ADVERSARIES
 from rift.adversaries.base import WordAdversary, encode_texts
@@ -24,12 +24,12 @@ from rift.evaluation.surface import mark_training_surface
 from rift.models import FEATURES as MODEL_FEATURES
 from rift.errors import RiftError
 from rift.models import classify, input_embeddings
-from rift.objectives import OBJECTIVES
+from rift.objectives import OBJECTIVES, build_objective
 from rift.substitutions import SubstitutionSource
 from rift.substitutions.tokens import piece_ids
 from rift.text.words import align, replace_words, split_words
-from rift.training.batching import model_inputs
-from rift.training.trainer import Trainer
+from rift.data.batching import model_inputs
+from rift.data.sampling import training_batch_sampler
 
 # sentiment words whose substitutes are all of several WordPiece pieces ('atrocious' = at ##ro ##cious), a word
 # of several pieces with one-piece substitutes ('tedious' = ted ##ious), and a one-piece word with one-piece
@@ -51,7 +51,7 @@ def set_up(tmp_path: Path, model_dir: str, task: TaskData, adversary: str, metho
     values = dict(output_dir=str(tmp_path / "run"), model=model_dir, epochs=1, batch_size=16, learning_rate=3e-3,
                   max_length=32, seed=0, ascc_steps=3, method=method, adversary=adversary, max_substitutes=K)
     args = TrainingArguments(**values | overrides)
-    trainer = Trainer(args, task=task, log=lambda *a: None)
+    trainer = prepared(args, task)
     objective = trainer.objective
     objective.adversary = ADVERSARIES[adversary](args, source=MultiPieceSource())
     objective.setup(trainer.context())
@@ -186,8 +186,9 @@ def test_class_balanced_batches_are_an_option_of_every_method(tmp_path, tiny_mod
     for balanced in (True, False):
         args = TrainingArguments(output_dir=str(tmp_path / f"{balanced}"), model=tiny_model_dir, method=method,
                                  batch_size=10, class_balanced=balanced, max_length=32)
-        trainer = Trainer(args, task=unbalanced, log=lambda *a: None)
-        batches = list(trainer._batch_sampler())
+        sampler = training_batch_sampler([e.label for e in train], args.batch_size, args.seed, args.class_balanced,
+                                         build_objective(args).class_balanced)
+        batches = list(sampler)
         counts = [sorted(sum(train[i].label == c for i in batch) for c in (0, 1)) for batch in batches]
         if balanced:
             assert counts and all(c == [5, 5] for c in counts), counts

@@ -19,7 +19,7 @@ from conftest import sentiment_examples
 from test_cli import write_csv
 
 from rift.cli import main
-from rift.evaluation.intervals import wilson_interval
+from rift.statistics import wilson_interval
 from rift.evaluation.paired import exact_mcnemar
 
 CELLS = ["file-standard-s0", "file-standard-s1", "file-ascc-s0", "file-ascc-s1"]
@@ -277,7 +277,8 @@ def test_a_record_without_weights_is_tabulated_reported_and_continued(grid_copy,
 
 def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training_data(tmp_path):
     from rift.arguments import BenchArguments
-    from rift.bench import attack_arguments, grid, training_arguments
+    from rift.bench import attack_arguments, training_arguments
+    from rift.evaluation.records import grid
     from rift.api import apply_protocol
 
     args = BenchArguments(output_dir=str(tmp_path), methods=["ascc"], attacks=["pwws", "genetic"], preset="cpu",

@@ -81,13 +81,13 @@ def test_a_model_without_a_fast_tokenizer(tiny_model_dir, monkeypatch):
 
 def test_an_empty_training_split(tmp_path, tiny_model_dir, sentiment_task):
     from rift.arguments import TrainingArguments
-    from rift.training.trainer import Trainer
+    from rift.training.run import train_run
 
     task = TaskData(name="empty", label_names=sentiment_task.label_names,
                     splits={"train": [], "dev": sentiment_task.splits["dev"], "test": sentiment_task.splits["test"]})
     args = TrainingArguments(output_dir=str(tmp_path / "out"), model=tiny_model_dir, max_length=32)
     with pytest.raises(RiftError, match="the training split is empty"):
-        Trainer(args, task=task, log=lambda *a: None).train()
+        train_run(args, task=task, log=lambda *a: None)
 
 
 def test_a_class_balanced_batch_smaller_than_the_classes(tmp_path, tiny_model_dir, data, capsys):

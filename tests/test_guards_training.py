@@ -14,10 +14,10 @@ from rift.evaluation.retention import linear_cka, pooled_features
 from rift.evaluation.robustness import sample_indices
 from rift.models import classify, load_classifier, load_tokenizer
 from rift.objectives import build_objective
-from rift.training.batching import encode_examples, model_inputs
-from rift.training.context import TrainingContext
-from rift.training.sampling import ClassBalancedBatchSampler
-from rift.training.trainer import Trainer
+from rift.data.batching import encode_examples, model_inputs
+from rift.adversaries.context import TrainingContext
+from rift.data.sampling import ClassBalancedBatchSampler
+from rift.training.run import train_run
 
 
 def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
@@ -28,15 +28,15 @@ def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
 
 def run_training(args: TrainingArguments, task, objective=None) -> dict:
     """Trains as ``rift train`` does, with ``objective`` (built from ``args`` when None) and returns the metrics."""
-    return Trainer(args, task=task, objective=objective, log=lambda *a: None).train()
+    return train_run(args, task=task, objective=objective, log=lambda *a: None)
 
 
 class Recording:
-    """Wraps an objective's ``loss`` to record what every training step saw: the examples of the batch and the step
-    the run's context reported."""
+    """Wraps an objective's ``loss`` to record what every training step saw: the examples of the batch, the step the
+    run's context reported, and whether the objective's own parameters held a gradient from earlier batches."""
 
     def __init__(self, objective):
-        self.objective, self.batches, self.steps = objective, [], []
+        self.objective, self.batches, self.steps, self.stale_gradients = objective, [], [], []
         original_setup, original_loss = objective.setup, objective.loss
 
         def setup(context):
@@ -47,6 +47,8 @@ class Recording:
         def loss(model, batch):
             self.batches.append(batch["index"].tolist())
             self.steps.append(self.context.current_step())
+            self.stale_gradients.append(any(p.grad is not None and p.grad.abs().sum() > 0
+                                            for p in objective.parameters()))
             return original_loss(model, batch)
 
         objective.setup, objective.loss = setup, loss
@@ -77,12 +79,14 @@ def test_rift_projection_heads_are_trained_by_the_optimiser(tmp_path, tiny_model
     assert heads and set(heads) == set(recording.initial)
     unchanged = [name for name, p in heads.items() if torch.equal(p.detach().cpu(), recording.initial[name].cpu())]
     assert unchanged == []
+    # each optimiser step starts from cleared gradients, the heads' as much as the model's
+    assert len(recording.stale_gradients) > 1 and not any(recording.stale_gradients)
 
 
 def test_test_accuracy_is_that_of_the_best_dev_checkpoint_even_when_it_is_not_the_last(tmp_path, tiny_model_dir,
                                                                                     sentiment_task):
-    # a learning rate high enough that dev accuracy moves up and down between evaluations
-    args = tiny_args(tmp_path, tiny_model_dir, epochs=4, eval_steps=1, learning_rate=2e-2, seed=1)
+    # a run whose dev accuracy peaks before its last evaluation
+    args = tiny_args(tmp_path, tiny_model_dir, epochs=6, eval_steps=2, seed=0)
     metrics = run_training(args, sentiment_task)
     last = metrics["evaluations"][-1]
     assert metrics["best_step"] != last["step"], "the test needs a run whose best evaluation is not its last"
@@ -117,6 +121,9 @@ def test_training_sees_a_new_order_each_epoch_and_the_same_orders_with_the_same_
                                                                                     sentiment_task, class_balanced):
     runs = [recorded_run(tiny_args(tmp_path / name, tiny_model_dir, class_balanced=class_balanced), sentiment_task)
             for name in ("a", "b")]
+    labels = [example.label for example in sentiment_task.splits["train"]]
+    balanced = [sum(labels[i] for i in batch) * 2 == len(batch) for batch in runs[0].batches]
+    assert all(balanced) if class_balanced else not all(balanced)
     per_epoch = len(runs[0].batches) // 2
     first, second = runs[0].batches[:per_epoch], runs[0].batches[per_epoch:]
     assert first != second

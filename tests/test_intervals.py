@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from rift.evaluation.intervals import paired_difference_interval, wilson_interval
+from rift.statistics import paired_difference_interval, wilson_interval
 
 
 def test_wilson_known_values():

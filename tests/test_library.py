@@ -70,6 +70,27 @@ def test_help_shows_the_api_and_every_export_resolves():
         rift.no_such_thing  # noqa: B018
 
 
+def test_pyproject_lists_every_package_the_code_imports():
+    import importlib.metadata
+    import re
+    import tomllib
+
+    declared = {re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+                for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    imported = set()
+    for path in (SRC / "rift").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+    third_party = sorted(imported - set(sys.stdlib_module_names) - {"rift", "__future__"})
+    distributions = importlib.metadata.packages_distributions()
+    missing = [(name, distributions.get(name)) for name in third_party
+               if not {d.lower().replace("_", "-") for d in distributions.get(name, [])} & declared]
+    assert len(third_party) >= 10 and missing == []
+
+
 def test_names_kept_beside_the_options_agree_with_the_registries():
     from rift import arguments
     from rift.adversaries import ADVERSARIES

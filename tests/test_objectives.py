@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import NEGATIVE, POSITIVE
+from conftest import NEGATIVE, POSITIVE, prepared
 from safetensors import safe_open
 
 from rift.arguments import TrainingArguments
@@ -21,8 +21,8 @@ from rift.objectives import OBJECTIVES, build_objective, used_options
 from rift.objectives.rift import info_nce
 from rift.substitutions import SubstitutionSource
 from rift.substitutions.tokens import collate_substitutions, token_substitutions
-from rift.training.batching import collate, encode_examples, model_inputs
-from rift.training.trainer import Trainer
+from rift.data.batching import collate, encode_examples, model_inputs
+from rift.training.run import train_run
 
 
 class OppositeSentiment(SubstitutionSource):
@@ -163,12 +163,8 @@ def test_info_nce_matches_a_hand_computed_value():
 @pytest.mark.parametrize("method", ["rift", "rift-uncond", "rift-clean"])
 def test_rift_training_keeps_the_teacher_and_saves_a_plain_checkpoint(tmp_path, tiny_model_dir, sentiment_task, method):
     args = tiny_args(tmp_path, tiny_model_dir, method=method, alpha=0.5, beta=1.0)
-    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    trainer = prepared(args, sentiment_task)
     teacher_state = None
-
-    class Watch(Trainer):
-        pass
-
     objective = trainer.objective
     original_setup = objective.setup
 
@@ -178,7 +174,8 @@ def test_rift_training_keeps_the_teacher_and_saves_a_plain_checkpoint(tmp_path, 
         teacher_state = {k: v.clone() for k, v in objective.teacher.state_dict().items()}
 
     objective.setup = setup
-    metrics = trainer.train()
+    metrics = train_run(args, task=sentiment_task, model=trainer.model, tokenizer=trainer.tokenizer,
+                        objective=objective, log=lambda *a: None)
     assert metrics["steps"] > 0
     heads = len(objective.student_heads)
     assert heads == (1 if method == "rift-uncond" else 2)
@@ -189,9 +186,8 @@ def test_rift_training_keeps_the_teacher_and_saves_a_plain_checkpoint(tmp_path, 
     student = trainer.model.state_dict()
     assert any(not torch.equal(student[k].cpu(), teacher_state[k]) for k in teacher_state if k in student)
 
-    # cached teacher features equal freshly computed ones
-    assert objective._cached.any()
-    items = [item for item in trainer.encoded["train"] if objective._cached[item.index]][:8]
+    # the teacher's features, computed before training, equal freshly computed ones
+    items = trainer.encoded["train"][:8]
     batch = collate(items, trainer.pad_token_id)
     fresh = classify(objective.teacher, return_pooled=True, **model_inputs(batch)).pooled
     torch.testing.assert_close(objective._cache[batch["index"]], fresh, rtol=1e-5, atol=1e-5)
@@ -208,7 +204,7 @@ def rift_step_parts(tmp_path, model_dir, sentiment_task, **options):
     """A rift trainer set up on a tiny model, a class-balanced batch of 8 and fixed adversarial weights, so that the
     loss of the model in eval mode (no dropout) can be recomputed by hand."""
     args = tiny_args(tmp_path, model_dir, method="rift", alpha=0.7, beta=2.0, tau=0.5, **options)
-    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    trainer = prepared(args, sentiment_task)
     objective = trainer.objective
     objective.setup(trainer.context())
     items = trainer.encoded["train"][:8]
@@ -305,7 +301,7 @@ def test_each_class_heads_see_only_that_class(tmp_path, trained_tiny_dir, sentim
 
 def test_l2sp_is_zero_at_initialisation_and_grows_with_training(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, method="l2sp", l2sp_weight=1.0)
-    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    trainer = prepared(args, sentiment_task)
     trainer.objective.setup(trainer.context())
     assert trainer.objective.distance(trainer.model).item() == 0.0
     items = trainer.encoded["train"][:16]
@@ -322,7 +318,7 @@ def mixout_and_ascc(tmp_path, model_dir, sentiment_task, probability):
     objectives = {}
     for method in ("ascc", "mixout"):
         args = tiny_args(tmp_path / method, model_dir, method=method, mixout_probability=probability)
-        trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+        trainer = prepared(args, sentiment_task)
         trainer.objective.setup(trainer.context())
         objectives[method] = trainer.objective
     model = trainer.model
@@ -411,7 +407,7 @@ def test_every_method_trains_one_step_reading_only_its_declared_options(tmp_path
                              adversary=adversary, adversary_query_budget=4)
             recorder = ReadRecorder(args)
             objective = build_objective(recorder)
-            trainer = Trainer(args, task=sentiment_task, objective=objective, log=lambda *a: None)
+            trainer = prepared(args, sentiment_task, objective=objective)
             objective.setup(trainer.context())
             batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
             terms = objective(trainer.model, batch)
@@ -424,7 +420,7 @@ def test_every_method_trains_one_step_reading_only_its_declared_options(tmp_path
 @pytest.mark.parametrize("objective", ["kl", "ce"])
 def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_dir, sentiment_task, objective):
     args = tiny_args(tmp_path, tiny_model_dir, method="ascc", ascc_objective=objective)
-    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    trainer = prepared(args, sentiment_task)
     trainer.objective.setup(trainer.context())
     batch = trainer.objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
     model = trainer.model.eval()  # no dropout: the clean logits are reproducible
@@ -454,7 +450,7 @@ def test_training_adversary_maximises_the_chosen_objective(tmp_path, tiny_model_
 @pytest.mark.parametrize("feature", ["cls", "mean"])
 def test_rift_reads_the_chosen_feature_of_student_and_teacher(tmp_path, trained_tiny_dir, sentiment_task, feature):
     args = tiny_args(tmp_path, trained_tiny_dir, method="rift", feature=feature)
-    trainer = Trainer(args, task=sentiment_task, log=lambda *a: None)
+    trainer = prepared(args, sentiment_task)
     objective = trainer.objective
     objective.setup(trainer.context())
     batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)

@@ -14,7 +14,8 @@ import pytest
 
 from rift.arguments import BenchArguments, ReportArguments
 from rift.attacks.results import AttackResult, WordChange
-from rift.bench import ATTACK_METRICS, paired_comparisons, summarize_grid, write_results
+from rift.bench import write_results
+from rift.evaluation.records import ATTACK_METRICS, paired_comparisons, summarize_grid
 from rift.reporting.report import write_report
 from rift.text.words import split_words
 
@@ -138,7 +139,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 
 def test_the_report_keeps_every_recorded_cell(report, tmp_path):
     """A study continued with another seed (a later rift bench call naming only it) keeps its earlier cells."""
-    from rift.bench import recorded_results
+    from rift.evaluation.records import recorded_results
 
     bench = tmp_path / "grid"
     shutil.copytree(report.parent, bench)
@@ -156,7 +157,7 @@ def test_the_report_keeps_every_recorded_cell(report, tmp_path):
 
 def test_the_scatter_draws_no_and_full_robustness():
     """At 0% and 100% a Wilson bound equals its point up to rounding: the bars must not go negative."""
-    from rift.evaluation.intervals import wilson_interval
+    from rift.statistics import wilson_interval
     from rift.reporting.plots import robustness_figure
 
     points = {"m": {"pwws": [(0.9, 0.0, list(wilson_interval(0, 100))),

@@ -17,8 +17,8 @@ from rift.evaluation.retention import (
     pooled_features,
 )
 from rift.models import load_classifier
-from rift.training.batching import encode_examples
-from rift.training.trainer import Trainer
+from rift.data.batching import encode_examples
+from rift.training.run import train_run
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -73,7 +73,7 @@ def retention_run(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
 
 def test_trainer_logs_retention_at_every_evaluation(tmp_path, tiny_model_dir, sentiment_task):
     args = retention_run(tmp_path, tiny_model_dir)
-    metrics = Trainer(args, task=sentiment_task, log=lambda *a: None).train()
+    metrics = train_run(args, task=sentiment_task, log=lambda *a: None)
     evaluations = metrics["evaluations"]
     assert len(evaluations) == 4  # 12 steps, one evaluation every 3
     assert all({"dev_cka", "dev_mi_nce"} <= e.keys() for e in evaluations)
@@ -93,9 +93,9 @@ def test_trainer_logs_retention_at_every_evaluation(tmp_path, tiny_model_dir, se
 
 
 def test_measuring_retention_does_not_change_training(tmp_path, tiny_model_dir, sentiment_task):
-    measured = Trainer(retention_run(tmp_path / "a", tiny_model_dir), task=sentiment_task, log=lambda *a: None).train()
-    off = Trainer(retention_run(tmp_path / "b", tiny_model_dir, retention_examples=0), task=sentiment_task,
-                  log=lambda *a: None).train()
+    measured = train_run(retention_run(tmp_path / "a", tiny_model_dir), task=sentiment_task, log=lambda *a: None)
+    off = train_run(retention_run(tmp_path / "b", tiny_model_dir, retention_examples=0), task=sentiment_task,
+                    log=lambda *a: None)
     assert "retention" not in off and all("dev_cka" not in e for e in off["evaluations"])
     assert [e["dev_accuracy"] for e in measured["evaluations"]] == [e["dev_accuracy"] for e in off["evaluations"]]
     assert measured["test_accuracy"] == off["test_accuracy"]

@@ -23,7 +23,7 @@ from rift.substitutions.tokens import (
     token_substitutions,
 )
 from rift.text.words import align
-from rift.training.batching import collate, encode_examples
+from rift.data.batching import collate, encode_examples
 
 DATA_DIR = resolve_data_dir()
 K = 8

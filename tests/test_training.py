@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 from rift.arguments import TrainingArguments
 from rift.config import save_config
 from rift.errors import RiftError
-from rift.training.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
-from rift.training.trainer import Trainer, changed_options
+from rift.data.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
+from rift.training.run import changed_options, train_run
+from transformers import TrainerCallback
 
 
 def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
@@ -26,28 +27,20 @@ def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
     return TrainingArguments(**values)
 
 
-class RecordingTrainer(Trainer):
-    """Keeps the loss of every optimiser step (the ``on_step_end`` hook)."""
-
-    def on_step_end(self, terms):
-        self.losses = getattr(self, "losses", []) + [terms["loss"]]
-
-
 def test_tiny_model_lowers_its_loss_and_writes_a_plain_checkpoint(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, epochs=8)
-    trainer = RecordingTrainer(args, task=sentiment_task)
-    metrics = trainer.train()
-    losses = trainer.losses
+    metrics = train_run(args, task=sentiment_task)
+    out = Path(args.output_dir)
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    losses = [row["train/loss"] for row in logged if "train/loss" in row]
     assert len(losses) == 8 * 6
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.1
-    out = Path(args.output_dir)
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["dev_accuracy"] == metrics["dev_accuracy"] == max(e["dev_accuracy"] for e in metrics["evaluations"])
     assert 0.0 <= saved["test_accuracy"] <= 1.0
     assert (out / "rift_config.yaml").exists() and (out / "model.safetensors").exists()
     assert list((out / "logs").rglob("events.out.tfevents*")), "TensorBoard logs are written"
-    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert sum("train/loss" in row for row in logged) == len(losses)
+    assert [row["step"] for row in logged if "train/loss" in row] == list(range(1, 8 * 6 + 1))
 
     # the checkpoint is a plain transformers classifier: no rift code needed to use it
     from transformers import pipeline
@@ -59,13 +52,13 @@ def test_tiny_model_lowers_its_loss_and_writes_a_plain_checkpoint(tmp_path, tiny
 
 def test_best_checkpoint_is_chosen_on_dev(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, epochs=3, eval_steps=2)
-    metrics = Trainer(args, task=sentiment_task).train()
+    metrics = train_run(args, task=sentiment_task)
     best = max(metrics["evaluations"], key=lambda e: e["dev_accuracy"])
     assert metrics["best_step"] == best["step"]
     # the saved model is the best one: its dev accuracy is the best dev accuracy
     from rift.evaluation.accuracy import accuracy
     from rift.models import load_classifier, load_tokenizer
-    from rift.training.batching import encode_examples
+    from rift.data.batching import encode_examples
 
     model = load_classifier(args.output_dir)
     items = encode_examples(load_tokenizer(args.output_dir), sentiment_task.splits["dev"], 32)
@@ -76,9 +69,9 @@ class Crash(Exception):
     pass
 
 
-class CrashingTrainer(Trainer):
-    def on_step_end(self, terms):
-        if self.state.global_step == 8:  # mid second epoch; the state of step 7 is on disk
+class CrashAtStep(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 8:  # mid second epoch; the state of step 7 is on disk
             raise Crash
 
 
@@ -98,18 +91,20 @@ def assert_same_weights(first: Path, second: Path) -> None:
 def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentiment_task, method, options):
     common = dict(epochs=2, save_steps=1, eval_steps=0, method=method) | options
     straight = tiny_args(tmp_path / "a", tiny_model_dir, **common)
-    expected = Trainer(straight, task=sentiment_task).train()
+    expected = train_run(straight, task=sentiment_task)
 
     interrupted = tiny_args(tmp_path / "b", tiny_model_dir, **common)
     with pytest.raises(Crash):
-        CrashingTrainer(interrupted, task=sentiment_task).train()
-    state = json.loads((Path(interrupted.output_dir) / "resume" / "trainer_state.json").read_text())
-    assert state["global_step"] == 7 and state["epoch"] == 1
+        train_run(interrupted, task=sentiment_task, callbacks=[CrashAtStep()])
+    checkpoints = sorted((Path(interrupted.output_dir) / "resume").glob("checkpoint-*"))
+    assert [path.name for path in checkpoints] == ["checkpoint-7"]
+    state = json.loads((checkpoints[0] / "trainer_state.json").read_text())
+    assert state["global_step"] == 7 and 1 < state["epoch"] < 2
 
     # the interrupted run's folder may move, and how often the resumed run saves its state is its own choice
     (tmp_path / "b").rename(tmp_path / "moved")
     resumed_args = tiny_args(tmp_path / "moved", tiny_model_dir, resume=True, **common | dict(save_steps=3))
-    resumed = Trainer(resumed_args, task=sentiment_task).train()
+    resumed = train_run(resumed_args, task=sentiment_task)
     assert resumed["steps"] == expected["steps"] == 12
     # equal to float precision: on some CPUs the resumed run's sums round differently in the 7th digit
     assert resumed["evaluations"] == [pytest.approx(e, rel=1e-5) for e in expected["evaluations"]]
@@ -123,22 +118,22 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentimen
 
 def test_existing_run_is_not_overwritten(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, epochs=1)
-    Trainer(args, task=sentiment_task).train()
+    train_run(args, task=sentiment_task)
     with pytest.raises(RiftError, match="already holds a rift run"):
-        Trainer(args, task=sentiment_task)
+        train_run(args, task=sentiment_task)
 
 
 def test_resume_refuses_changed_options(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, epochs=1)
-    Trainer(args, task=sentiment_task).train()
+    train_run(args, task=sentiment_task)
     changed = tiny_args(tmp_path, tiny_model_dir, epochs=1, learning_rate=0.5, resume=True)
     with pytest.raises(RiftError, match="learning_rate"):
-        Trainer(changed, task=sentiment_task).train()
+        train_run(changed, task=sentiment_task)
 
 
 def test_options_newer_than_a_saved_run_count_as_their_default(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, epochs=1)
-    Trainer(args, task=sentiment_task).train()
+    train_run(args, task=sentiment_task)
     saved = Path(args.output_dir) / "rift_config.yaml"
     config = yaml.safe_load(saved.read_text())
     del config["min_train_words"]  # as written before the option existed

@@ -24,7 +24,8 @@ from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
 from rift.config import RESOLVED, build_config, check_output_path, default_value
 from rift.errors import RiftError
 from rift.presets import PRESETS
-from rift.reporting.model_card import TRAINING_CONFIG_FILE, record_attacks
+from rift.reporting.model_card import record_attacks
+from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE, CONFIG_FILE
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,23 @@ def _arguments(cls, args, options: dict[str, Any], presets=None):
 
 def train(args: TrainingArguments | None = None, **options) -> TrainResult:
     """Fine-tune a model as ``rift train`` does; ``options`` are its flags as keyword arguments."""
-    from rift.training.trainer import Trainer
-
     args = _arguments(TrainingArguments, args, options, PRESETS)
-    metrics = Trainer(args).train()
+    metrics = run_training(args)
     return TrainResult(output_dir=Path(args.output_dir), dev_accuracy=metrics.get("dev_accuracy"),
                        test_accuracy=metrics.get("test_accuracy"), metrics=metrics)
+
+
+def run_training(args: TrainingArguments, log=print) -> dict:
+    """``rift train`` with a resolved ``args``: the run (``rift.training.run``), then its model card; the metrics."""
+    from accelerate import PartialState
+
+    from rift.reporting.model_card import write_model_card
+    from rift.training.run import train_run
+
+    metrics = train_run(args, log=log)
+    if PartialState().is_main_process:
+        write_model_card(Path(args.output_dir))
+    return metrics
 
 
 def attack(args: AttackArguments | None = None, **options) -> AttackResult:
@@ -122,7 +134,7 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     import torch
 
     from rift.evaluation.accuracy import accuracy
-    from rift.training.batching import encode_examples
+    from rift.data.batching import encode_examples
 
     args = _arguments(EvalArguments, args, options)
     output = eval_output_path(args)
@@ -175,7 +187,7 @@ def check_attack_output(args: AttackArguments, output_dir: Path) -> None:
     """Refuse to mix results of different settings in one folder; save the settings beside the results."""
     from rift.config import changed_options, save_config
 
-    saved_path = output_dir / "attack_config.yaml"
+    saved_path = output_dir / ATTACK_CONFIG_FILE
     changed = changed_options(args, saved_path, ATTACK_RESUMABLE_CHANGES)
     if saved_path.exists() and changed:
         raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
@@ -276,7 +288,7 @@ def attack_results(args: AttackArguments) -> dict:
         check_attack_output(args, output_dir)
     accelerator.wait_for_everyone()
 
-    results_path = output_dir / "results.json"
+    results_path = output_dir / ATTACK_RESULTS_FILE
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
                    mixed_precision=accelerator.mixed_precision,
@@ -294,7 +306,7 @@ def attack_results(args: AttackArguments) -> dict:
         if accelerator.is_main_process:
             results_path.write_text(json.dumps(results, indent=2))
     model_dir = Path(args.model)
-    if accelerator.is_main_process and (model_dir / TRAINING_CONFIG_FILE).is_file():
+    if accelerator.is_main_process and (model_dir / CONFIG_FILE).is_file():
         # a checkpoint rift trained: its model card gets the results (results.json has them whatever happens)
         try:
             record_attacks(model_dir, {"task": task.name, "attacks": {n: results["attacks"][n] for n in args.attack}},

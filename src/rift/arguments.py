@@ -76,7 +76,7 @@ class TrainingArguments(DataArguments):
     class_balanced: bool | None = option(None, "batches with the same number of examples of every class (default: "
                                                "the method's own choice: rift and its ablations yes, the others no)")
 
-    # adversarial and RIFT objectives (see METHOD.md; the presets hold the paper's values)
+    # adversarial and RIFT objectives (docs/METHOD_NOTES.md; the presets imdb and snli hold the paper's values)
     adversary: str = option("ascc", "training adversary of the adversarial methods: ascc, the paper's token-level "
                                     "embedding mix (single-token words and substitutes only); discrete, a budgeted "
                                     "gradient-guided word search whose x' is a real text (every substitution); "

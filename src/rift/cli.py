@@ -114,7 +114,7 @@ def cmd_report(args: ReportArguments) -> int:
 
 
 def cmd_record(args: RecordArguments) -> int:
-    from rift.bench import write_record
+    from rift.evaluation.records import write_record
 
     unfinished = write_record(Path(args.bench_dir), Path(args.destination))
     if unfinished:

@@ -102,6 +102,17 @@ def check_label_names(model: nn.Module, name: str, label_names: Sequence[str], a
                     "do correspond")
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """``model`` in eval mode (no dropout) inside the block; its own mode is restored after it, whatever happens."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain model under distributed (DDP) or compiled wrappers."""
     while True:

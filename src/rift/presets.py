@@ -4,8 +4,8 @@ no model code)."""
 from __future__ import annotations
 
 # Named sets of hyper-parameters for ``--preset``; explicit flags override them. imdb and snli are the paper's
-# BERT-base settings (METHOD.md section 3); cpu is a small-scale setting for SST-2 / MR with MiniLM on 2 CPU cores,
-# documented in docs/METHOD_NOTES.md; study is the configuration that docs/RESULTS.md's study of issue 16
+# BERT-base settings (Dong et al., NeurIPS 2021); cpu is a small-scale setting for SST-2 / MR with MiniLM on 2 CPU
+# cores, documented in docs/METHOD_NOTES.md; study is the configuration that the study in docs/RESULTS.md
 # selected: the discrete adversary, class-balanced batches for every method, 8,000 examples for two epochs, the
 # adversarial cross-entropy beside a KL weight of 2, and the MI term on mean-pooled features.
 _PAPER = dict(learning_rate=2e-5, weight_decay=2e-4, epochs=20, warmup_ratio=0.1, tau=0.2, ascc_steps=10,

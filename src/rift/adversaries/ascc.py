@@ -1,4 +1,4 @@
-"""``ascc``: the token-level ASCC adversary of the paper (METHOD.md section 2).
+"""``ascc``: the token-level ASCC adversary of the paper (Dong et al., ICLR 2021).
 
 It mixes the embeddings of each token position's substitutes, so it covers only words that are one token with
 substitutes that are one token (``rift.substitutions.tokens`` gives the rule); its ``coverage`` says how much of
@@ -20,7 +20,7 @@ from rift.substitutions.tokens import (
     token_substitutions,
 )
 from rift.text.words import WordAlignment, follows_space
-from rift.training.batching import EncodedExample
+from rift.data.batching import EncodedExample
 
 
 class TokenASCCAdversary(Adversary):

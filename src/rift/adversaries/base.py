@@ -20,12 +20,12 @@ from typing import ClassVar
 import torch
 
 from rift.data import Example, resolve_data_dir
-from rift.models import classify
+from rift.models import classify, eval_mode
 from rift.substitutions import FilteredSource, SubstitutionSource, build_substitution_source
 from rift.substitutions.tokens import surface_coverage
 from rift.text.words import WordAlignment
-from rift.training.batching import EncodedExample, collate, encode_examples, model_inputs
-from rift.training.context import TrainingContext
+from rift.data.batching import EncodedExample, collate, encode_examples, model_inputs
+from rift.adversaries.context import TrainingContext
 
 
 @dataclass
@@ -85,12 +85,8 @@ class Adversary:
 @torch.no_grad()
 def clean_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The model's logits on the clean batch in eval mode; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return classify(model, **model_inputs(batch)).logits.detach()
-    finally:
-        model.train(was_training)
 
 
 def word_surface(alignment: WordAlignment, source: SubstitutionSource) -> list[list[str]]:

@@ -30,7 +30,7 @@ from rift.adversaries.base import WordAdversary, word_surface
 from rift.attacks.engine import Replacements, Search, Target, WordSubstitutionAttack
 from rift.attacks.wrapper import ModelWrapper
 from rift.data import Example
-from rift.models import classify, input_embeddings, unwrap
+from rift.models import classify, eval_mode, input_embeddings, unwrap
 from rift.substitutions.tokens import token_ids
 from rift.text.words import WordAlignment, follows_space
 
@@ -108,9 +108,7 @@ class DiscreteAdversary(WordAdversary):
 
     def adversarial_examples(self, model, batch) -> tuple[list[Example], torch.Tensor]:
         plain = unwrap(model)
-        was_training = plain.training
-        plain.eval()
-        try:
+        with eval_mode(plain):
             embedding = input_embeddings(plain)
             embeds = embedding(batch["input_ids"]).detach().requires_grad_(True)
             inputs = {k: batch[k] for k in ("attention_mask", "token_type_ids") if k in batch}
@@ -131,6 +129,4 @@ class DiscreteAdversary(WordAdversary):
                     search.estimates[id(example)] = first_order_estimates(
                         self.tokenizer, matrix, alignment, gradient[row].float(), word_surface(alignment, self.source))
             results = search.attack(examples, indices)
-        finally:
-            plain.train(was_training)
         return [Example(r.adversarial_text, e.label, r.adversarial_text_pair) for r, e in zip(results, examples)], reference

@@ -32,7 +32,7 @@ from rift.models import input_embeddings, unwrap
 from rift.substitutions import SubstitutionSource
 from rift.substitutions.tokens import piece_ids, surface_coverage
 from rift.text.words import WordAlignment, follows_space
-from rift.training.batching import EncodedExample
+from rift.data.batching import EncodedExample
 
 @dataclass
 class WordLayout:

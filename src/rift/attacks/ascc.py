@@ -8,7 +8,7 @@ weights towards a single substitute.
 
 The sparsity term. The authors' loss over a batch is -sum_i KL_i + 15 * sum_ij H_ij / (300 * 128), with H_ij the
 entropy of softmax(w_ij) and 300 * 128 a constant of their IMDB setting, so its strength depends on the dataset.
-Dividing by the batch's number of substitutable positions N instead (METHOD.md), example i's share is
+Dividing by the batch's number of substitutable positions N instead (the normalisation the RIFT paper describes), example i's share is
 -KL_i + 15 * (n_i / N) * mean_j H_ij, which is about -KL_i + (15 / B) * mean_j H_ij for a batch of B examples. rift
 uses that last form with B fixed at the paper's batch of 32 (``REFERENCE_BATCH``): with Adam's per-element steps
 every example's weights then evolve exactly as if it were attacked alone, so the result does not depend on the
@@ -29,11 +29,10 @@ import torch.nn.functional as F
 from rift.attacks.engine import Attack
 from rift.attacks.results import AttackResult, WordChange
 from rift.data import Example
-from rift.evaluation.accuracy import length_sorted_batches
-from rift.models import classify, input_embeddings
+from rift.models import classify, eval_mode, input_embeddings
 from rift.substitutions.tokens import collate_substitutions, token_substitutions
 from rift.text.words import align, count_words, replace_words
-from rift.training.batching import EncodedExample, collate, model_inputs
+from rift.data.batching import EncodedExample, collate, length_sorted_batches, model_inputs
 
 REFERENCE_BATCH = 32
 
@@ -105,8 +104,6 @@ class ASCCSearch:
         """
         if self.objective == "kl" and clean_logits is None:
             raise ValueError("the KL objective needs the clean logits")
-        was_training = model.training
-        model.eval()
         substitutable = mask.sum(-1) > 1  # [B, N]
         positions = substitutable.sum(-1).clamp(min=1)  # [B]
         if initial is None:
@@ -116,7 +113,7 @@ class ASCCSearch:
             w = initial.detach().clone()
         w.requires_grad_(True)
         optimizer = torch.optim.Adam([w], lr=self.learning_rate)
-        try:
+        with eval_mode(model):
             for _ in range(self.steps):
                 probabilities = masked_softmax(w, mask)
                 logits = classify(model, **inputs(probabilities)).logits
@@ -129,8 +126,6 @@ class ASCCSearch:
                 loss = -attack + self.sparsity_weight * sparsity
                 (w.grad,) = torch.autograd.grad(loss, [w])
                 optimizer.step()
-        finally:
-            model.train(was_training)
         return masked_softmax(w.detach(), mask)
 
 
@@ -171,36 +166,47 @@ class ASCCAttack(Attack):
                  for i, e in zip(indices, examples)]
         results: dict[int, AttackResult] = {}
         device = next(self.model.parameters()).device
-        for rows in length_sorted_batches(items, self.batch_size):
-            started = time.perf_counter()
-            batch_items = [items[r] for r in rows]
-            substitutions = [token_substitutions(item.alignment, self.tokenizer, self.source, self.max_substitutes)
-                             for item in batch_items]
-            batch = {k: v.to(device) for k, v in collate(batch_items, self.pad_token_id).items()}
-            width = batch["input_ids"].shape[1]
-            ids, mask = collate_substitutions(substitutions, width, self.max_substitutes, self.pad_token_id)
-            ids, mask = ids.to(device), mask.to(device)
-            initial = torch.stack([self._initial_weights(item.index, len(item.alignment.input_ids), width, ids.shape[2])
-                                   for item in batch_items]).to(device)
-            self.model.eval()
-            with torch.no_grad():
-                clean = classify(self.model, **model_inputs(batch)).logits.float().softmax(-1)
-            weights = self.search.find_weights(
-                self.model, ids, mask, batch["attention_mask"], batch.get("token_type_ids"),
-                clean_logits=clean.log(), labels=batch["labels"], initial=initial,
-            )
-            with torch.no_grad():
-                adversarial = classify(
-                    self.model, inputs_embeds=adversarial_embeddings(self.model, ids, weights),
-                    attention_mask=batch["attention_mask"], token_type_ids=batch.get("token_type_ids"),
-                ).logits.float().softmax(-1)
-            seconds = (time.perf_counter() - started) / len(rows)
-            for row, (r, item) in enumerate(zip(rows, batch_items)):
-                example = examples[r]
-                results[r] = self._result(example, item, weights[row], ids[row], clean[row], adversarial[row], seconds)
-                if on_result is not None:
-                    on_result(results[r])
+        with eval_mode(self.model):
+            for rows in length_sorted_batches(items, self.batch_size):
+                self._attack_batch(examples, items, rows, device, results, on_result)
         return [results[r] for r in range(len(items))]
+
+    def _attack_batch(self, examples, items, rows, device, results, on_result) -> None:
+        """Attacks the examples ``rows`` of ``items`` as one batch, into ``results``; the model is in eval mode."""
+        started = time.perf_counter()
+        batch_items = [items[r] for r in rows]
+        substitutions = [token_substitutions(item.alignment, self.tokenizer, self.source, self.max_substitutes)
+                         for item in batch_items]
+        batch = {k: v.to(device) for k, v in collate(batch_items, self.pad_token_id).items()}
+        width = batch["input_ids"].shape[1]
+        ids, mask = collate_substitutions(substitutions, width, self.max_substitutes, self.pad_token_id)
+        ids, mask = ids.to(device), mask.to(device)
+        initial = torch.stack([self._initial_weights(item.index, len(item.alignment.input_ids), width, ids.shape[2])
+                               for item in batch_items]).to(device)
+        with torch.no_grad():
+            clean = classify(self.model, **model_inputs(batch)).logits.float().softmax(-1)
+        # an example the model already gets wrong is skipped, as every attack skips it: only the others are searched
+        correct = (clean.argmax(-1) == batch["labels"]).nonzero().flatten()
+        weights, adversarial = torch.zeros(mask.shape, device=device), clean.clone()
+        if len(correct):
+            types = batch.get("token_type_ids")
+            types = None if types is None else types[correct]
+            found = self.search.find_weights(
+                self.model, ids[correct], mask[correct], batch["attention_mask"][correct], types,
+                clean_logits=clean[correct].log(), labels=batch["labels"][correct], initial=initial[correct],
+            )
+            weights[correct] = found
+            with torch.no_grad():
+                adversarial[correct] = classify(
+                    self.model, inputs_embeds=adversarial_embeddings(self.model, ids[correct], found),
+                    attention_mask=batch["attention_mask"][correct], token_type_ids=types,
+                ).logits.float().softmax(-1)
+        seconds = (time.perf_counter() - started) / len(rows)
+        for row, (r, item) in enumerate(zip(rows, batch_items)):
+            example = examples[r]
+            results[r] = self._result(example, item, weights[row], ids[row], clean[row], adversarial[row], seconds)
+            if on_result is not None:
+                on_result(results[r])
 
     def _result(self, example, item, weights, ids, clean, adversarial, seconds) -> AttackResult:
         alignment = item.alignment
@@ -215,9 +221,9 @@ class ASCCAttack(Attack):
         attacked = example.text_pair if example.text_pair is not None else example.text
         adversarial_text = replace_words(attacked, words, replacements)
         clean_prediction, adversarial_prediction = int(clean.argmax()), int(adversarial.argmax())
-        if clean_prediction != example.label:
-            status, adversarial, adversarial_prediction, replacements = "skipped", clean, clean_prediction, {}
-            adversarial_text = attacked
+        skipped = clean_prediction != example.label  # never searched (``_attack_batch``)
+        if skipped:
+            status, replacements, adversarial_text = "skipped", {}, attacked
         else:
             status = "succeeded" if adversarial_prediction != example.label else "failed"
         pair = example.text_pair is not None
@@ -228,5 +234,5 @@ class ASCCAttack(Attack):
             clean_prediction=clean_prediction, clean_probabilities=clean.tolist(),
             adversarial_prediction=adversarial_prediction, adversarial_probabilities=adversarial.tolist(),
             changes=[WordChange(p, words[p].text, new) for p, new in sorted(replacements.items())],
-            num_words=count_words(words), queries=self.search.steps + 2, seconds=seconds,
+            num_words=count_words(words), queries=1 if skipped else self.search.steps + 2, seconds=seconds,
         )

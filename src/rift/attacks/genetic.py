@@ -1,4 +1,4 @@
-"""The genetic attack of Alzantot et al. (2018) as modified by Jia et al. (2019) and used by RIFT (METHOD 4)."""
+"""The genetic attack of Alzantot et al. (2018) as modified by Jia et al. (2019) and used to evaluate RIFT."""
 
 from __future__ import annotations
 

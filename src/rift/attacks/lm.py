@@ -1,4 +1,4 @@
-"""The language-model constraint of Jia et al. (2019), used with the genetic attack (METHOD 4).
+"""The language-model constraint of Jia et al. (2019), used with the genetic attack.
 
 A substitute at word i is allowed only if the text window around i (``window`` words each side, as in Jia et al.'s
 ``precompute_lm_scores.py``, radius 6) is at most ``max_drop`` (5.0) nats less log-probable with the substitute than

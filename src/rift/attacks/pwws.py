@@ -1,4 +1,4 @@
-"""PWWS, probability weighted word saliency (Ren et al. 2019), as METHOD 4 describes it."""
+"""PWWS, probability weighted word saliency (Ren et al. 2019)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The record every attack returns for every example, and the summary metrics over many records (METHOD 4)."""
+"""The record every attack returns for every example, and the summary metrics over many records."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rift.evaluation.intervals import wilson_interval
+from rift.statistics import wilson_interval
 
 STATUSES = ("skipped", "failed", "succeeded")  # skipped: the clean prediction was already wrong
 
@@ -61,7 +61,7 @@ def _mean(values: Iterable[float]) -> float | None:
 
 
 def summarize(results: Sequence[AttackResult]) -> dict[str, Any]:
-    """Metrics of METHOD 4. Robust = classified correctly and not broken. ``mean_perturbed_fraction`` is over
+    """The metrics of the attack literature (as TextAttack reports them). Robust = classified correctly and not broken. ``mean_perturbed_fraction`` is over
     succeeded attacks, ``mean_queries`` over attacked (not skipped) examples, as TextAttack reports them. Every
     accuracy and the success rate come with their counts and a 95% Wilson interval ``[low, high]``. A metric with
     nothing to average is None."""

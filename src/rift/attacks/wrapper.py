@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from rift.errors import RiftError
-from rift.models import classify
+from rift.models import classify, eval_mode
 
 Key = tuple[tuple[int, ...], tuple[int, ...] | None]  # token ids, token type ids (None if the model has none)
 Inputs = tuple[str, str | None]  # (text, text_pair)
@@ -76,9 +76,7 @@ class ModelWrapper:
     def _score(self, keys: list[Key]) -> None:
         pad = self.tokenizer.pad_token_id or 0
         keys = sorted(keys, key=lambda key: len(key[0]))  # similar lengths share a batch: little padding
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             for start in range(0, len(keys), self.batch_size):
                 chunk = keys[start : start + self.batch_size]
                 width = len(chunk[-1][0])
@@ -94,5 +92,3 @@ class ModelWrapper:
                     self._cache[key] = row
                 self.queries += len(chunk)
                 self.forward_calls += 1
-        finally:
-            self.model.train(was_training)

@@ -7,14 +7,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from rift.models import classify
-from rift.training.batching import EncodedExample, collate, model_inputs
-
-
-def length_sorted_batches(items: Sequence[EncodedExample], batch_size: int) -> list[list[int]]:
-    """Consecutive batches of examples sorted by length, so that little padding is computed."""
-    order = sorted(range(len(items)), key=lambda i: len(items[i].alignment.input_ids))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+from rift.models import classify, eval_mode
+from rift.data.batching import EncodedExample, collate, length_sorted_batches, model_inputs
 
 
 @torch.inference_mode()
@@ -30,20 +24,18 @@ def predict(model, items: Sequence[EncodedExample], pad_token_id: int, batch_siz
         loader = accelerator.prepare(loader)
     else:
         accelerator = None
-    was_training = model.training
-    model.eval()
     predictions, labels, indices = [], [], []
     device = next(model.parameters()).device
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        pred = classify(model, **model_inputs(batch)).logits.argmax(-1)
-        label, index = batch["labels"], batch["index"]
-        if accelerator is not None:
-            pred, label, index = accelerator.gather_for_metrics((pred, label, index))
-        predictions.append(pred.cpu())
-        labels.append(label.cpu())
-        indices.append(index.cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            pred = classify(model, **model_inputs(batch)).logits.argmax(-1)
+            label, index = batch["labels"], batch["index"]
+            if accelerator is not None:
+                pred, label, index = accelerator.gather_for_metrics((pred, label, index))
+            predictions.append(pred.cpu())
+            labels.append(label.cpu())
+            indices.append(index.cpu())
     order = torch.cat(indices).argsort()
     return torch.cat(predictions)[order], torch.cat(labels)[order]
 

@@ -14,7 +14,7 @@ import math
 import statistics
 from pathlib import Path
 
-from rift.evaluation.intervals import paired_difference_interval
+from rift.statistics import paired_difference_interval
 from rift.evaluation.robustness import read_results
 
 MODEL_DIFFERENCES = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce")

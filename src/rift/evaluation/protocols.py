@@ -1,6 +1,6 @@
 """Named evaluation protocols: fixed attack settings under which robustness numbers compare with published ones.
 
-``textdefender`` is the protocol of TextDefender (Li et al., EMNLP 2021; METHOD 7), which published defence
+``textdefender`` is the protocol of TextDefender (Li et al., EMNLP 2021), which published defence
 comparisons use: at most 30% of the words changed, at most 50 candidates per word, Universal Sentence Encoder
 similarity at least 0.840845057 in a window of 15 words (skipped for shorter texts, as TextDefender's TextAttack
 constraint does), a query budget of 50 x the number of words, only texts of more than 4 words, at most 1,000

@@ -33,10 +33,9 @@ from typing import Sequence
 
 import torch
 
-from rift.evaluation.accuracy import length_sorted_batches
-from rift.models import classify, unwrap
+from rift.models import classify, eval_mode, unwrap
 from rift.objectives.rift import info_nce
-from rift.training.batching import EncodedExample, collate, model_inputs
+from rift.data.batching import EncodedExample, collate, length_sorted_batches, model_inputs
 
 TEMPERATURE = 0.1
 RIDGE = 0.1
@@ -47,16 +46,14 @@ FEATURE = "mean"
 def pooled_features(model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int) -> torch.Tensor:
     """The sentence features (``FEATURE``) of ``items`` (in their order) as a float CPU tensor, in eval mode."""
     model = unwrap(model)
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     batches = length_sorted_batches(items, batch_size)
     features = []
-    for positions in batches:
-        batch = collate([items[i] for i in positions], pad_token_id)
-        inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
-        features.append(classify(model, return_pooled=True, feature=FEATURE, **inputs).pooled.float().cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for positions in batches:
+            batch = collate([items[i] for i in positions], pad_token_id)
+            inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
+            features.append(classify(model, return_pooled=True, feature=FEATURE, **inputs).pooled.float().cpu())
     order = torch.tensor([i for positions in batches for i in positions])
     return torch.cat(features)[order.argsort()]
 

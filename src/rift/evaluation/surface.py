@@ -17,11 +17,11 @@ from rift.adversaries import ADVERSARIES, Adversary
 from rift.attacks.results import AttackResult
 from rift.config import build_config
 from rift.errors import RiftError
+from rift.run_folder import CONFIG_FILE
 from rift.objectives import OBJECTIVES
 from rift.presets import PRESETS
 from rift.text.words import align
 
-CONFIG_FILE = "rift_config.yaml"  # rift.training.trainer writes it
 
 
 def training_adversary(model_dir: str, tokenizer, data_dir: str | None) -> Adversary | None:

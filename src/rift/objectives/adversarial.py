@@ -21,7 +21,7 @@ from rift.attacks.ascc import divergence
 from rift.errors import RiftError
 from rift.models import ClassifierOutput, classify, unwrap
 from rift.objectives.base import Objective
-from rift.training.batching import EncodedExample, model_inputs
+from rift.data.batching import EncodedExample, model_inputs
 
 
 class ASCCObjective(Objective):

@@ -12,8 +12,8 @@ from typing import ClassVar, Sequence
 import torch
 from torch import nn
 
-from rift.training.batching import EncodedExample, collate
-from rift.training.context import TrainingContext
+from rift.data.batching import EncodedExample, collate
+from rift.adversaries.context import TrainingContext
 
 
 class Objective(nn.Module):

@@ -11,7 +11,7 @@ authors' ``nn.LogSoftmax(0)`` computes it. The pooled feature read for S and T i
 (the paper's BERT), the first token's hidden state, or the mean of the last hidden states.
 
 Two costs of the authors' code are avoided: the teacher is deterministic and sees only clean inputs, so its
-features are computed once per training example and cached; and the one student pass on x' that gives the KL
+features are computed once per training example, before training; and the one student pass on x' that gives the KL
 term's logits also gives S.
 """
 
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rift.models import classify, unwrap
+from rift.data.batching import collate, length_sorted_batches, model_inputs
 from rift.objectives.adversarial import ASCCObjective
 
 
@@ -60,25 +61,29 @@ class RIFTObjective(ASCCObjective):
         # the resume state, nor synchronised by a distributed wrapper.
         teacher = copy.deepcopy(student).eval().requires_grad_(False)
         self._teacher = [teacher.to(context.device)]
-        self._cache = torch.zeros(len(context.train_items), hidden)
-        self._cached = torch.zeros(len(context.train_items), dtype=torch.bool)
+        self._cache = self.pretrained_features(context)
 
     @property
     def teacher(self) -> nn.Module:
         return self._teacher[0]
 
     @torch.no_grad()
+    def pretrained_features(self, context, batch_size: int = 128) -> torch.Tensor:
+        """T of every training example (a CPU tensor, row = example index), computed once before training in fixed
+        batches of similar lengths: the same on every process and in a resumed run, whatever the training batches."""
+        context.log(f"{self.name}: the pre-trained model's features of the {len(context.train_items)} training examples")
+        pad = context.tokenizer.pad_token_id if context.tokenizer.pad_token_id is not None else 0
+        features = torch.zeros(len(context.train_items), unwrap(context.model).config.hidden_size)
+        for positions in length_sorted_batches(context.train_items, batch_size):
+            items = [context.train_items[i] for i in positions]
+            inputs = {k: v.to(context.device) for k, v in model_inputs(collate(items, pad)).items()}
+            pooled = classify(self.teacher, return_pooled=True, feature=self.feature, **inputs).pooled
+            features[[item.index for item in items]] = pooled.float().cpu()
+        return features
+
     def teacher_features(self, batch) -> torch.Tensor:
-        """T for the batch's examples: computed on first sight, then read from the cache."""
-        index = batch["index"].cpu()
-        missing = ~self._cached[index]
-        if missing.any():
-            rows = missing.nonzero().squeeze(1).to(batch["input_ids"].device)
-            inputs = {k: batch[k][rows] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-            features = classify(self.teacher, return_pooled=True, feature=self.feature, **inputs).pooled
-            self._cache[index[missing]] = features.float().cpu()
-            self._cached[index[missing]] = True
-        return self._cache[index].to(batch["input_ids"].device)
+        """T for the batch's examples, from the features computed before training."""
+        return self._cache[batch["index"].cpu()].to(batch["input_ids"].device)
 
     def mutual_information_loss(self, student_features: torch.Tensor, teacher_features: torch.Tensor,
                                 labels: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from rift.models import classify
 from rift.objectives.base import Objective
-from rift.training.batching import model_inputs
+from rift.data.batching import model_inputs
 
 
 class StandardObjective(Objective):

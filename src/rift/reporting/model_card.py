@@ -15,10 +15,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-CARD_FILE = "README.md"
-ROBUSTNESS_FILE = "robustness.json"
-TRAINING_CONFIG_FILE = "rift_config.yaml"  # rift.training.trainer writes them
-TRAINING_METRICS_FILE = "metrics.json"
+from rift.run_folder import CARD_FILE, CONFIG_FILE, METRICS_FILE, ROBUSTNESS_FILE
 
 BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 DATASETS = {"sst2": ("SST-2", "stanfordnlp/sst2"), "imdb": ("IMDB", "stanfordnlp/imdb"),
@@ -83,8 +80,8 @@ def _attack_title(entry: dict) -> str:
 
 def write_model_card(model_dir: Path) -> Path:
     """Write ``model_dir/README.md`` from the run's configuration, metrics and recorded attacks."""
-    config = _read(model_dir / TRAINING_CONFIG_FILE)
-    metrics = _read(model_dir / TRAINING_METRICS_FILE)
+    config = _read(model_dir / CONFIG_FILE)
+    metrics = _read(model_dir / METRICS_FILE)
     attacks = _read(model_dir / ROBUSTNESS_FILE).get("attacks", [])
     task = config.get("task", "file")
     dataset_name, dataset_id = DATASETS.get(task, (task, task))
@@ -158,7 +155,7 @@ def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str
         shown = tuple(k for k in shown if k not in ("alpha", "tau", "feature"))
     lines += ["## Training configuration", "", "| option | value |", "|---|---|"]
     lines += [f"| `{key}` | {config[key]} |" for key in shown if config.get(key) is not None]
-    lines += ["", f"Every option is in `{TRAINING_CONFIG_FILE}`: `rift train --config {TRAINING_CONFIG_FILE} "
+    lines += ["", f"Every option is in `{CONFIG_FILE}`: `rift train --config {CONFIG_FILE} "
                   "--output-dir NEW_FOLDER` trains the same model again.", "",
               "## Use", "", "```python", "from transformers import pipeline",
               f'classify = pipeline("text-classification", model="{name}")', "```", ""]

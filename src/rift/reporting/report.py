@@ -15,8 +15,8 @@ from pathlib import Path
 
 from rift.arguments import ReportArguments
 from rift.attacks.results import AttackResult
-from rift.bench import ATTACKS_DIR, read_json, recorded_results
 from rift.errors import RiftError
+from rift.evaluation.records import read_json, recorded_results
 from rift.evaluation.robustness import examples_file, read_results
 from rift.reporting.plots import (
     figure_html,
@@ -25,6 +25,7 @@ from rift.reporting.plots import (
     training_figure,
 )
 from rift.reporting.tables import grid_tables, to_html
+from rift.run_folder import ATTACKS_DIR, GRID_RESULTS_FILE
 from rift.text.words import replace_words, split_words
 
 STATUS_ORDER = {"succeeded": 0, "failed": 1, "skipped": 2}
@@ -52,7 +53,7 @@ def write_report(args: ReportArguments) -> Path:
     if not bench.is_dir():
         raise RiftError(f"{bench} is not a folder; give the output folder of rift bench")
     try:
-        results = read_json(bench / "results.json")
+        results = read_json(bench / GRID_RESULTS_FILE)
     except (ValueError, UnicodeDecodeError):
         raise RiftError(f"{bench / 'results.json'} is not valid JSON") from None
     if not results:

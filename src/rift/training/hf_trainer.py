@@ -30,9 +30,9 @@ from rift.config import build_config
 from rift.data import Example
 from rift.errors import RiftError
 from rift.objectives import Objective, build_objective
-from rift.training.batching import EncodedExample, collate, encode_examples, model_inputs
-from rift.training.context import TrainingContext
-from rift.training.sampling import training_batch_sampler
+from rift.data.batching import EncodedExample, collate, encode_examples, model_inputs
+from rift.adversaries.context import TrainingContext
+from rift.data.sampling import training_batch_sampler
 
 OBJECTIVE_STATE_FILE = "rift_objective.safetensors"
 # rift train options that transformers.TrainingArguments owns in a transformers.Trainer script
@@ -56,6 +56,9 @@ def examples_from_dataset(dataset, text_column: str, label_column: str, text_pai
         raise RiftError(f"{what} has no column {', '.join(map(repr, missing))}; its columns are {', '.join(columns)}")
     examples = []
     for row_number, row in enumerate(dataset):
+        if isinstance(row, Example):  # rift's own examples, already checked when read
+            examples.append(row)
+            continue
         if not isinstance(row, Mapping):
             raise RiftError(f"{what} row {row_number}: expected a mapping of column names to values, got "
                             f"{type(row).__name__}")
@@ -93,6 +96,7 @@ class RobustTrainer(transformers.Trainer):
         method: str = "rift",
         robust_options: dict[str, Any] | None = None,
         objective: Objective | None = None,
+        robust_args: TrainingArguments | None = None,
         text_column: str = "text",
         label_column: str = "label",
         text_pair_column: str | None = None,
@@ -102,33 +106,35 @@ class RobustTrainer(transformers.Trainer):
         """``method`` and ``robust_options`` are ``rift train``'s (``{"adversary": "discrete", "beta": 5.0}``;
         ``preset`` included), checked as the command line checks them, except those ``args`` owns (epochs, batch
         size, learning rate, ...); ``objective`` replaces the one they name. ``max_length`` defaults to the preset's
-        or rift's (128). The datasets have a text column and an integer label column (``datasets.ClassLabel``)."""
+        or rift's (128). The datasets have a text column and an integer label column (``datasets.ClassLabel``).
+        ``robust_args``, a whole ``rift.TrainingArguments``, replaces ``robust_options`` (``rift train`` passes its
+        own)."""
         if processing_class is None or not getattr(processing_class, "is_fast", False):
             raise RiftError("RobustTrainer needs processing_class, a fast tokenizer (rift aligns words with tokens)")
         args = args or transformers.TrainingArguments("rift_trainer_output")
         from rift.presets import PRESETS
 
-        options = dict(robust_options or {})
-        owned = sorted(set(options) & set(OWNED_BY_HF))
-        if owned:
-            raise RiftError(f"robust_options: {', '.join(owned)} belong to transformers.TrainingArguments (args) here")
-        if max_length is not None:
-            options["max_length"] = max_length
-        try:
-            self.robust_args = build_config(TrainingArguments, options | {
-                "seed": args.seed, "method": method, "output_dir": args.output_dir}, PRESETS, check_paths=False)
-        except RiftError as error:
-            raise RiftError(f"robust_options: {error}") from None
+        if robust_args is not None:
+            self.robust_args = robust_args
+        else:
+            options = dict(robust_options or {})
+            owned = sorted(set(options) & set(OWNED_BY_HF))
+            if owned:
+                raise RiftError(f"robust_options: {', '.join(owned)} belong to transformers.TrainingArguments (args) "
+                                "here")
+            if max_length is not None:
+                options["max_length"] = max_length
+            try:
+                self.robust_args = build_config(TrainingArguments, options | {
+                    "seed": args.seed, "method": method, "output_dir": args.output_dir}, PRESETS, check_paths=False)
+            except RiftError as error:
+                raise RiftError(f"robust_options: {error}") from None
         self._columns = dict(text_column=text_column, label_column=label_column, text_pair_column=text_pair_column)
         self.train_examples = examples_from_dataset(train_dataset, **self._columns)
         self.objective = objective or build_objective(self.robust_args)
         tokenizer = processing_class
         self.train_items = encode_examples(tokenizer, self.train_examples, self.robust_args.max_length)
-        eval_items = None
-        if eval_dataset is not None:
-            eval_items = encode_examples(
-                tokenizer, examples_from_dataset(eval_dataset, **self._columns, what="eval_dataset"),
-                self.robust_args.max_length)
+        eval_items = None if eval_dataset is None else self._encoded(eval_dataset, "eval_dataset", tokenizer)
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._terms: dict[str, float] = {}
         self._term_batches = 0
@@ -144,7 +150,7 @@ class RobustTrainer(transformers.Trainer):
             current_step=lambda: self.state.global_step))
         self.objective.to(self.args.device)
         self._sampler = None
-        self.add_callback(_SamplerEpoch(self))
+        self.add_callback(_ObjectiveHooks(self))
 
     def _message(self, text: str) -> None:
         if self.is_world_process_zero():
@@ -183,6 +189,11 @@ class RobustTrainer(transformers.Trainer):
             self._terms, self._term_batches = {}, 0
         super().log(logs, start_time)
 
+    def _clip_grad_norm(self, model):
+        # the objective's heads are clipped together with the model, as one set of trained parameters
+        heads = [p for p in self.objective.parameters() if p.requires_grad]
+        return self.accelerator.clip_grad_norm_([*model.parameters(), *heads], self.args.max_grad_norm)
+
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()
         heads = [p for p in self.objective.parameters() if p.requires_grad]
@@ -195,18 +206,21 @@ class RobustTrainer(transformers.Trainer):
         sampler = training_batch_sampler([item.label for item in self.train_items],
                                          self.args.per_device_train_batch_size, self.args.seed,
                                          self.robust_args.class_balanced, self.objective.class_balanced)
-        self._sampler = sampler  # _SamplerEpoch tells it its epoch, also after a resume mid-epoch
+        self._sampler = sampler  # _ObjectiveHooks tells it its epoch, also after a resume mid-epoch
+        # its own generator: starting an iteration (as resuming does, mid-epoch) draws a seed from the loader's
+        # generator, which must not be the global one that dropout draws from
         loader = DataLoader(self.train_items, batch_sampler=sampler, collate_fn=self._collate,
-                            num_workers=self.args.dataloader_num_workers)
+                            num_workers=self.args.dataloader_num_workers,
+                            generator=torch.Generator().manual_seed(self.args.seed))
         return self.accelerator.prepare(loader)
 
-    def _encoded(self, dataset, what: str) -> list:
+    def _encoded(self, dataset, what: str, tokenizer=None) -> list:
         if dataset is None:
             raise RiftError(f"{what} is required")
         if isinstance(dataset, list) and all(isinstance(item, EncodedExample) for item in dataset):
             return dataset
-        return encode_examples(self.processing_class, examples_from_dataset(dataset, **self._columns, what=what),
-                               self.robust_args.max_length)
+        return encode_examples(tokenizer or self.processing_class,
+                               examples_from_dataset(dataset, **self._columns, what=what), self.robust_args.max_length)
 
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
         items = self._encoded(self.eval_dataset if eval_dataset is None else eval_dataset, "eval_dataset")
@@ -227,12 +241,18 @@ class RobustTrainer(transformers.Trainer):
 
     # ------------------------------------------------------------------------- the objective's checkpoints
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+        # written before the Trainer's own files, whose last, trainer_state.json, marks a checkpoint complete
         if self.is_world_process_zero():
             folder = Path(self._get_output_dir(trial)) / f"{transformers.trainer_utils.PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
             state = {k: v.detach().cpu().contiguous() for k, v in self.objective.state_dict().items()}
             if state:
                 save_file(state, str(folder / OBJECTIVE_STATE_FILE))
+            self._checkpoint_extras(folder)
+        super()._save_checkpoint(model, trial)
+
+    def _checkpoint_extras(self, folder: Path) -> None:
+        """What a subclass keeps in each checkpoint besides the Trainer's files and the objective's state."""
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         if resume_from_checkpoint is True:
@@ -248,9 +268,11 @@ class RobustTrainer(transformers.Trainer):
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
 
-class _SamplerEpoch(transformers.TrainerCallback):
-    """Tells the training batches' sampler the epoch at every epoch's start: through accelerate's wrappers (several
-    processes, a resume mid-epoch) the Trainer's own ``set_epoch`` does not reach it."""
+class _ObjectiveHooks(transformers.TrainerCallback):
+    """What the Trainer does for the model and must also be done for the objective: tell the training batches'
+    sampler the epoch at every epoch's start (through accelerate's wrappers, several processes or a resume
+    mid-epoch, the Trainer's own ``set_epoch`` does not reach it), and clear the heads' gradients after every
+    optimiser step (the Trainer clears only the model's)."""
 
     def __init__(self, trainer: RobustTrainer):
         self.trainer = trainer
@@ -258,3 +280,6 @@ class _SamplerEpoch(transformers.TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs):
         if self.trainer._sampler is not None:
             self.trainer._sampler.start_epoch(int(state.epoch or 0))
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.objective.zero_grad(set_to_none=True)

@@ -48,6 +48,12 @@ def collate(items: Sequence[EncodedExample], pad_token_id: int) -> dict[str, tor
     return batch
 
 
+def length_sorted_batches(items: Sequence[EncodedExample], batch_size: int) -> list[list[int]]:
+    """Consecutive batches of positions in ``items`` sorted by length, so that little padding is computed."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i].alignment.input_ids))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The part of a batch that the model's forward takes."""
     return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}

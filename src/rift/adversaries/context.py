@@ -1,8 +1,7 @@
 """What an objective and its adversary see of the run that trains with them.
 
-``Objective.setup`` and ``Adversary.setup`` receive a ``TrainingContext``, not a trainer, so that the same objective
-runs under rift's own loop (``rift.training.trainer.Trainer``) and under ``rift.RobustTrainer`` inside an ordinary
-``transformers.Trainer`` script, and so that objectives never import a trainer.
+``Objective.setup`` and ``Adversary.setup`` receive a ``TrainingContext``, not a trainer, so that objectives and
+adversaries never import the training loop (``rift.RobustTrainer``) and can be set up by hand in a test.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import torch
 from torch import nn
 
 from rift.data import Example
-from rift.training.batching import EncodedExample
+from rift.data.batching import EncodedExample
 
 
 @dataclass

@@ -1,0 +1,202 @@
+"""The record format of a ``rift bench`` grid: where its cells live, what a cell's record holds, the summary over
+seeds and the paired comparisons built from them, and ``rift record``'s copy of a grid without weights.
+
+A grid folder holds ``cells/TASK-METHOD-sSEED/`` (a ``rift train`` run with the ``rift attack`` run in
+``attacks/``) and ``results.{json,csv,md}``. ``rift bench`` writes it, ``rift report`` reads it, and a record made by
+``rift record`` keeps the same layout without weights, so every command that reads a grid reads a record too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from rift.arguments import BenchArguments
+from rift.errors import RiftError
+from rift.evaluation.paired import compare_methods
+from rift.evaluation.robustness import examples_file
+from rift.objectives import OBJECTIVES
+from rift.run_folder import (
+    ATTACK_RESULTS_FILE,
+    ATTACKS_DIR,
+    CARD_FILE,
+    CELLS_DIR,
+    CONFIG_FILE,
+    GRID_RESULTS_FILE,
+    GRID_RESULTS_FILES,
+    LOG_FILE,
+    METRICS_FILE,
+    ROBUSTNESS_FILE,
+)
+from rift.statistics import wilson_interval
+
+# what a recorded cell keeps besides attacks/: the training's options, metrics and log, the model's config (its
+# label names, for the report), and its model card with the attack results it shows
+RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE)
+
+MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
+
+
+ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
+                  "mean_queries", "seconds", "outside_surface")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One task x method x seed of a grid: its training run folder, with the attack run in ``attacks/``."""
+
+    task: str
+    method: str
+    seed: int
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.method}-s{self.seed}"
+
+    @property
+    def attack_dir(self) -> Path:
+        return self.directory / ATTACKS_DIR
+
+
+def method_and_adversary(entry: str) -> tuple[str, str | None]:
+    """A grid's method entry: METHOD, or METHOD+ADVERSARY (``rift+discrete``) for an adversarial method trained
+    against another adversary than the bench's."""
+    method, _, adversary = entry.partition("+")
+    return method, adversary or None
+
+
+def grid(args: BenchArguments) -> list[Cell]:
+    # names are checked with the options (BenchArguments.check); here what needs the registries
+    for entry in args.methods:
+        method, adversary = method_and_adversary(entry)
+        if adversary is not None and not OBJECTIVES[method].uses_adversary:
+            raise RiftError(f"method {entry}: {method} trains on clean inputs only; adversaries go with "
+                            f"{', '.join(name for name, cls in OBJECTIVES.items() if cls.uses_adversary)}")
+    cells_dir = Path(args.output_dir) / CELLS_DIR
+    return [Cell(task, method, seed, cells_dir / f"{task}-{method}-s{seed}")
+            for task in args.task for method in args.methods for seed in args.seeds]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def cell_record(args: BenchArguments, cell: Cell) -> dict:
+    metrics = read_json(cell.directory / METRICS_FILE)
+    retention = metrics.get("retention", {})
+    record = dict(task=cell.task, method=cell.method, seed=cell.seed,
+                  directory=str(cell.directory.relative_to(args.output_dir)),
+                  test_accuracy=metrics.get("test_accuracy"), dev_accuracy=metrics.get("dev_accuracy"),
+                  retention_cka=retention.get("cka"), retention_mi_nce=retention.get("mi_nce"),
+                  train_seconds=metrics.get("train_seconds"))
+    attacks = read_json(cell.attack_dir / ATTACK_RESULTS_FILE).get("attacks", {})
+    for name in args.attacks:
+        summary = attacks.get(name, {})
+        per_example = summary.get("seconds_per_example")
+        surface = summary.get("outside_training_surface") or {}
+        summary = summary | {"seconds": None if per_example is None else per_example * summary["num_examples"],
+                             "outside_surface": surface.get("share_with_change_outside")}
+        record |= {f"{name}/{key}": summary.get(key) for key in ATTACK_METRICS}
+        n, robust = summary.get("num_examples"), summary.get("robust_accuracy")
+        if n and robust is not None:  # results written before intervals were recorded have the accuracy only
+            num_robust = summary.get("num_robust", round(robust * n))
+            record |= {f"{name}/num_examples": n, f"{name}/num_robust": num_robust,
+                       f"{name}/robust_accuracy_interval": list(wilson_interval(num_robust, n))}
+    return record
+
+
+def metric_names(attacks: list[str]) -> list[str]:
+    return [*MODEL_METRICS, *(f"{name}/{key}" for name in attacks for key in ATTACK_METRICS)]
+
+
+def mean_std(values: list) -> dict:
+    values = [v for v in values if v is not None]
+    return {"mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else None, "n": len(values)}
+
+
+def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
+    """Mean and (sample) standard deviation over seeds of every metric, per task x method, in grid order. Robust
+    accuracy also gets the 95% Wilson interval of the attacked examples pooled over seeds."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["task"], record["method"]), []).append(record)
+    summary = []
+    for (task, method), rows in groups.items():
+        metrics = {name: mean_std([r.get(name) for r in rows]) for name in metric_names(attacks)}
+        for attack in attacks:
+            counted = [r for r in rows if r.get(f"{attack}/num_examples")]
+            if counted:
+                robust = sum(r[f"{attack}/num_robust"] for r in counted)
+                metrics[f"{attack}/robust_accuracy"]["interval"] = list(
+                    wilson_interval(robust, sum(r[f"{attack}/num_examples"] for r in counted)))
+        summary.append({"task": task, "method": method, "seeds": [r["seed"] for r in rows], "metrics": metrics})
+    return summary
+
+
+def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:
+    return compare_methods(records, args.methods, args.attacks, lambda record, attack: (
+        examples_file(Path(args.output_dir) / record["directory"] / ATTACKS_DIR, attack)))
+
+
+def write_record(bench_dir: Path, destination: Path) -> list[str]:
+    """Copy the grid's results and every cell whose training finished, without weights, tokenizer or resume state;
+    returns the names of the cells left out because their training had not finished (a record of them could not
+    be continued: their resume state stays behind)."""
+    cells_dir = bench_dir / CELLS_DIR
+    if not cells_dir.is_dir():
+        raise RiftError(f"{bench_dir} is not a rift bench folder (no {CELLS_DIR}/ inside)")
+    if destination.resolve() == bench_dir.resolve():
+        raise RiftError("the record must go to another folder than the bench itself")
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in GRID_RESULTS_FILES:
+        if (bench_dir / name).exists():
+            shutil.copy2(bench_dir / name, destination / name)
+    unfinished = []
+    for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir()):
+        if not (cell / METRICS_FILE).exists():
+            unfinished.append(cell.name)
+            continue
+        target = destination / CELLS_DIR / cell.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORDED_CELL_FILES:
+            if (cell / name).exists():
+                shutil.copy2(cell / name, target / name)
+        if (cell / ATTACKS_DIR).is_dir():
+            shutil.copytree(cell / ATTACKS_DIR, target / ATTACKS_DIR, dirs_exist_ok=True)
+    return unfinished
+
+
+CELL_NAME = re.compile(r"^(?P<task>[a-z0-9]+)-(?P<method>.+)-s(?P<seed>\d+)$")
+
+
+def recorded_results(bench_dir: Path) -> dict:
+    """The grid's results.json, with every further cell of its folder whose training finished (a study continued
+    with other seeds or methods keeps its earlier cells, which the last ``rift bench`` call did not name): its
+    tasks, methods and seeds are extended by the cells found, and the summary and comparisons cover them all."""
+    saved = read_json(bench_dir / GRID_RESULTS_FILE)
+    listed = {cell["directory"] for cell in saved["cells"]}
+    found = []
+    for path in sorted((bench_dir / CELLS_DIR).iterdir()) if (bench_dir / CELLS_DIR).is_dir() else []:
+        match = CELL_NAME.match(path.name)
+        if match and (path / METRICS_FILE).exists() and f"{CELLS_DIR}/{path.name}" not in listed:
+            found.append((match["task"], match["method"], int(match["seed"])))
+    if not found:
+        return saved
+    names = {f.name for f in dataclasses.fields(BenchArguments)}
+    args = BenchArguments(**{k: v for k, v in saved["settings"].items() if k in names} | {"output_dir": str(bench_dir)})
+    extend = lambda names, more: names + [n for n in dict.fromkeys(more) if n not in names]  # noqa: E731
+    args = dataclasses.replace(args, task=extend(list(args.task), [t for t, _, _ in found]),
+                               methods=extend(list(args.methods), [m for _, m, _ in found]),
+                               seeds=extend(list(args.seeds), [s for _, _, s in found]))
+    extra = {(t, m, s) for t, m, s in found}
+    records = saved["cells"] + [cell_record(args, cell) for cell in grid(args)
+                                if (cell.task, cell.method, cell.seed) in extra]
+    return {"settings": dataclasses.asdict(args), "cells": records, "summary": summarize_grid(records, args.attacks),
+            "comparisons": paired_comparisons(args, records)}

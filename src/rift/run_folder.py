@@ -1,0 +1,21 @@
+"""The names of the files in the folders rift writes, declared once: a training run (``rift train``), an attack run
+(``rift attack``) and a bench (``rift bench``) whose cells are training runs with an attack run inside."""
+
+# a training run
+CONFIG_FILE = "rift_config.yaml"  # every option of the run
+METRICS_FILE = "metrics.json"  # written when the run finishes: a folder without it is unfinished
+LOG_FILE = "train_log.jsonl"  # loss terms and dev metrics by step
+LOGS_DIR = "logs"  # TensorBoard
+RESUME_DIR = "resume"  # the Trainer's checkpoints, for --resume
+CARD_FILE = "README.md"  # the model card
+ROBUSTNESS_FILE = "robustness.json"  # the attacks run on the model, with their settings
+
+# an attack run
+ATTACK_CONFIG_FILE = "attack_config.yaml"
+ATTACK_RESULTS_FILE = "results.json"
+
+# a bench (grid) folder: cells/TASK-METHOD-sSEED/ are training runs, each with its attack run in attacks/
+CELLS_DIR = "cells"
+ATTACKS_DIR = "attacks"
+GRID_RESULTS_FILE = "results.json"
+GRID_RESULTS_FILES = (GRID_RESULTS_FILE, "results.csv", "results.md")

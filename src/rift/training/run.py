@@ -1,0 +1,292 @@
+"""``rift train``: a run folder on ``rift.RobustTrainer``, so that one training loop, ``transformers.Trainer``'s,
+serves the command line, the API and Hugging Face scripts alike.
+
+What a run writes to ``output_dir``:
+
+- the best model on the dev split as a plain Hugging Face checkpoint (``config.json``, ``model.safetensors``,
+  tokenizer files), loadable by ``transformers.pipeline`` without rift; the test split never chooses anything;
+- ``rift_config.yaml`` (the full configuration), ``metrics.json``, ``train_log.jsonl``, TensorBoard ``logs/``;
+  every dev evaluation also measures how much of the pre-trained features the model keeps (``dev_cka``,
+  ``dev_mi_nce``: ``rift.evaluation.retention``), and ``metrics.json`` holds the best checkpoint's ``retention``;
+- ``README.md``, the model card, which ``rift.train`` (``rift.api``) writes when the run returns and ``rift attack``
+  extends with its results;
+- ``resume/checkpoint-N``: the Trainer's checkpoint (model, optimiser, schedule, random states, progress) with the
+  objective's state and the run's own (best dev accuracy, evaluations, training time), for ``--resume``; removed
+  when the run finishes, unless ``--keep-resume-state``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from accelerate.utils import set_seed
+from transformers.integrations import TensorBoardCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from rift.accelerator import has_accelerator, pick_mixed_precision
+from rift.arguments import TrainingArguments
+from rift.config import changed_options as config_changes
+from rift.config import save_config
+from rift.data import TaskData
+from rift.errors import RiftError
+from rift.evaluation.accuracy import accuracy
+from rift.evaluation.retention import RetentionProbe
+from rift.evaluation.robustness import sample_indices
+from rift.models import load_classifier, load_tokenizer
+from rift.objectives import Objective, build_objective, unused_options
+from rift.run_folder import CONFIG_FILE, LOG_FILE, LOGS_DIR, METRICS_FILE, RESUME_DIR
+from rift.data.batching import encode_examples
+from rift.training.hf_trainer import RobustTrainer
+from rift.data.sampling import training_batch_sampler
+
+RUN_STATE_FILE = "rift_run_state.json"  # inside each checkpoint
+# options that may differ between an interrupted run and its resumption: none changes what is trained (a run
+# folder may also have been moved)
+RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "retention_examples", "save_steps",
+                     "output_dir", "keep_resume_state"}
+# the dev examples of the retention measurement are the same for every seed of a study
+RETENTION_SEED = 0
+
+
+def changed_options(args: TrainingArguments, saved_config: Path) -> list[str]:
+    """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change and
+    those the method never reads (a baseline need not be retrained when only the adversary's options change)."""
+    return config_changes(args, saved_config, RESUMABLE_CHANGES | unused_options(args.method, args.adversary))
+
+
+def hf_arguments(args: TrainingArguments, batches_per_epoch: int, has_dev: bool) -> transformers.TrainingArguments:
+    """The ``transformers.TrainingArguments`` of a ``rift train`` run: checkpoints in ``OUTPUT_DIR/resume``, one
+    kept; dev evaluation (if there is a dev split) after every epoch or every ``eval_steps``; the warm-up a share of
+    all steps, rounded."""
+    # batches are dealt to the processes in turn (torchrun and accelerate launch set WORLD_SIZE)
+    per_process = math.ceil(batches_per_epoch / int(os.environ.get("WORLD_SIZE", "1")))
+    steps = math.ceil(per_process / args.gradient_accumulation_steps) * args.epochs
+    precision = pick_mixed_precision(args.mixed_precision)
+    every = {"strategy": "steps", "steps": args.eval_steps} if args.eval_steps else {"strategy": "epoch", "steps": None}
+    if not has_dev:
+        every = {"strategy": "no", "steps": None}
+    save_steps = args.save_steps or args.eval_steps
+    return transformers.TrainingArguments(
+        output_dir=str(Path(args.output_dir) / RESUME_DIR),
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.eval_batch_size,
+        num_train_epochs=args.epochs, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+        warmup_steps=round(args.warmup_ratio * steps), lr_scheduler_type="linear", max_grad_norm=args.max_grad_norm,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not has_accelerator(),
+        eval_strategy=every["strategy"], eval_steps=every["steps"],
+        save_strategy="steps" if save_steps else "epoch", save_steps=save_steps or None, save_total_limit=1,
+        logging_strategy="steps" if args.logging_steps else "no", logging_steps=args.logging_steps or 1,
+        report_to="none", seed=args.seed, remove_unused_columns=False,
+    )
+
+
+class RunTrainer(RobustTrainer):
+    """``RobustTrainer`` keeping a ``rift train`` run folder: the best dev checkpoint, retention at every
+    evaluation, ``train_log.jsonl``, metrics and the model card."""
+
+    def __init__(self, args: TrainingArguments, task: TaskData, model, tokenizer, objective: Objective,
+                 log=print, callbacks=()):
+        self.run_args, self.task, self.output_dir = args, task, Path(args.output_dir)
+        if not task.splits["train"]:
+            raise RiftError("the training split is empty")
+        self.encoded = {split: encode_examples(tokenizer, examples, args.max_length)
+                        for split, examples in task.splits.items() if split != "train"}
+        sampler = training_batch_sampler([example.label for example in task.splits["train"]], args.batch_size,
+                                         args.seed, args.class_balanced, objective.class_balanced)
+        self._run_log = log
+        self.run_state = {"best_dev_accuracy": None, "best_step": None, "evaluations": [], "train_seconds": 0.0}
+        self._retention_probe: RetentionProbe | None = None
+        self._clock = time.perf_counter()
+        super().__init__(model=model, args=hf_arguments(args, len(sampler), bool(self.encoded.get("dev"))),
+                         train_dataset=task.splits["train"], eval_dataset=self.encoded.get("dev") or None,
+                         processing_class=tokenizer, method=args.method, objective=objective, robust_args=args)
+        self.encoded["train"] = self.train_items
+        for printer in (ProgressCallback, PrinterCallback):  # whichever the Trainer chose: the run prints its own
+            self.remove_callback(printer)
+        self.add_callback(_RunProgress())
+        self.add_callback(_RunLog(self.output_dir / LOG_FILE))
+        tensorboard = TensorBoardCallback()
+        tensorboard.logging_dir = str(self.output_dir / LOGS_DIR)
+        self.add_callback(tensorboard)
+        for callback in callbacks:
+            self.add_callback(callback)
+
+    @property
+    def pad_token_id(self) -> int:
+        return self._pad
+
+    def _message(self, text: str) -> None:
+        if self.is_world_process_zero():
+            self._run_log(text)
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def retention_probe(self) -> RetentionProbe | None:
+        """The pre-trained model's features on a seeded dev subset, computed at the first call (on every process
+        alike); None when ``retention_examples`` is 0 or the dev split is too small."""
+        dev = self.encoded.get("dev") or []
+        if self._retention_probe is None and self.run_args.retention_examples and len(dev) >= 4:
+            items = [dev[i] for i in sample_indices(len(dev), self.run_args.retention_examples, RETENTION_SEED)]
+            with torch.random.fork_rng(devices=[]):  # the new head's initialisation must not shift training's draws
+                pretrained = load_classifier(self.run_args.model, self.task.label_names,
+                                             self.run_args.trust_remote_code)
+            pretrained.to(self.args.device)
+            self._retention_probe = RetentionProbe(pretrained, items, self.pad_token_id, self.args.eval_batch_size)
+        return self._retention_probe
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Dev accuracy and retention; the model is saved to the run folder when its dev accuracy is the best yet."""
+        if eval_dataset is not None:  # another dataset, asked for by hand: the Trainer's own evaluation
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        model = self.model
+        metrics = {"dev_accuracy": accuracy(model, self.encoded["dev"], self.pad_token_id, self.args.eval_batch_size,
+                                            self.accelerator)}
+        probe = self.retention_probe()
+        if probe is not None:
+            metrics |= {f"dev_{name}": value for name, value in probe(model).items()}
+        step = self.state.global_step
+        self.run_state["evaluations"].append({"step": step, "epoch": math.floor(self.state.epoch or 0)} | metrics)
+        self.log({f"{metric_key_prefix}_{name}": value for name, value in metrics.items()})
+        self._message(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        best = self.run_state["best_dev_accuracy"]
+        if best is None or metrics["dev_accuracy"] > best:
+            self.run_state["best_dev_accuracy"], self.run_state["best_step"] = metrics["dev_accuracy"], step
+            self.save_model(str(self.output_dir))
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
+        return {f"{metric_key_prefix}_{name}": value for name, value in metrics.items()}
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def _checkpoint_extras(self, folder: Path) -> None:
+        self.run_state["train_seconds"] += time.perf_counter() - self._clock
+        self._clock = time.perf_counter()
+        (folder / RUN_STATE_FILE).write_text(json.dumps(self.run_state, indent=1), encoding="utf-8")
+
+    def resume_run_state(self, checkpoint: Path) -> None:
+        self.run_state = json.loads((checkpoint / RUN_STATE_FILE).read_text(encoding="utf-8"))
+        # what the interrupted run logged after its last checkpoint is logged again by the resumed run
+        log_file = self.output_dir / LOG_FILE
+        if log_file.exists():
+            rows = [line for line in log_file.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line)["step"] <= self.run_state_step(checkpoint)]
+            log_file.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+
+    @staticmethod
+    def run_state_step(checkpoint: Path) -> int:
+        return int(checkpoint.name.rsplit("-", 1)[1])
+
+    def finish(self) -> dict:
+        """The best checkpoint's metrics (test accuracy included) and ``metrics.json``."""
+        self.run_state["train_seconds"] += time.perf_counter() - self._clock
+        if self.run_state["best_step"] is None:  # no dev split: the last model is the result
+            self.save_model(str(self.output_dir))
+        self.accelerator.wait_for_everyone()
+        args, state = self.run_args, self.run_state
+        best = load_classifier(str(self.output_dir), trust_remote_code=args.trust_remote_code).to(self.args.device)
+        metrics = {
+            "task": self.task.name, "method": args.method, "model": args.model, "seed": args.seed,
+            "num_train_examples": len(self.encoded["train"]), "epochs": args.epochs,
+            "steps": self.state.global_step, "best_step": state["best_step"],
+            "dev_accuracy": state["best_dev_accuracy"], "train_seconds": round(state["train_seconds"], 2),
+        }
+        adversary = getattr(self.objective, "adversary", None)
+        if adversary is not None:
+            metrics["adversary"] = {"name": adversary.name, "coverage": adversary.coverage}
+        best_evaluation = next((e for e in state["evaluations"] if e["step"] == state["best_step"]), {})
+        if "dev_cka" in best_evaluation:
+            metrics["retention"] = {"cka": best_evaluation["dev_cka"], "mi_nce": best_evaluation["dev_mi_nce"]}
+        if self.encoded.get("test"):
+            metrics["test_accuracy"] = accuracy(best, self.encoded["test"], self.pad_token_id,
+                                                self.args.eval_batch_size, self.accelerator)
+        metrics["evaluations"] = state["evaluations"]
+        if self.is_world_process_zero():
+            (self.output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            if not args.keep_resume_state:
+                shutil.rmtree(self.output_dir / RESUME_DIR, ignore_errors=True)
+        return metrics
+
+
+class _RunLog(transformers.TrainerCallback):
+    """Appends every log as ``{"step", "train/TERM" | "eval/METRIC": value}`` to ``train_log.jsonl``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        row = {}
+        for name, value in logs.items():
+            if name.startswith("eval_"):
+                row[f"eval/{name.removeprefix('eval_')}"] = value
+            elif name in ("loss", "learning_rate", "grad_norm") or name.startswith("rift/"):
+                row[f"train/{name.removeprefix('rift/')}"] = value
+        if row:
+            with open(self.path, "a", encoding="utf-8") as stream:
+                stream.write(json.dumps({"step": state.global_step, **row}) + "\n")
+
+
+class _RunProgress(ProgressCallback):
+    """The Trainer's progress bar, with the latest loss beside it instead of every log printed below it."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+            self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+
+def last_checkpoint(resume_dir: Path) -> Path | None:
+    """The newest complete checkpoint (the Trainer writes ``trainer_state.json`` last), or None."""
+    done = [path for path in resume_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+            if path.name.rsplit("-", 1)[1].isdigit() and (path / "trainer_state.json").is_file()
+            and (path / RUN_STATE_FILE).is_file()]
+    return max(done, key=RunTrainer.run_state_step, default=None)
+
+
+def train_run(args: TrainingArguments, task: TaskData | None = None, model=None, tokenizer=None,
+              objective: Objective | None = None, log=print, callbacks=()) -> dict:
+    """``rift train``: fine-tune as ``args`` says, in ``args.output_dir`` (module docstring); returns the metrics.
+    ``--resume`` continues an interrupted run from its last checkpoint, and returns a finished run's metrics.
+    ``callbacks`` (``transformers.TrainerCallback``) join the Trainer's."""
+    output_dir = Path(args.output_dir)
+    saved_config = output_dir / CONFIG_FILE
+    if saved_config.exists() and not args.resume:
+        raise RiftError(f"{output_dir} already holds a rift run; pass --resume to continue it or choose another "
+                        "--output-dir")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    if args.resume and saved_config.exists():
+        changed = changed_options(args, saved_config)
+        if changed:
+            raise RiftError(f"cannot resume {output_dir}: options differ from the interrupted run: {', '.join(changed)}")
+        if (output_dir / METRICS_FILE).exists():  # finished before: the same result again, at once
+            log(f"{output_dir} finished before; its metrics:")
+            return json.loads((output_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    set_seed(args.seed)
+    task = task or args.load_task(log=log)
+    tokenizer = tokenizer or load_tokenizer(args.model, args.trust_remote_code)
+    model = model or load_classifier(args.model, task.label_names, args.trust_remote_code)
+    trainer = RunTrainer(args, task, model, tokenizer, objective or build_objective(args), log=log,
+                         callbacks=callbacks)
+    checkpoint = last_checkpoint(output_dir / RESUME_DIR) if args.resume else None
+    if checkpoint is not None:
+        trainer.resume_run_state(checkpoint)
+        log(f"resuming {output_dir} at step {RunTrainer.run_state_step(checkpoint)}")
+    else:
+        if args.resume:
+            log(f"no resume state in {output_dir}; starting a new run")
+        if trainer.is_world_process_zero():
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / LOG_FILE).unlink(missing_ok=True)
+            shutil.rmtree(output_dir / RESUME_DIR, ignore_errors=True)
+            save_config(args, saved_config)
+    trainer.accelerator.wait_for_everyone()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return trainer.finish()
+
+
