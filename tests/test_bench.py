@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import csv
 import io
+import gzip
 import json
 import shutil
 import statistics
@@ -21,6 +22,7 @@ from test_cli import write_csv
 from rift.cli import main
 from rift.statistics import wilson_interval
 from rift.evaluation.paired import exact_mcnemar
+from rift.evaluation.robustness import read_results
 
 CELLS = ["file-standard-s0", "file-standard-s1", "file-ascc-s0", "file-ascc-s1"]
 
@@ -259,6 +261,13 @@ def test_a_record_without_weights_is_tabulated_reported_and_continued(grid_copy,
     assert not [path for path in files if path.suffix in (".safetensors", ".bin") or "resume" in path.parts]
     assert sum(path.stat().st_size for path in files) < 2_000_000
     assert sorted(path.name for path in (record / "cells").iterdir()) == sorted(CELLS)
+    # every per-example file is kept gzip-compressed, and reads back as the original
+    per_example = sorted(path.relative_to(record) for path in files if path.name.startswith("examples_"))
+    assert per_example and all(path.name.endswith(".jsonl.gz") for path in per_example)
+    for path in per_example:
+        plain = (out / path).with_suffix("")
+        assert gzip.decompress((record / path).read_bytes()) == plain.read_bytes()
+        assert read_results(record / path.with_suffix("")) == read_results(plain)
 
     on_record = [*command[:-1], str(record)]
     code, stdout = bench(on_record)  # every cell is skipped and tabulated as in the original folder
@@ -279,7 +288,7 @@ def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training
     from rift.arguments import BenchArguments
     from rift.bench import attack_arguments, training_arguments
     from rift.evaluation.records import grid
-    from rift.api import apply_protocol
+    from rift.evaluation.attack_run import apply_protocol
 
     args = BenchArguments(output_dir=str(tmp_path), methods=["ascc"], attacks=["pwws", "genetic"], preset="cpu",
                           protocol="textdefender")

@@ -14,7 +14,7 @@ from rift.arguments import TrainingArguments
 from rift.config import save_config
 from rift.errors import RiftError
 from rift.data.sampling import ClassBalancedBatchSampler, ShuffledBatchSampler
-from rift.training.run import changed_options, train_run
+from rift.training.run import changed_training_options, train_run
 from transformers import TrainerCallback
 
 
@@ -138,8 +138,8 @@ def test_options_newer_than_a_saved_run_count_as_their_default(tmp_path, tiny_mo
     config = yaml.safe_load(saved.read_text())
     del config["min_train_words"]  # as written before the option existed
     saved.write_text(yaml.safe_dump(config))
-    assert changed_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, resume=True), saved) == []
-    assert changed_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, min_train_words=3), saved) == ["min_train_words"]
+    assert changed_training_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, resume=True), saved) == []
+    assert changed_training_options(tiny_args(tmp_path, tiny_model_dir, epochs=1, min_train_words=3), saved) == ["min_train_words"]
 
 
 def test_options_a_method_never_reads_do_not_forbid_reusing_its_run(tmp_path):
@@ -149,7 +149,7 @@ def test_options_a_method_never_reads_do_not_forbid_reusing_its_run(tmp_path):
         return tmp_path / "rift_config.yaml"
 
     def changes(**options):
-        return changed_options(TrainingArguments(output_dir=str(tmp_path / "run"), model="tiny", **options), saved)
+        return changed_training_options(TrainingArguments(output_dir=str(tmp_path / "run"), model="tiny", **options), saved)
 
     saved = saved_run(method="standard", ascc_objective="kl", beta=1.0)
     assert changes(method="standard", ascc_objective="ce", beta=5.0, alpha=0.5, l2sp_weight=1.0) == []

@@ -4,7 +4,7 @@ What the commands do, as functions (``rift.api``); each takes the command's opti
 keyword arguments, checks them as the command line does, and returns a typed result:
 
 - ``rift.train(...) -> TrainResult``: fine-tune (``method="standard" | "ascc" | "rift" | ...``), as ``rift train``;
-- ``rift.attack(...) -> AttackResult``: PWWS, genetic, TextFooler, ASCC on a checkpoint, as ``rift attack``;
+- ``rift.attack(...) -> AttackReport``: PWWS, genetic, TextFooler, ASCC on a checkpoint, as ``rift attack``;
 - ``rift.evaluate(...) -> EvalResult``: clean accuracy on a split, as ``rift eval``.
 
 Inside an existing Hugging Face script: ``rift.RobustTrainer``, a ``transformers.Trainer`` that trains with any rift
@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 # name -> module; imported on first use, so that ``import rift`` (and ``rift --help``) loads no model code
 _EXPORTS = {
     "train": "rift.api", "attack": "rift.api", "evaluate": "rift.api",
-    "TrainResult": "rift.api", "AttackResult": "rift.api", "AttackSummary": "rift.api", "EvalResult": "rift.api",
+    "TrainResult": "rift.api", "AttackReport": "rift.api", "AttackSummary": "rift.api", "EvalResult": "rift.api",
     "TrainingArguments": "rift.arguments", "AttackArguments": "rift.arguments", "EvalArguments": "rift.arguments",
     "BenchArguments": "rift.arguments",
     "RobustTrainer": "rift.training.hf_trainer",

@@ -25,7 +25,7 @@ from rift.config import RESOLVED, build_config, check_output_path, default_value
 from rift.errors import RiftError
 from rift.presets import PRESETS
 from rift.reporting.model_card import record_attacks
-from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE, CONFIG_FILE
+from rift.run_folder import CONFIG_FILE
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class AttackSummary:
 
 
 @dataclass(frozen=True)
-class AttackResult:
+class AttackReport:
     """Every attack run on a model; every attacked example is in ``output_dir/examples_ATTACK.jsonl``."""
 
     model: str
@@ -120,11 +120,11 @@ def run_training(args: TrainingArguments, log=print) -> dict:
     return metrics
 
 
-def attack(args: AttackArguments | None = None, **options) -> AttackResult:
+def attack(args: AttackArguments | None = None, **options) -> AttackReport:
     """Attack a classifier as ``rift attack`` does; resumes an interrupted run in the same ``output_dir``."""
     args = _arguments(AttackArguments, args, options)
     results = attack_results(args)
-    return AttackResult(model=args.model, output_dir=Path(args.output_dir), results=results,
+    return AttackReport(model=args.model, output_dir=Path(args.output_dir), results=results,
                         attacks={name: AttackSummary.from_summary(name, summary)
                                  for name, summary in results["attacks"].items()})
 
@@ -133,8 +133,9 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     """Clean accuracy of a classifier on a split, as ``rift eval`` computes it."""
     import torch
 
-    from rift.evaluation.accuracy import accuracy
     from rift.data.batching import encode_examples
+    from rift.evaluation.accuracy import accuracy
+    from rift.evaluation.attack_run import scored_classifier
 
     args = _arguments(EvalArguments, args, options)
     output = eval_output_path(args)
@@ -155,18 +156,6 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     return result
 
 
-def scored_classifier(args: EvalArguments | AttackArguments, task):
-    """The classifier that ``rift eval`` or ``rift attack`` scores, and its tokenizer, refused when its labels are
-    not the task's."""
-    from rift.models import check_label_names, load_classifier, load_tokenizer
-
-    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
-    if model.config.num_labels != task.num_labels:
-        raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
-    check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
-    return model, load_tokenizer(args.model, args.trust_remote_code)
-
-
 def eval_output_path(args: EvalArguments) -> Path:
     """``--output``, else a file beside a local model folder (the folder the user only asked to read stays
     untouched), else (a Hub model id, the packaged minilm) in the current folder."""
@@ -177,140 +166,20 @@ def eval_output_path(args: EvalArguments) -> Path:
     return local.parent / f"{local.name}.{name}" if local.is_dir() else Path(name)
 
 
-# options that may change between an interrupted attack run and its continuation; num_examples too, since every
-# record is keyed by its example's index and each summary covers exactly its own sample (rift bench runs genetic
-# on fewer examples than the other attacks, into the same folder); output_dir, since a folder may be moved or copied
-ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples", "output_dir"}
-
-
-def check_attack_output(args: AttackArguments, output_dir: Path) -> None:
-    """Refuse to mix results of different settings in one folder; save the settings beside the results."""
-    from rift.config import changed_options, save_config
-
-    saved_path = output_dir / ATTACK_CONFIG_FILE
-    changed = changed_options(args, saved_path, ATTACK_RESUMABLE_CHANGES)
-    if saved_path.exists() and changed:
-        raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    save_config(args, saved_path)
-
-
-def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:
-    """``args`` with the settings of its ``--protocol``; a conflicting explicit setting is an error, not overridden."""
-    import dataclasses
-
-    from rift.evaluation.protocols import get_protocol
-
-    protocol = get_protocol(args.protocol)
-    flag = f"--protocol {protocol.name}"
-    if "ascc" in args.attack:
-        raise RiftError(f"{flag} is for the discrete attacks; ascc, the training adversary's measure, is not part of it")
-    required = {"max_changed_share": protocol.max_changed_share, "max_substitutes": protocol.max_substitutes,
-                "max_length": protocol.max_length_for(task)}
-    defaults = {f.name: f.default for f in dataclasses.fields(AttackArguments)}
-    for name, value in required.items():
-        given = getattr(args, name)
-        if given != defaults[name] and given != value:
-            raise RiftError(f"{flag} sets --{name.replace('_', '-')} {value}; drop --{name.replace('_', '-')} {given}")
-    if args.query_budget is not None:
-        raise RiftError(f"{flag} sets its own query budget ({protocol.query_budget_per_word:g} per word); "
-                        "drop --query-budget")
-    if args.lm_constraint:
-        raise RiftError(f"{flag} has no language-model constraint; drop --lm-constraint")
-    if args.num_examples is not None and args.num_examples > protocol.max_examples:
-        raise RiftError(f"{flag} attacks at most {protocol.max_examples} examples, got --num-examples {args.num_examples}")
-    return dataclasses.replace(args, **required, num_examples=args.num_examples or protocol.max_examples)
-
-
-def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments):
-    from rift.attacks.ascc import ASCCAttack
-    from rift.attacks.constraints import PartOfSpeechMatch
-    from rift.attacks.registry import build_attack
-    from rift.evaluation.protocols import get_protocol
-
-    if name == "ascc":
-        return ASCCAttack(
-            model, tokenizer, source, steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
-            sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective,
-            max_substitutes=args.max_substitutes or 8, batch_size=args.batch_size, max_length=args.max_length,
-            seed=args.seed,
-        )
-    options = dict(max_changed_share=args.max_changed_share, query_budget=args.query_budget, seed=args.seed)
-    if args.lm_constraint:
-        from rift.attacks.lm import LMConstraint
-
-        options["lm_constraint"] = LMConstraint()
-    if name == "genetic":
-        options.update(population=args.population, generations=args.generations)
-    if args.protocol:
-        protocol = get_protocol(args.protocol)
-        # TextFooler keeps its part-of-speech check; the protocol's similarity check replaces TextFooler's own
-        own = (PartOfSpeechMatch(),) if name == "textfooler" else ()
-        options.update(constraints=own + protocol.constraints(), query_budget_per_word=protocol.query_budget_per_word)
-    return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length, **options)
-
-
 def attack_results(args: AttackArguments) -> dict:
-    """Run every attack of ``args`` and return the content of results.json (on every process): what ``attack``
-    and ``rift bench`` build on."""
-    import torch
+    """Run every attack of ``args`` (``rift.evaluation.attack_run``) and return the content of results.json, on every
+    process; a checkpoint rift trained gets the results in its model card too."""
+    from accelerate import PartialState
 
-    from rift.accelerator import make_accelerator, pick_mixed_precision
-    from rift.data import resolve_data_dir
-    from rift.evaluation.protocols import get_protocol
-    from rift.evaluation.robustness import run_attack, sample_indices
-    from rift.evaluation.surface import mark_training_surface, training_adversary
-    from rift.substitutions import build_substitution_source
+    from rift.evaluation.attack_run import run_attacks
 
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    accelerator = make_accelerator(mixed_precision=pick_mixed_precision(args.mixed_precision))
-    log = (lambda message: print(message, file=sys.stderr)) if accelerator.is_main_process else (lambda message: None)
-    task = args.load_task(log=log, scored_split=args.split)
-    protocol = get_protocol(args.protocol) if args.protocol else None
-    if protocol:
-        args = apply_protocol(args, task.name)
-    model, tokenizer = scored_classifier(args, task)
-    model.to(accelerator.device).eval()
-    source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),
-                                       exclude_stopwords=args.exclude_stopwords, max_substitutes=args.max_substitutes)
-    examples = task.splits[args.split]
-    if not examples:
-        raise RiftError(f"the {args.split} split of {task.name} is empty")
-    # a protocol attacks only the texts it admits: the sample is drawn from those
-    pool = [i for i, e in enumerate(examples) if protocol.eligible(e)] if protocol else range(len(examples))
-    if not pool:
-        raise RiftError(f"no example of the {args.split} split of {task.name} is long enough for --protocol {args.protocol}")
-    picked = sample_indices(len(pool), args.num_examples, args.seed if args.sample_seed is None else args.sample_seed)
-    indices = [pool[k] for k in picked]
-    output_dir = Path(args.output_dir)
-    if accelerator.is_main_process:
-        check_attack_output(args, output_dir)
-    accelerator.wait_for_everyone()
-
-    results_path = output_dir / ATTACK_RESULTS_FILE
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
-                   mixed_precision=accelerator.mixed_precision,
-                   protocol=protocol.settings(task.name) if protocol else None)
-    results.setdefault("attacks", {})
-    # which changes the model's own training adversary could have made (a model rift trained against one)
-    adversary = training_adversary(args.model, tokenizer, args.data_dir)
-    mark = None if adversary is None else lambda result: mark_training_surface(result, adversary, args.max_length)
-    results["training_adversary"] = None if adversary is None else adversary.name
-    for name in args.attack:
-        attack = build_named_attack(name, model, tokenizer, source, args)
-        with accelerator.autocast():
-            summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
-        results["attacks"][name] = summary
-        if accelerator.is_main_process:
-            results_path.write_text(json.dumps(results, indent=2))
+    results, args = run_attacks(args)
     model_dir = Path(args.model)
-    if accelerator.is_main_process and (model_dir / CONFIG_FILE).is_file():
-        # a checkpoint rift trained: its model card gets the results (results.json has them whatever happens)
+    if PartialState().is_main_process and (model_dir / CONFIG_FILE).is_file():
+        # results.json has them whatever happens; the card is a copy
         try:
-            record_attacks(model_dir, {"task": task.name, "attacks": {n: results["attacks"][n] for n in args.attack}},
+            record_attacks(model_dir, {"task": results["task"], "attacks": {n: results["attacks"][n] for n in args.attack}},
                            dataclasses.asdict(args))
         except OSError as error:
-            log(f"the model card of {model_dir} was not updated ({error.strerror or error})")
+            print(f"the model card of {model_dir} was not updated ({error.strerror or error})", file=sys.stderr)
     return results

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rift.config import option
 from rift.data import TASK_NAMES, TaskData, load_task
 from rift.errors import RiftError
-from rift.presets import PRESET_NAMES
+from rift.presets import MAX_SUBSTITUTES, PRESET_NAMES
 
 # the names of rift.objectives.OBJECTIVES, rift.adversaries.ADVERSARIES, rift.models.FEATURES, the attacks of
 # rift.api and rift.evaluation.protocols.PROTOCOLS (kept here so that parsing and checking flags imports no model
@@ -83,7 +83,7 @@ class TrainingArguments(DataArguments):
                                     "random, random allowed substitutions; word-ascc, ASCC's embedding mix over "
                                     "whole words (every substitution)", choices=ADVERSARY_NAMES)
     synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
-    max_substitutes: int = option(8, "substitutes per word (K) in the adversary's search space", at_least=1)
+    max_substitutes: int = option(MAX_SUBSTITUTES, "substitutes per word (K) in the adversary's search space", at_least=1)
     adversary_candidates: int = option(16, "discrete: single substitutions scored per example, the best by the "
                                            "gradient's first-order estimate", at_least=1)
     adversary_query_budget: int = option(32, "discrete: model queries per example and step, the clean one included", at_least=2)
@@ -144,7 +144,7 @@ class AttackArguments(DataArguments):
                                   "CPU is about 3x faster (predictions of the bf16 model are what is attacked)",
                                   choices=("auto", "no", "fp16", "bf16"))
     synonyms: str = option("counterfitted", "substitution source", choices=("counterfitted", "wordnet"))
-    max_substitutes: int | None = option(None, "at most this many substitutes per word (default: all; ASCC: 8)", at_least=1)
+    max_substitutes: int | None = option(None, f"at most this many substitutes per word (default: all; ASCC: {MAX_SUBSTITUTES})", at_least=1)
     exclude_stopwords: bool = option(True, "never substitute stop words")
     max_changed_share: float | None = option(None, "at most this share of the words may change (discrete attacks)", above=0, at_most=1)
     query_budget: int | None = option(None, "at most this many model queries per example (discrete attacks)", at_least=1)

@@ -42,7 +42,7 @@ from rift.evaluation.records import (
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.run_folder import ATTACK_RESULTS_FILE, CONFIG_FILE, GRID_RESULTS_FILES, METRICS_FILE
-from rift.training.run import changed_options
+from rift.training.run import changed_training_options
 
 # the options of rift bench that every cell's training takes
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
@@ -96,7 +96,7 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
     train_args = training_arguments(args, cell)
     trained = (cell.directory / METRICS_FILE).exists()
     if trained:
-        changed = changed_options(train_args, cell.directory / CONFIG_FILE)
+        changed = changed_training_options(train_args, cell.directory / CONFIG_FILE)
         if changed:
             raise RiftError(f"{cell.directory} was trained with other options ({', '.join(changed)}); "
                             "choose another --output-dir")

@@ -30,6 +30,7 @@ from rift.attacks.engine import Attack
 from rift.attacks.results import AttackResult, WordChange
 from rift.data import Example
 from rift.models import classify, eval_mode, input_embeddings
+from rift.presets import MAX_SUBSTITUTES
 from rift.substitutions.tokens import collate_substitutions, token_substitutions
 from rift.text.words import align, count_words, replace_words
 from rift.data.batching import EncodedExample, collate, length_sorted_batches, model_inputs
@@ -146,7 +147,7 @@ class ASCCAttack(Attack):
     name = "ascc"
 
     def __init__(self, model, tokenizer, source, *, steps: int = 10, learning_rate: float = 1.0,
-                 sparsity_weight: float = 15.0, objective: str = "ce", max_substitutes: int = 8,
+                 sparsity_weight: float = 15.0, objective: str = "ce", max_substitutes: int = MAX_SUBSTITUTES,
                  batch_size: int = 64, max_length: int = 256, seed: int = 0):
         self.model, self.tokenizer, self.source = model, tokenizer, source
         self.search = ASCCSearch(steps, learning_rate, sparsity_weight, objective)

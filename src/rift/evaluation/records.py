@@ -9,6 +9,7 @@ A grid folder holds ``cells/TASK-METHOD-sSEED/`` (a ``rift train`` run with the 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 from rift.arguments import BenchArguments
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
-from rift.evaluation.robustness import examples_file
+from rift.evaluation.robustness import compressed, examples_file
 from rift.objectives import OBJECTIVES
 from rift.run_folder import (
     ATTACK_RESULTS_FILE,
@@ -169,8 +170,22 @@ def write_record(bench_dir: Path, destination: Path) -> list[str]:
             if (cell / name).exists():
                 shutil.copy2(cell / name, target / name)
         if (cell / ATTACKS_DIR).is_dir():
-            shutil.copytree(cell / ATTACKS_DIR, target / ATTACKS_DIR, dirs_exist_ok=True)
+            copy_attacks(cell / ATTACKS_DIR, target / ATTACKS_DIR)
     return unfinished
+
+
+def copy_attacks(source: Path, target: Path) -> None:
+    """An attack folder copied with its per-example results gzip-compressed (a tenth of their size; deterministic
+    bytes, no name or time in the header), whichever form the source holds them in."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        if path.is_dir():
+            copy_attacks(path, target / path.name)
+        elif path.name.startswith("examples_") and path.suffix == ".jsonl":
+            compressed(target / path.name).write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+            (target / path.name).unlink(missing_ok=True)  # an uncompressed copy from an earlier record
+        else:
+            shutil.copy2(path, target / path.name)
 
 
 CELL_NAME = re.compile(r"^(?P<task>[a-z0-9]+)-(?P<method>.+)-s(?P<seed>\d+)$")

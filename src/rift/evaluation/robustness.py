@@ -9,6 +9,7 @@ merges them; since every attack seeds each example by its index, the merged file
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import warnings
@@ -31,16 +32,27 @@ def sample_indices(num_available: int, num_examples: int | None, seed: int) -> l
 
 
 def examples_file(output_dir: Path, attack: str) -> Path:
-    """Where an attack's output folder keeps its per-example results."""
+    """Where an attack's output folder keeps its per-example results (a record keeps them gzip-compressed beside
+    that name, ``compressed(path)``; ``read_results`` reads either)."""
     return output_dir / f"examples_{attack}.jsonl"
 
 
+def compressed(path: Path) -> Path:
+    """The gzip-compressed form of a per-example results file, as ``rift record`` stores it."""
+    return path.with_name(path.name + ".gz")
+
+
 def read_results(path: Path) -> dict[int, AttackResult]:
-    """The records of a results file by example index; a last line cut short is left out with a warning."""
+    """The records of a results file by example index, read from the file or else from its compressed form; a last
+    line cut short is left out with a warning."""
     results = {}
-    if not path.exists():
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+    elif compressed(path).exists():
+        text = gzip.decompress(compressed(path).read_bytes()).decode("utf-8")
+    else:
         return results
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = text.split("\n")
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -87,6 +99,11 @@ def run_attack(
     surface of its changes)."""
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     final = examples_file(output_dir, attack.name)
+    if rank == 0 and not final.exists() and compressed(final).exists():  # a record attacked further: live again
+        final.write_bytes(gzip.decompress(compressed(final).read_bytes()))
+        compressed(final).unlink()
+    if accelerator:
+        accelerator.wait_for_everyone()
     parts = sorted(output_dir.glob(f"examples_{attack.name}.part*.jsonl"))
     done: dict[int, AttackResult] = {}
     for path in [final, *parts]:

@@ -33,7 +33,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from rift.accelerator import has_accelerator, pick_mixed_precision
 from rift.arguments import TrainingArguments
-from rift.config import changed_options as config_changes
+from rift.config import changed_options
 from rift.config import save_config
 from rift.data import TaskData
 from rift.errors import RiftError
@@ -56,10 +56,10 @@ RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "rete
 RETENTION_SEED = 0
 
 
-def changed_options(args: TrainingArguments, saved_config: Path) -> list[str]:
+def changed_training_options(args: TrainingArguments, saved_config: Path) -> list[str]:
     """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change and
     those the method never reads (a baseline need not be retrained when only the adversary's options change)."""
-    return config_changes(args, saved_config, RESUMABLE_CHANGES | unused_options(args.method, args.adversary))
+    return changed_options(args, saved_config, RESUMABLE_CHANGES | unused_options(args.method, args.adversary))
 
 
 def hf_arguments(args: TrainingArguments, batches_per_epoch: int, has_dev: bool) -> transformers.TrainingArguments:
@@ -261,7 +261,7 @@ def train_run(args: TrainingArguments, task: TaskData | None = None, model=None,
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     if args.resume and saved_config.exists():
-        changed = changed_options(args, saved_config)
+        changed = changed_training_options(args, saved_config)
         if changed:
             raise RiftError(f"cannot resume {output_dir}: options differ from the interrupted run: {', '.join(changed)}")
         if (output_dir / METRICS_FILE).exists():  # finished before: the same result again, at once

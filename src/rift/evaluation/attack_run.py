@@ -1,0 +1,150 @@
+"""``rift attack`` on one classifier: its settings checked against the folder it writes to (a folder holds the
+results of one setting), a published protocol's settings applied, every requested attack run over the same seeded
+sample (``rift.evaluation.robustness``), and ``results.json`` written after each."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from rift.accelerator import make_accelerator, pick_mixed_precision
+from rift.arguments import AttackArguments, EvalArguments
+from rift.attacks.ascc import ASCCAttack
+from rift.attacks.constraints import PartOfSpeechMatch
+from rift.attacks.registry import build_attack
+from rift.config import changed_options, save_config
+from rift.data import resolve_data_dir
+from rift.errors import RiftError
+from rift.evaluation.protocols import get_protocol
+from rift.evaluation.robustness import run_attack, sample_indices
+from rift.evaluation.surface import mark_training_surface, training_adversary
+from rift.models import check_label_names, load_classifier, load_tokenizer
+from rift.presets import MAX_SUBSTITUTES
+from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE
+from rift.substitutions import build_substitution_source
+
+
+def scored_classifier(args: EvalArguments | AttackArguments, task):
+    """The classifier that ``rift eval`` or ``rift attack`` scores, and its tokenizer, refused when its labels are
+    not the task's."""
+    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
+    if model.config.num_labels != task.num_labels:
+        raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
+    check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
+    return model, load_tokenizer(args.model, args.trust_remote_code)
+
+
+# options that may change between an interrupted attack run and its continuation; num_examples too, since every
+# record is keyed by its example's index and each summary covers exactly its own sample (rift bench runs genetic
+# on fewer examples than the other attacks, into the same folder); output_dir, since a folder may be moved or copied
+ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples", "output_dir"}
+
+
+def check_attack_output(args: AttackArguments, output_dir: Path) -> None:
+    """Refuse to mix results of different settings in one folder; save the settings beside the results."""
+    saved_path = output_dir / ATTACK_CONFIG_FILE
+    changed = changed_options(args, saved_path, ATTACK_RESUMABLE_CHANGES)
+    if saved_path.exists() and changed:
+        raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_config(args, saved_path)
+
+
+def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:
+    """``args`` with the settings of its ``--protocol``; a conflicting explicit setting is an error, not overridden."""
+    protocol = get_protocol(args.protocol)
+    flag = f"--protocol {protocol.name}"
+    if "ascc" in args.attack:
+        raise RiftError(f"{flag} is for the discrete attacks; ascc, the training adversary's measure, is not part of it")
+    required = {"max_changed_share": protocol.max_changed_share, "max_substitutes": protocol.max_substitutes,
+                "max_length": protocol.max_length_for(task)}
+    defaults = {f.name: f.default for f in dataclasses.fields(AttackArguments)}
+    for name, value in required.items():
+        given = getattr(args, name)
+        if given != defaults[name] and given != value:
+            raise RiftError(f"{flag} sets --{name.replace('_', '-')} {value}; drop --{name.replace('_', '-')} {given}")
+    if args.query_budget is not None:
+        raise RiftError(f"{flag} sets its own query budget ({protocol.query_budget_per_word:g} per word); "
+                        "drop --query-budget")
+    if args.lm_constraint:
+        raise RiftError(f"{flag} has no language-model constraint; drop --lm-constraint")
+    if args.num_examples is not None and args.num_examples > protocol.max_examples:
+        raise RiftError(f"{flag} attacks at most {protocol.max_examples} examples, got --num-examples {args.num_examples}")
+    return dataclasses.replace(args, **required, num_examples=args.num_examples or protocol.max_examples)
+
+
+def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments):
+
+    if name == "ascc":
+        return ASCCAttack(
+            model, tokenizer, source, steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
+            sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective,
+            max_substitutes=args.max_substitutes or MAX_SUBSTITUTES, batch_size=args.batch_size, max_length=args.max_length,
+            seed=args.seed,
+        )
+    options = dict(max_changed_share=args.max_changed_share, query_budget=args.query_budget, seed=args.seed)
+    if args.lm_constraint:
+        from rift.attacks.lm import LMConstraint
+
+        options["lm_constraint"] = LMConstraint()
+    if name == "genetic":
+        options.update(population=args.population, generations=args.generations)
+    if args.protocol:
+        protocol = get_protocol(args.protocol)
+        # TextFooler keeps its part-of-speech check; the protocol's similarity check replaces TextFooler's own
+        own = (PartOfSpeechMatch(),) if name == "textfooler" else ()
+        options.update(constraints=own + protocol.constraints(), query_budget_per_word=protocol.query_budget_per_word)
+    return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length, **options)
+
+
+def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
+    """Run every attack of ``args``; the content of results.json (on every process) and the settings in force
+    (``args`` with its protocol's settings)."""
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    accelerator = make_accelerator(mixed_precision=pick_mixed_precision(args.mixed_precision))
+    log = (lambda message: print(message, file=sys.stderr)) if accelerator.is_main_process else (lambda message: None)
+    task = args.load_task(log=log, scored_split=args.split)
+    protocol = get_protocol(args.protocol) if args.protocol else None
+    if protocol:
+        args = apply_protocol(args, task.name)
+    model, tokenizer = scored_classifier(args, task)
+    model.to(accelerator.device).eval()
+    source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),
+                                       exclude_stopwords=args.exclude_stopwords, max_substitutes=args.max_substitutes)
+    examples = task.splits[args.split]
+    if not examples:
+        raise RiftError(f"the {args.split} split of {task.name} is empty")
+    # a protocol attacks only the texts it admits: the sample is drawn from those
+    pool = [i for i, e in enumerate(examples) if protocol.eligible(e)] if protocol else range(len(examples))
+    if not pool:
+        raise RiftError(f"no example of the {args.split} split of {task.name} is long enough for --protocol {args.protocol}")
+    picked = sample_indices(len(pool), args.num_examples, args.seed if args.sample_seed is None else args.sample_seed)
+    indices = [pool[k] for k in picked]
+    output_dir = Path(args.output_dir)
+    if accelerator.is_main_process:
+        check_attack_output(args, output_dir)
+    accelerator.wait_for_everyone()
+
+    results_path = output_dir / ATTACK_RESULTS_FILE
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
+                   mixed_precision=accelerator.mixed_precision,
+                   protocol=protocol.settings(task.name) if protocol else None)
+    results.setdefault("attacks", {})
+    # which changes the model's own training adversary could have made (a model rift trained against one)
+    adversary = training_adversary(args.model, tokenizer, args.data_dir)
+    mark = None if adversary is None else lambda result: mark_training_surface(result, adversary, args.max_length)
+    results["training_adversary"] = None if adversary is None else adversary.name
+    for name in args.attack:
+        attack = build_named_attack(name, model, tokenizer, source, args)
+        with accelerator.autocast():
+            summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
+        results["attacks"][name] = summary
+        if accelerator.is_main_process:
+            results_path.write_text(json.dumps(results, indent=2))
+    return results, args
