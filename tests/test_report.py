@@ -83,12 +83,14 @@ def test_report_is_one_self_contained_escaped_page(report):
     # the per-cell table: each seed's own numbers (test acc, dev acc, under ascc, under pwws, CKA, MI, train s)
     assert ("<tr><td>sst2</td><td>rift</td><td>1</td><td>0.790</td><td>0.820</td><td>0.850</td><td>0.850</td>"
             "<td>0.800</td><td>3.00</td><td>101.0</td></tr>") in page
-    # rift - standard, seed by seed: +25 points under each attack, -1 and -2 points of test accuracy, +0.1 CKA;
-    # example 1 is held by rift only, in both seeds: 2 : 0 for each attack, exact McNemar p = 2 / 2^2; pooled over the
-    # seeds, 2 of 8 examples held by both and 2 by rift only: +25 points, Newcombe's interval [-4.2, +48.3]
-    differences = ("<td>sst2</td><td>rift − standard</td><td>2</td>" + "<td>+25.0 ± 0.0 [+25.0, +25.0]</td>" * 2
-                   + "<td>-1.5 ± 0.7 [-1.0, -2.0]</td><td>+0.0 ± 0.0 [+0.0, +0.0]</td>"
-                   + "<td>+0.100 ± 0.000 [+0.100, +0.100]</td><td>+0.00 ± 0.00 [+0.00, +0.00]</td>"
+    # rift - standard, seed by seed: +25 points under each attack, -1 and -2 points of test accuracy (mean -1.5, its
+    # seed-level interval -1.5 ± t(1) 12.706 * 0.707 / sqrt(2) = [-7.9, +4.9]), +0.1 CKA; example 1 is held by rift
+    # only, in both seeds: 2 : 0 for each attack, exact McNemar p = 2 / 2^2; pooled over the seeds, 2 of 8 examples
+    # held by both and 2 by rift only: +25 points, Newcombe's interval [-4.2, +48.3]
+    differences = ("<td>sst2</td><td>rift − standard</td><td>2</td>"
+                   + "<td>+25.0 [+25.0, +25.0] (+25.0, +25.0)</td>" * 2
+                   + "<td>-1.5 [-7.9, +4.9] (-1.0, -2.0)</td><td>+0.0 [+0.0, +0.0] (+0.0, +0.0)</td>"
+                   + "<td>+0.100 [+0.100, +0.100] (+0.100, +0.100)</td><td>+0.00 [+0.00, +0.00] (+0.00, +0.00)</td>"
                    + "<td>2 : 0 (p 0.5); +25.0 [-4.2, +48.3]</td>" * 2)
     assert differences in page
     images = re.findall(r'<img class="plot" alt="[^"]*" src="([^"]{0,30})', page)

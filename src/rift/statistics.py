@@ -4,11 +4,21 @@ Wilson's score interval stays inside [0, 1] and keeps its coverage near 0 and 1,
 difference between two models measured on the same examples takes Newcombe's hybrid score interval for paired
 proportions (Newcombe 1998, method 10), which uses the correlation of the two outcomes instead of treating the
 samples as independent.
+
+Newcombe's interval answers "on these examples, with these two trained models"; it ignores that another training
+seed gives other models. A difference between two training methods over seeds takes ``seed_interval``: Student's t
+interval over the per-seed differences. Each seed's difference is measured on its own attacked sample, so its
+spread over seeds carries both sources of variance, the training seed's and the examples'; with few seeds the
+interval is wide, as it should be.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
+
+from scipy import stats
 
 Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
@@ -44,3 +54,16 @@ def paired_difference_interval(
     below = math.sqrt(max(0.0, (p_a - low_a) ** 2 - 2 * phi * (p_a - low_a) * (high_b - p_b) + (high_b - p_b) ** 2))
     above = math.sqrt(max(0.0, (high_a - p_a) ** 2 - 2 * phi * (high_a - p_a) * (p_b - low_b) + (p_b - low_b) ** 2))
     return max(-1.0, difference - below), min(1.0, difference + above)
+
+
+def seed_interval(differences: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Student's t interval for the mean of per-seed differences (mean ± t(n - 1) * sd / sqrt(n)); None for fewer
+    than two seeds, where the spread over seeds is unknown."""
+    n = len(differences)
+    if n < 2:
+        return None
+    mean, half = statistics.fmean(differences), 0.0
+    spread = statistics.stdev(differences)
+    if spread > 0:
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread / math.sqrt(n)
+    return mean - half, mean + half

@@ -1,7 +1,8 @@
 """Paired comparison of two training methods in a seeded grid.
 
 Cells of the same task and seed share their data order and attacked examples, so the difference method - baseline
-is taken seed by seed (its mean and spread over seeds says more than two independent means), and an attack's
+is taken seed by seed, with Student's t interval over seeds (``rift.statistics.seed_interval``: it counts the
+variance of training seeds and of examples, and is the interval to judge two methods by), and an attack's
 outcomes are compared example by example: how many attacked examples only one of the two models still classifies
 correctly, with an exact McNemar test of whether either side is more likely, and Newcombe's paired 95% interval for
 the difference of robust accuracies (examples pooled over seeds).
@@ -14,7 +15,7 @@ import math
 import statistics
 from pathlib import Path
 
-from rift.statistics import paired_difference_interval
+from rift.statistics import paired_difference_interval, seed_interval
 from rift.evaluation.robustness import read_results
 
 MODEL_DIFFERENCES = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce")
@@ -34,8 +35,10 @@ def held_after_attack(examples_file: Path) -> dict[int, bool]:
 
 
 def difference_stats(values: list[float]) -> dict:
+    """Mean, spread and the seed-level 95% interval (``rift.statistics.seed_interval``) of per-seed differences."""
+    interval = seed_interval(values)
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
-            "values": values}
+            "values": values, "interval": None if interval is None else list(interval)}
 
 
 def compare_methods(records: list[dict], methods: list[str], attacks: list[str], examples_file) -> list[dict]:

@@ -94,22 +94,26 @@ def cells_table(cells: list[dict], attacks: list[str]) -> Table:
 
 
 def format_difference(stat: dict | None, scale: float, digits: int) -> str:
-    """``mean ± std [per seed]``, scaled (accuracies in points)."""
+    """``mean [seed-level 95% interval] (per seed)``, scaled (accuracies in points); one seed: its value alone."""
     if stat is None:
         return "-"
     text = f"{stat['mean'] * scale:+.{digits}f}"
-    if stat["std"] is not None:
+    if stat.get("interval") is not None:  # comparisons written before seed-level intervals have the std only
+        text += " [" + ", ".join(f"{bound * scale:+.{digits}f}" for bound in stat["interval"]) + "]"
+    elif stat["std"] is not None:
         text += f" ± {stat['std'] * scale:.{digits}f}"
-    return text + " [" + ", ".join(f"{value * scale:+.{digits}f}" for value in stat["values"]) + "]"
+    return text + " (" + ", ".join(f"{value * scale:+.{digits}f}" for value in stat["values"]) + ")"
 
 
 def differences_table(comparisons: list[dict], attacks: list[str]) -> Table:
     columns = [*((f"{name}/robust_accuracy", f"under {attack_title(name)}", 100, 1) for name in attacks),
                *DIFFERENCE_COLUMNS]
-    table = Table("Paired differences, method − baseline of the same seed: mean ± std over seeds [per seed], "
-                  "accuracies in points; held by one only: attacked examples (pooled over seeds) that only the "
-                  "method : only the baseline still classifies correctly, exact McNemar p, and the difference of "
-                  "robust accuracy with its paired 95% interval (Newcombe), in points",
+    table = Table("Paired differences, method − baseline of the same seed: mean over seeds [95% t interval over "
+                  "seeds, which counts both seed and example variance] (per seed), accuracies in points; held by "
+                  "one only: attacked examples (pooled over seeds) that only the method : only the baseline still "
+                  "classifies correctly, exact McNemar p, and the difference of robust accuracy with Newcombe's "
+                  "paired 95% interval, in points (it treats the pooled examples as independent and ignores the "
+                  "seeds' spread: narrower than the seed-level interval)",
                   ["task", "method − baseline", "seeds", *(title for _, title, _, _ in columns),
                    *(f"held by one only ({attack_title(name)})" for name in attacks)], [])
     for row in comparisons:

@@ -90,7 +90,7 @@ def hf_arguments(args: TrainingArguments, batches_per_epoch: int, has_dev: bool)
 
 class RunTrainer(RobustTrainer):
     """``RobustTrainer`` keeping a ``rift train`` run folder: the best dev checkpoint, retention at every
-    evaluation, ``train_log.jsonl``, metrics and the model card."""
+    evaluation, ``train_log.jsonl``, TensorBoard logs and ``metrics.json``."""
 
     def __init__(self, args: TrainingArguments, task: TaskData, model, tokenizer, objective: Objective,
                  log=print, callbacks=()):
