@@ -3,12 +3,15 @@ the loop's internals: every test goes through ``run_training``, the one place th
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from rift.arguments import TrainingArguments
+from rift.attacks.ascc import masked_softmax
 from rift.evaluation.accuracy import accuracy
 from rift.evaluation.retention import linear_cka, pooled_features
 from rift.evaluation.robustness import sample_indices
@@ -17,6 +20,7 @@ from rift.objectives import build_objective
 from rift.data.batching import encode_examples, model_inputs
 from rift.adversaries.context import TrainingContext
 from rift.data.sampling import ClassBalancedBatchSampler
+from rift.training.hf_trainer import term_gradient_norms
 from rift.training.run import train_run
 
 
@@ -200,3 +204,42 @@ def test_retention_compares_the_fine_tuned_model_with_the_pretrained_one(tmp_pat
     expected = linear_cka(fine_tuned, pretrained)
     assert expected < 0.999
     assert metrics["retention"]["cka"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_each_logged_gradient_norm_is_that_of_its_term_alone(tmp_path, trained_tiny_dir, sentiment_task):
+    """term_gradient_norms on one batch equals, term by term, the encoder gradient's norm of that weighted term
+    computed by its own forward and backward pass (eval mode and a fixed x', so both passes compute the same)."""
+    args = tiny_args(tmp_path, trained_tiny_dir, method="rift", beta=2.0, alpha=0.7, adversarial_weight=0.5)
+    objective, model, batch = set_up_objective(args, sentiment_task)
+    weights = masked_softmax(torch.randn(batch["substitute_ids"].shape, generator=torch.Generator().manual_seed(5)),
+                             batch["substitute_mask"])
+    objective.adversary.search.find_weights = lambda *a, **k: weights  # the same x' in every pass
+    terms = objective.loss(model, batch)
+    parts = objective.loss_parts(terms)
+    assert set(parts) == {"ce", "kl", "adv_ce", "mi"}
+    assert sum(parts.values()).item() == pytest.approx(terms["loss"].item(), rel=1e-6)
+    norms = term_gradient_norms(model, parts)
+    encoder = [p for p in model.bert.parameters()]
+    for name in parts:
+        model.zero_grad()
+        objective.loss_parts(objective.loss(model, batch))[name].backward()
+        expected = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in encoder if p.grad is not None)).item()
+        assert norms[name] == pytest.approx(expected, rel=1e-4), name
+        assert expected > 0, name
+    assert len(set(round(n, 6) for n in norms.values())) == 4  # four different terms, four different norms
+    # the logged InfoNCE bound lies below its ceiling, log of the class's examples in the batch (8 of each)
+    assert terms["mi_ceiling"].item() == pytest.approx(math.log(8))
+    assert terms["mi_bound"].item() < terms["mi_ceiling"].item()
+
+
+def test_a_run_logs_the_diagnostics_every_n_steps(tmp_path, tiny_model_dir, sentiment_task):
+    args = tiny_args(tmp_path, tiny_model_dir, method="rift", epochs=1, diagnostics_steps=2, logging_steps=1,
+                     max_grad_norm=0.05)
+    run_training(args, sentiment_task)
+    logged = [json.loads(line) for line in (Path(args.output_dir) / "train_log.jsonl").read_text().splitlines()]
+    training = [row for row in logged if "train/loss" in row]
+    diagnosed = [row["step"] for row in training if "train/grad_norm/mi" in row]
+    assert diagnosed == [2, 4, 6]  # the 2nd, 4th and 6th of 6 steps
+    assert all({"train/grad_norm/ce", "train/grad_norm/kl"} <= row.keys() for row in training if row["step"] in diagnosed)
+    assert all(row["train/clipped"] == 1.0 for row in training)  # clipping at 0.05 fires at every step
+    assert all(row["train/mi_bound"] <= row["train/mi_ceiling"] for row in training)

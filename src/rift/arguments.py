@@ -109,6 +109,9 @@ class TrainingArguments(DataArguments):
     eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)", at_least=0)
     save_steps: int = option(0, "save resume state every N optimiser steps (0 = at every evaluation)", at_least=0)
     logging_steps: int = option(10, "log the loss terms every N optimiser steps", at_least=0)
+    diagnostics_steps: int = option(50, "every N optimiser steps, log the norm of each weighted loss term's gradient "
+                                        "on the encoder (one extra backward pass per term; logged with the next log; "
+                                        "one process only; 0 = off)", at_least=0)
     retention_examples: int = option(256, "dev examples (a fixed seeded subset) on which every evaluation measures "
                                           "how much of the pre-trained features the model keeps: CKA and an "
                                           "InfoNCE mutual-information bound (0 = off)", at_least=0)

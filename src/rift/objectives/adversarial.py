@@ -73,6 +73,11 @@ class ASCCObjective(Objective):
         terms.update(extra)
         return terms
 
+    def loss_parts(self, terms):
+        parts = super().loss_parts(terms)
+        parts["kl"] = self.beta * terms["kl"]  # logged unweighted, a part of the loss with its weight
+        return parts
+
 
 def anchor_pretrained(model, only: type[torch.nn.Module] | None = None) -> dict[int, torch.Tensor]:
     """Copies of the encoder's weights (the pre-trained part; the new head is excluded), keyed by the identity of

@@ -37,6 +37,14 @@ class Objective(nn.Module):
         """``{"loss": total, <term>: value, ...}``; every term is logged."""
         raise NotImplementedError
 
+    # terms that are logged but are not part of the loss (measurements, such as RIFT's InfoNCE bound)
+    measured_terms: ClassVar[frozenset[str]] = frozenset()
+
+    def loss_parts(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weighted parts whose sum is ``terms["loss"]``, by name: what the training diagnostics take the
+        gradient of, one part at a time. Terms are logged unweighted where an objective says so (``ascc``'s KL)."""
+        return {name: value for name, value in terms.items() if name != "loss" and name not in self.measured_terms}
+
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # called through ``objective(model, batch)`` so that a distributed wrapper around the objective (needed
         # when it owns trainable heads) sees the forward pass and synchronises their gradients

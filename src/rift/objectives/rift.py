@@ -18,6 +18,7 @@ term's logits also gives S.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -96,10 +97,24 @@ class RIFTObjective(ASCCObjective):
                 losses.append(info_nce(g(student_features[members]), h(teacher_features[members]), self.args.tau))
         return torch.stack(losses).mean()
 
+    # measured, not optimised: the InfoNCE lower bound on I(S; T | Y) that the loss implies, log n - L (nats, the mean
+    # over the classes of the batch), and its ceiling log n, n the examples of a class in the batch
+    measured_terms = frozenset({"mi_bound", "mi_ceiling"})
+
     def extra_terms(self, model, batch, clean, adversarial):
         student = adversarial.pooled if self.wants_adversarial_pooled else clean.pooled
         mi = self.mutual_information_loss(student.float(), self.teacher_features(batch), batch["labels"])
         return {"mi": self.args.alpha * mi}
+
+    def loss(self, model, batch):
+        terms = super().loss(model, batch)
+        labels = batch["labels"]
+        sizes = [int((labels == c).sum()) for c in range(len(self.student_heads))] if self.conditional else [len(labels)]
+        ceiling = torch.tensor([math.log(n) for n in sizes if n]).mean()
+        terms["mi_ceiling"] = ceiling
+        # the weighted term gives the loss back; at alpha 0 the bound is unknown (nan)
+        terms["mi_bound"] = ceiling - terms["mi"].detach() / self.args.alpha if self.args.alpha else ceiling * math.nan
+        return terms
 
 
 class UnconditionalRIFTObjective(RIFTObjective):

@@ -54,19 +54,39 @@ def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [s for s, _ in pairs], [v for _, v in pairs]
 
 
+DIAGNOSTICS = ("train/grad_norm", "train/clipped", "train/mi_bound", "train/mi_ceiling")
+
+
 def training_figure(rows: list[dict], title: str) -> Figure:
-    """A cell's train_log.jsonl: every loss term (train/*, the learning rate aside) and the dev accuracy by step."""
-    figure, (losses, dev) = _panels(2)
+    """A cell's train_log.jsonl: every loss term by step; the diagnostics (the norm of each weighted term's gradient
+    on the encoder, on a log scale, and the share of clipped steps; RIFT's InfoNCE bound against its ceiling) where
+    they were logged; the dev accuracy."""
+    figure, (losses, gradients, information, dev) = _panels(4)
     figure.suptitle(title)
-    terms = sorted({key for row in rows for key in row if key.startswith("train/") and key != "train/learning_rate"})
+    keys = sorted({key for row in rows for key in row if key.startswith("train/") and key != "train/learning_rate"})
+    terms = [key for key in keys if not key.startswith(DIAGNOSTICS)]
     for key in terms:
         losses.plot(*_series(rows, key), label=key.removeprefix("train/"), linewidth=1.2)
     losses.set(title="loss terms", xlabel="step")
-    if terms:
-        losses.legend(fontsize="small")
+    norms = [key for key in keys if key.startswith("train/grad_norm/")]
+    for key in norms:
+        gradients.plot(*_series(rows, key), marker="o", markersize=3, label=key.removeprefix("train/grad_norm/"),
+                       linewidth=1.2)
+    if norms:
+        gradients.set_yscale("log")
+    clipped = gradients.twinx()
+    clipped.plot(*_series(rows, "train/clipped"), color="0.6", linestyle=":", label="share clipped")
+    clipped.set(ylim=(-0.02, 1.02), ylabel="share of steps clipped")
+    gradients.set(title="gradient norm on the encoder, per weighted term", xlabel="step")
+    for key, style in (("train/mi_bound", "-"), ("train/mi_ceiling", "--")):
+        information.plot(*_series(rows, key), linestyle=style, color="C4", label=key.removeprefix("train/"))
+    information.set(title="InfoNCE bound and its ceiling (nats)", xlabel="step")
+    for ax, lines in ((losses, terms), (gradients, norms), (information, keys)):
+        if lines and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
     dev.plot(*_series(rows, "eval/dev_accuracy"), marker="o", color="C3")
     dev.set(title="dev accuracy", xlabel="step", ylim=(0, 1.02))
-    for ax in (losses, dev):
+    for ax in (losses, gradients, information, dev):
         ax.grid(alpha=0.3)
     return figure
 

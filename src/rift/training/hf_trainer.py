@@ -16,6 +16,7 @@ it. The model stays an ordinary Hugging Face model: ``save_model`` writes a plai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,6 +30,7 @@ from rift.arguments import TrainingArguments
 from rift.config import build_config
 from rift.data import Example
 from rift.errors import RiftError
+from rift.models import unwrap
 from rift.objectives import Objective, build_objective
 from rift.data.batching import EncodedExample, collate, encode_examples, model_inputs
 from rift.adversaries.context import TrainingContext
@@ -79,6 +81,21 @@ def examples_from_dataset(dataset, text_column: str, label_column: str, text_pai
     if not examples:
         raise RiftError(f"{what} is empty")
     return examples
+
+
+def term_gradient_norms(model, parts: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The L2 norm of each loss part's gradient on the encoder's parameters (the model without its classification
+    head), each from its own backward pass through the step's graph; the graph is kept for the step's own backward.
+    Parameters and their ``.grad`` are untouched."""
+    encoder = [p for p in unwrap(model).base_model.parameters() if p.requires_grad]
+    norms = {}
+    for name, part in parts.items():
+        if not part.requires_grad:
+            norms[name] = 0.0
+            continue
+        gradients = torch.autograd.grad(part, encoder, retain_graph=True, allow_unused=True)
+        norms[name] = math.sqrt(sum(float(g.float().pow(2).sum()) for g in gradients if g is not None))
+    return norms
 
 
 class RobustTrainer(transformers.Trainer):
@@ -138,6 +155,9 @@ class RobustTrainer(transformers.Trainer):
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._terms: dict[str, float] = {}
         self._term_batches = 0
+        self._clipped = self._clip_steps = 0  # optimiser steps since the last log, and those clipped
+        self._diagnostics: dict[str, float] = {}  # gradient norms of the last diagnosed step, until they are logged
+        self._diagnosed_step: int | None = None
         super().__init__(model=model, args=args, train_dataset=self.train_items, eval_dataset=eval_items,
                          processing_class=tokenizer, data_collator=self._collate, **kwargs)
         num_labels = self.model.config.num_labels
@@ -168,6 +188,12 @@ class RobustTrainer(transformers.Trainer):
         for name, value in terms.items():
             self._terms[name] = self._terms.get(name, 0.0) + value.detach().float().item()
         self._term_batches += 1
+        every, step = self.robust_args.diagnostics_steps, self.state.global_step
+        # on the first batch of every N-th step, in one process (other processes' batches are not seen)
+        if every and (step + 1) % every == 0 and self._diagnosed_step != step and self.accelerator.num_processes == 1:
+            self._diagnosed_step = step
+            self._diagnostics = {f"grad_norm/{name}": norm for name, norm in
+                                 term_gradient_norms(model, self.objective.loss_parts(terms)).items()}
         return (terms["loss"], None) if return_outputs else terms["loss"]
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -186,13 +212,19 @@ class RobustTrainer(transformers.Trainer):
         if "loss" in logs and self._term_batches:
             logs = logs | {f"rift/{name}": total / self._term_batches for name, total in self._terms.items()
                            if name != "loss"}
-            self._terms, self._term_batches = {}, 0
+            if self._clip_steps:  # the share of the optimiser steps since the last log whose gradient was clipped
+                logs["rift/clipped"] = self._clipped / self._clip_steps
+            logs |= {f"rift/{name}": value for name, value in self._diagnostics.items()}
+            self._terms, self._term_batches, self._clipped, self._clip_steps, self._diagnostics = {}, 0, 0, 0, {}
         super().log(logs, start_time)
 
     def _clip_grad_norm(self, model):
         # the objective's heads are clipped together with the model, as one set of trained parameters
         heads = [p for p in self.objective.parameters() if p.requires_grad]
-        return self.accelerator.clip_grad_norm_([*model.parameters(), *heads], self.args.max_grad_norm)
+        norm = self.accelerator.clip_grad_norm_([*model.parameters(), *heads], self.args.max_grad_norm)
+        self._clipped += int(float(norm) > self.args.max_grad_norm)
+        self._clip_steps += 1
+        return norm
 
     def create_optimizer(self, model=None):
         optimizer = super().create_optimizer(model) if model is not None else super().create_optimizer()

@@ -51,7 +51,7 @@ RUN_STATE_FILE = "rift_run_state.json"  # inside each checkpoint
 # options that may differ between an interrupted run and its resumption: none changes what is trained (a run
 # folder may also have been moved)
 RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "retention_examples", "save_steps",
-                     "output_dir", "keep_resume_state"}
+                     "output_dir", "keep_resume_state", "diagnostics_steps", "logging_steps"}
 # the dev examples of the retention measurement are the same for every seed of a study
 RETENTION_SEED = 0
 
