@@ -7,7 +7,7 @@ recomputed every step, and a second student pass on x' for the MI term).
 
     .venv/bin/python benchmarks/objective_cost.py [--model minilm] [--steps 5] [--batch-size 32] [--max-length 64]
         [--methods standard,ascc,rift,ascc+discrete,rift+discrete,ascc+random,ascc+word-ascc,rift+word-ascc]
-        [--adversary-query-budget 48] [--preset study]
+        [--adversary-query-budget 48] [--preset study] [--diagnostics 50]
 
 --preset takes a training preset's objective settings (beta, the adversarial cross-entropy, the MI term's feature,
 ...); the timing options above (batch size, max length, ASCC steps, the discrete adversary's budget) stay the
@@ -44,15 +44,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 import transformers
 
+from rift.adversaries.context import TrainingContext
 from rift.arguments import TrainingArguments
 from rift.config import build_config
+from rift.data.batching import encode_examples
+from rift.data.sampling import ClassBalancedBatchSampler
 from rift.models import classify, load_classifier, load_tokenizer
 from rift.objectives import OBJECTIVES
 from rift.objectives.rift import RIFTObjective
 from rift.presets import PRESETS
-from rift.data.batching import encode_examples
-from rift.adversaries.context import TrainingContext
-from rift.data.sampling import ClassBalancedBatchSampler
+from rift.training.hf_trainer import term_gradient_norms
 
 ROOT = Path(__file__).resolve().parents[1]
 # one run of ``rift train`` in a fresh process, timed whole; it imports whichever rift is on PYTHONPATH
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="a training preset whose objective settings every entry uses")
+    parser.add_argument("--diagnostics", type=int, default=0, metavar="N",
+                        help="also time the training diagnostics and their share of training when run every N steps")
     parser.add_argument("--loop-baseline", metavar="REV", help="time whole rift train runs against this git "
                                                                 "revision's training loop instead")
     parser.add_argument("--loop-methods", default="standard,ascc,rift")
@@ -155,6 +158,7 @@ def main() -> None:
             batches = [[trainer.items[i] for i in b] for b in ClassBalancedBatchSampler(labels, options.batch_size, 0)]
         params = [p for m in (trainer.model, trainer.objective) for p in m.parameters() if p.requires_grad]
         trainers[entry] = (trainer, torch.optim.AdamW(params, lr=1e-5), [])
+    diagnostics = {entry: [] for entry in methods}  # seconds of term_gradient_norms on each timed step
 
     def step(method: str, items) -> float:
         trainer, optimizer, _ = trainers[method]
@@ -162,10 +166,16 @@ def main() -> None:
         trainer.model.train()
         started = time.perf_counter()
         terms = trainer.objective(trainer.model, batch)
+        seconds = time.perf_counter() - started
+        if options.diagnostics:  # timed apart: a diagnosed step costs the step plus this
+            diagnosed = time.perf_counter()
+            term_gradient_norms(trainer.model, trainer.objective.loss_parts(terms))
+            diagnostics[method].append(time.perf_counter() - diagnosed)
+        started = time.perf_counter()
         terms["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
-        return time.perf_counter() - started
+        return seconds + time.perf_counter() - started
 
     for method in methods:  # warm-up (also fills rift's teacher cache for the first batch only)
         step(method, batches[0])
@@ -182,6 +192,14 @@ def main() -> None:
     for method in methods:
         ratios = [f"{medians[method] / medians[base]:.2f}x" if base in medians else "-" for base in ("standard", "ascc")]
         print(f"{method:<16}{medians[method]:>15.3f}{ratios[0]:>13}{ratios[1]:>10}")
+    if options.diagnostics:
+        print(f"training diagnostics (each weighted term's gradient norm), one diagnosed step every "
+              f"{options.diagnostics} steps:")
+        print(f"{'method':<16}{'s per diagnosis':>16}{'vs a step':>11}{'share of training':>19}")
+        for method in methods:
+            extra = statistics.median(diagnostics[method]) / medians[method]
+            print(f"{method:<16}{statistics.median(diagnostics[method]):>16.3f}{extra:>10.2f}x"
+                  f"{extra / options.diagnostics:>18.1%}")
     if {"rift", "ascc"} <= medians.keys():
         print(f"rift / ascc: {medians['rift'] / medians['ascc']:.2f}x")
     if {"rift", "rift-authors"} <= medians.keys():
