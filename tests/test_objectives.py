@@ -281,6 +281,9 @@ def test_rift_mi_term_trains_the_heads_and_the_encoder(tmp_path, trained_tiny_di
             assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
     encoder = dict(model.bert.encoder.named_parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for name, p in encoder.items() if "weight" in name)
+    # by default the term reads the classification head's own input (BERT: the pooler), so it reaches the pooler
+    assert TrainingArguments.feature == "pooler"
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.bert.pooler.parameters())
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.classifier.parameters())
     assert all(p.grad is None for p in objective.teacher.parameters())  # the teacher stays frozen
 

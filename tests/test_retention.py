@@ -11,13 +11,14 @@ import torch
 
 from rift.arguments import TrainingArguments
 from rift.evaluation.retention import (
+    representations,
     feature_retention,
     infonce_mutual_information,
     linear_cka,
     pooled_features,
 )
 from rift.models import load_classifier
-from rift.data.batching import encode_examples
+from rift.data.batching import collate, encode_examples, model_inputs
 from rift.training.run import train_run
 
 
@@ -63,6 +64,29 @@ def test_a_model_keeps_all_of_its_own_features(tiny_model_dir, tokenizer, sentim
     scores = feature_retention(model, model, items, 0, 16)
     assert scores["cka"] == pytest.approx(1.0)
     assert scores["mi_nce"] > math.log(len(items) // 2) - 0.5
+    assert all(value == pytest.approx(1.0) for name, value in scores.items() if name.startswith("cka_"))
+
+
+def test_token_states_are_every_layers_real_tokens_in_the_items_order(tiny_model_dir, tokenizer, sentiment_task):
+    model = load_classifier(tiny_model_dir, sentiment_task.label_names).eval()
+    items = encode_examples(tokenizer, sentiment_task.splits["dev"][:6], 32)
+    found = representations(model, items, 0, 4, max_tokens=20)
+    batch = collate(items, 0)
+    with torch.no_grad():
+        output = model.bert(**model_inputs(batch), output_hidden_states=True)
+    real = batch["attention_mask"].bool()
+    assert len(found) == 2 + len(output.hidden_states)
+    for layer, states in enumerate(output.hidden_states):
+        torch.testing.assert_close(found[f"layer_{layer}"], states[real][:20], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(found["cls"], output.last_hidden_state[:, 0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(found["pooler"], output.pooler_output, rtol=1e-5, atol=1e-5)
+    # a model that changed keeps less than all of the pre-trained token states in its last layer
+    changed = load_classifier(tiny_model_dir, sentiment_task.label_names).eval()
+    with torch.no_grad():
+        for dense in (changed.bert.encoder.layer[-1].intermediate.dense, changed.bert.encoder.layer[-1].output.dense):
+            dense.weight.normal_(0.0, 2.0)
+    scores = feature_retention(changed, model, items, 0, 4)
+    assert scores["cka_layer_0"] == pytest.approx(1.0) and scores["cka_layer_2"] < 0.99
 
 
 def retention_run(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
@@ -80,7 +104,10 @@ def test_trainer_logs_retention_at_every_evaluation(tmp_path, tiny_model_dir, se
     assert all(0.0 <= e["dev_cka"] <= 1.0 + 1e-6 and e["dev_mi_nce"] <= math.log(16) + 1e-6 for e in evaluations)
     best = next(e for e in evaluations if e["step"] == metrics["best_step"])
     saved = json.loads((Path(args.output_dir) / "metrics.json").read_text())
-    assert saved["retention"] == {"cka": best["dev_cka"], "mi_nce": best["dev_mi_nce"]}
+    assert saved["retention"] == {name.removeprefix("dev_"): best[name] for name in best
+                                  if name.startswith(("dev_cka", "dev_mi_nce"))}
+    # beside the mean feature: the first token, the head's input and every layer's token states (tiny BERT: 2)
+    assert {"cka", "mi_nce", "cka_cls", "cka_pooler", "cka_layer_0", "cka_layer_1", "cka_layer_2"} == saved["retention"].keys()
     logged = [json.loads(line) for line in (Path(args.output_dir) / "train_log.jsonl").read_text().splitlines()]
     assert [row["eval/dev_cka"] for row in logged if "eval/dev_cka" in row] == [e["dev_cka"] for e in evaluations]
     assert sum("eval/dev_mi_nce" in row for row in logged) == 4

@@ -6,6 +6,10 @@ output that a BERT head reads: the pre-trained pooler of a sentence encoder such
 trained (bias exactly 0, weights of standard deviation 0.009), so its output says little about what the
 pre-trained encoder knew.
 
+The probe also reports the CKA of features that a training loss may not optimise, so that retention is not only
+measured on the feature RIFT's term was asked to keep: the first token's last hidden state (``cka_cls``), what a
+BERT-style head reads (``cka_pooler``), and the token states of every layer (``cka_layer_K``; 0 is the embeddings).
+
 - **Linear CKA** (Kornblith et al. 2019), the feature-space formula on centred features X (n x d1), Y (n x d2):
   ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)``. 1 for features equal up to an orthogonal transform and an
   isotropic scaling, near 0 for unrelated ones.
@@ -40,6 +44,7 @@ from rift.data.batching import EncodedExample, collate, length_sorted_batches, m
 TEMPERATURE = 0.1
 RIDGE = 0.1
 FEATURE = "mean"
+MAX_TOKENS = 4096  # token states compared per layer: bounded memory for any model size
 
 
 @torch.inference_mode()
@@ -86,18 +91,51 @@ def retention_scores(features: torch.Tensor, pretrained_features: torch.Tensor) 
             "mi_nce": infonce_mutual_information(features, pretrained_features)}
 
 
+@torch.inference_mode()
+def representations(model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int,
+                    max_tokens: int = MAX_TOKENS) -> dict[str, torch.Tensor]:
+    """Features of ``items`` besides the mean (``FEATURE``), as float CPU tensors: ``cls``, the first token's last
+    hidden state; ``pooler``, what a BERT-style head reads (the pooler output, else the first token); and
+    ``layer_K``, the token states of every layer K (0 = the embeddings) at the first ``max_tokens`` real tokens of
+    the items in their order (the same tokens for every model: the inputs are the same)."""
+    model = unwrap(model)
+    device = next(model.parameters()).device
+    found: dict[str, list[torch.Tensor]] = {}
+    taken = 0
+    with eval_mode(model):
+        for start in range(0, len(items), batch_size):  # in order, so that the token subset is the items' first
+            batch = collate(items[start : start + batch_size], pad_token_id)
+            inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
+            output = model.base_model(**inputs, output_hidden_states=True)
+            last = output.last_hidden_state
+            pooled = getattr(output, "pooler_output", None)
+            found.setdefault("cls", []).append(last[:, 0].float().cpu())
+            found.setdefault("pooler", []).append((last[:, 0] if pooled is None else pooled).float().cpu())
+            real = batch["attention_mask"].bool()
+            keep = min(int(real.sum()), max_tokens - taken)
+            for layer, states in enumerate(output.hidden_states):
+                found.setdefault(f"layer_{layer}", []).append(states[real.to(device)][:keep].float().cpu())
+            taken += keep
+    return {name: torch.cat(parts) for name, parts in found.items()}
+
+
 class RetentionProbe:
-    """The pre-trained model's features on fixed held-out items, computed once; ``probe(model)`` scores a model."""
+    """The pre-trained model's features on fixed held-out items, computed once; ``probe(model)`` scores a model:
+    ``cka`` and ``mi_nce`` on the mean feature (``FEATURE``, which RIFT's term optimises at ``--preset study``), and
+    ``cka_cls``, ``cka_pooler`` and ``cka_layer_K`` on features a loss may not optimise."""
 
     def __init__(self, pretrained_model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int):
         if len(items) < 4:
             raise ValueError("feature retention needs at least 4 examples (2 to fit the map, 2 to score it)")
         self.items, self.pad_token_id, self.batch_size = list(items), pad_token_id, batch_size
         self.pretrained_features = pooled_features(pretrained_model, self.items, pad_token_id, batch_size)
+        self.pretrained_representations = representations(pretrained_model, self.items, pad_token_id, batch_size)
 
     def __call__(self, model) -> dict[str, float]:
         features = pooled_features(model, self.items, self.pad_token_id, self.batch_size)
-        return retention_scores(features, self.pretrained_features)
+        found = representations(model, self.items, self.pad_token_id, self.batch_size)
+        return retention_scores(features, self.pretrained_features) | {
+            f"cka_{name}": linear_cka(found[name], self.pretrained_representations[name]) for name in found}
 
 
 def feature_retention(model, pretrained_model, items: Sequence[EncodedExample], pad_token_id: int,

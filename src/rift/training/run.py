@@ -200,7 +200,8 @@ class RunTrainer(RobustTrainer):
             metrics["adversary"] = {"name": adversary.name, "coverage": adversary.coverage}
         best_evaluation = next((e for e in state["evaluations"] if e["step"] == state["best_step"]), {})
         if "dev_cka" in best_evaluation:
-            metrics["retention"] = {"cka": best_evaluation["dev_cka"], "mi_nce": best_evaluation["dev_mi_nce"]}
+            metrics["retention"] = {name.removeprefix("dev_"): value for name, value in best_evaluation.items()
+                                    if name.startswith(("dev_cka", "dev_mi_nce"))}
         if self.encoded.get("test"):
             metrics["test_accuracy"] = accuracy(best, self.encoded["test"], self.pad_token_id,
                                                 self.args.eval_batch_size, self.accelerator)
