@@ -17,7 +17,7 @@ Every objective is timed on the same class-balanced SST-2 batches, after one war
 rounds so that background load hits all of them alike; the median step time is reported.
 
     .venv/bin/python benchmarks/objective_cost.py --loop-baseline REV [--loop-methods standard,ascc,rift]
-        [--loop-steps 2,6] [--threads 1] [--preset study]
+        [--loop-steps 2,6] [--loop-rounds 1] [--threads 1] [--preset study]
 
 times whole ``rift train`` runs instead: each method at the preset through this checkout's training loop and
 through the loop of git revision REV (its ``src/`` unpacked to a scratch folder), alternately, each run in a fresh
@@ -131,6 +131,8 @@ def main() -> None:
                                                                 "revision's training loop instead")
     parser.add_argument("--loop-methods", default="standard,ascc,rift")
     parser.add_argument("--loop-steps", default="2,6", help="optimiser steps of the short and the long run")
+    parser.add_argument("--loop-rounds", type=int, default=1, help="rounds of the four runs; the median per-step "
+                                                                   "estimate is reported")
     options = parser.parse_args()
     transformers.logging.set_verbosity_error()
     if options.loop_baseline:
@@ -234,15 +236,19 @@ def compare_loops(options) -> None:
               f"of about {long} steps less that of one of about {short}, over the difference in steps")
         print(f"{'method':<10}{'old s/step':>12}{'new s/step':>12}{'new / old':>11}")
         for method in options.loop_methods.split(","):
-            runs = {}
-            for steps in (short, long):  # old and new alternate, so that background load hits both alike
-                for loop in ("old", "new"):
-                    runs[loop, steps] = loop_run(sources[loop], method, steps, options)
-            taken = {(loop, steps): run["steps"] for (loop, steps), run in runs.items()}
-            if taken["old", short] != taken["new", short] or taken["old", long] != taken["new", long]:
-                raise SystemExit(f"{method}: the two loops took different numbers of steps: {taken}")
-            per_step = {loop: (runs[loop, long]["seconds"] - runs[loop, short]["seconds"])
-                              / (taken[loop, long] - taken[loop, short]) for loop in sources}
+            estimates = {"old": [], "new": []}
+            for _ in range(options.loop_rounds):
+                runs = {}
+                for steps in (short, long):  # old and new alternate, so that background load hits both alike
+                    for loop in ("old", "new"):
+                        runs[loop, steps] = loop_run(sources[loop], method, steps, options)
+                taken = {(loop, steps): run["steps"] for (loop, steps), run in runs.items()}
+                if taken["old", short] != taken["new", short] or taken["old", long] != taken["new", long]:
+                    raise SystemExit(f"{method}: the two loops took different numbers of steps: {taken}")
+                for loop in sources:
+                    estimates[loop].append((runs[loop, long]["seconds"] - runs[loop, short]["seconds"])
+                                           / (taken[loop, long] - taken[loop, short]))
+            per_step = {loop: statistics.median(values) for loop, values in estimates.items()}
             print(f"{method:<10}{per_step['old']:>12.3f}{per_step['new']:>12.3f}{per_step['new'] / per_step['old']:>10.2f}x",
                   flush=True)
 
