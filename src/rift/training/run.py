@@ -172,7 +172,7 @@ class RunTrainer(RobustTrainer):
         self.run_state = json.loads((checkpoint / RUN_STATE_FILE).read_text(encoding="utf-8"))
         # what the interrupted run logged after its last checkpoint is logged again by the resumed run
         log_file = self.output_dir / LOG_FILE
-        if log_file.exists():
+        if log_file.exists() and self.is_world_process_zero():
             rows = [line for line in log_file.read_text(encoding="utf-8").splitlines()
                     if line.strip() and json.loads(line)["step"] <= self.run_state_step(checkpoint)]
             log_file.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
@@ -277,10 +277,10 @@ def train_run(args: TrainingArguments, task: TaskData | None = None, model=None,
     checkpoint = last_checkpoint(output_dir / RESUME_DIR) if args.resume else None
     if checkpoint is not None:
         trainer.resume_run_state(checkpoint)
-        log(f"resuming {output_dir} at step {RunTrainer.run_state_step(checkpoint)}")
+        trainer._message(f"resuming {output_dir} at step {RunTrainer.run_state_step(checkpoint)}")
     else:
         if args.resume:
-            log(f"no resume state in {output_dir}; starting a new run")
+            trainer._message(f"no resume state in {output_dir}; starting a new run")
         if trainer.is_world_process_zero():
             output_dir.mkdir(parents=True, exist_ok=True)
             (output_dir / LOG_FILE).unlink(missing_ok=True)
