@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,12 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentimen
     assert [path.name for path in checkpoints] == ["checkpoint-7"]
     state = json.loads((checkpoints[0] / "trainer_state.json").read_text())
     assert state["global_step"] == 7 and 1 < state["epoch"] < 2
+    # a kill while the next checkpoint was being written leaves it incomplete: rift's own state (written first) and a
+    # model cut short, no trainer_state.json (the Trainer writes it last); resuming takes the newest complete one
+    partial = Path(interrupted.output_dir) / "resume" / "checkpoint-8"
+    partial.mkdir()
+    shutil.copy(checkpoints[0] / "rift_run_state.json", partial)
+    (partial / "model.safetensors").write_bytes(b"cut short")
 
     # the interrupted run's folder may move, and how often the resumed run saves its state is its own choice
     (tmp_path / "b").rename(tmp_path / "moved")
