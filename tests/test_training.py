@@ -40,6 +40,8 @@ def test_tiny_model_lowers_its_loss_and_writes_a_plain_checkpoint(tmp_path, tiny
     assert saved["dev_accuracy"] == metrics["dev_accuracy"] == max(e["dev_accuracy"] for e in metrics["evaluations"])
     assert 0.0 <= saved["test_accuracy"] <= 1.0
     assert (out / "rift_config.yaml").exists() and (out / "model.safetensors").exists()
+    # safetensors only: no pickle beside the model, no staging folder or temporary file left
+    assert not [p.name for p in out.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl") or p.name.startswith(".")]
     assert list((out / "logs").rglob("events.out.tfevents*")), "TensorBoard logs are written"
     assert [row["step"] for row in logged if "train/loss" in row] == list(range(1, 8 * 6 + 1))
 

@@ -23,6 +23,7 @@ from typing import Any
 from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
 from rift.config import RESOLVED, build_config, check_output_path, default_value
 from rift.errors import RiftError
+from rift.files import write_atomic
 from rift.presets import PRESETS
 from rift.reporting.model_card import record_attacks
 from rift.run_folder import CONFIG_FILE
@@ -152,7 +153,7 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     output.parent.mkdir(parents=True, exist_ok=True)
     result = EvalResult(model=args.model, task=task.name, split=args.split, num_examples=len(items), accuracy=score,
                         output=output)
-    output.write_text(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "output"}, indent=2))
+    write_atomic(output, json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "output"}, indent=2))
     return result
 
 

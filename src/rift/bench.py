@@ -17,6 +17,7 @@ elsewhere, since ``rift bench`` skips the recorded cells and trains only the mis
 from __future__ import annotations
 
 import csv
+import io
 import dataclasses
 import json
 import sys
@@ -39,6 +40,7 @@ from rift.evaluation.records import (
     read_json,
     summarize_grid,
 )
+from rift.files import write_atomic
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.run_folder import ATTACK_RESULTS_FILE, CONFIG_FILE, GRID_RESULTS_FILES, METRICS_FILE
@@ -119,16 +121,17 @@ def write_results(args: BenchArguments, records: list[dict], summary: list[dict]
     out = Path(args.output_dir)
     results = {"settings": dataclasses.asdict(args), "cells": records, "summary": summary, "comparisons": comparisons}
     json_file, csv_file, markdown_file = (out / name for name in GRID_RESULTS_FILES)
-    json_file.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_atomic(json_file, json.dumps(results, indent=2))
     names = metric_names(args.attacks)
-    with open(csv_file, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["task", "method", "seeds", *(f"{n}_{s}" for n in names for s in ("mean", "std"))])
-        for row in summary:
-            stats = [row["metrics"][n][s] for n in names for s in ("mean", "std")]
-            writer.writerow([row["task"], row["method"], len(row["seeds"]), *("" if v is None else v for v in stats)])
+    stream = io.StringIO(newline="")
+    writer = csv.writer(stream)
+    writer.writerow(["task", "method", "seeds", *(f"{n}_{s}" for n in names for s in ("mean", "std"))])
+    for row in summary:
+        stats = [row["metrics"][n][s] for n in names for s in ("mean", "std")]
+        writer.writerow([row["task"], row["method"], len(row["seeds"]), *("" if v is None else v for v in stats)])
+    write_atomic(csv_file, stream.getvalue())
     markdown = to_markdown(grid_tables(results))
-    markdown_file.write_text(markdown, encoding="utf-8")
+    write_atomic(markdown_file, markdown)
     return markdown
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from rift.errors import RiftError
+from rift.files import write_atomic
 
 
 RESOLVED = "_rift_resolved"  # marks an options object that build_config made
@@ -284,7 +285,7 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
 
 
 def save_config(config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False), encoding="utf-8")
+    write_atomic(path, yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
 
 
 def changed_options(config, saved_path: str | Path, may_change: set[str]) -> list[str]:

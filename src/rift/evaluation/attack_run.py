@@ -22,6 +22,7 @@ from rift.errors import RiftError
 from rift.evaluation.protocols import get_protocol
 from rift.evaluation.robustness import run_attack, sample_indices
 from rift.evaluation.surface import mark_training_surface, training_adversary
+from rift.files import write_atomic
 from rift.models import check_label_names, load_classifier, load_tokenizer
 from rift.presets import MAX_SUBSTITUTES
 from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE
@@ -146,5 +147,5 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
             summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
         results["attacks"][name] = summary
         if accelerator.is_main_process:
-            results_path.write_text(json.dumps(results, indent=2))
+            write_atomic(results_path, json.dumps(results, indent=2))
     return results, args

@@ -21,6 +21,7 @@ from rift.arguments import BenchArguments
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import compressed, examples_file
+from rift.files import write_atomic
 from rift.objectives import OBJECTIVES
 from rift.run_folder import (
     ATTACK_RESULTS_FILE,
@@ -182,7 +183,7 @@ def copy_attacks(source: Path, target: Path) -> None:
         if path.is_dir():
             copy_attacks(path, target / path.name)
         elif path.name.startswith("examples_") and path.suffix == ".jsonl":
-            compressed(target / path.name).write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+            write_atomic(compressed(target / path.name), gzip.compress(path.read_bytes(), mtime=0))
             (target / path.name).unlink(missing_ok=True)  # an uncompressed copy from an earlier record
         else:
             shutil.copy2(path, target / path.name)

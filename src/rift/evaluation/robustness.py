@@ -22,6 +22,7 @@ from rift.attacks.engine import Attack
 from rift.attacks.results import AttackResult, summarize
 from rift.data import Example
 from rift.errors import RiftError
+from rift.files import write_atomic
 
 
 def sample_indices(num_available: int, num_examples: int | None, seed: int) -> list[int]:
@@ -100,7 +101,7 @@ def run_attack(
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     final = examples_file(output_dir, attack.name)
     if rank == 0 and not final.exists() and compressed(final).exists():  # a record attacked further: live again
-        final.write_bytes(gzip.decompress(compressed(final).read_bytes()))
+        write_atomic(final, gzip.decompress(compressed(final).read_bytes()))
         compressed(final).unlink()
     if accelerator:
         accelerator.wait_for_everyone()

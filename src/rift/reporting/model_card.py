@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from rift.files import write_atomic
 from rift.run_folder import CARD_FILE, CONFIG_FILE, METRICS_FILE, ROBUSTNESS_FILE
 
 BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -66,7 +67,7 @@ def record_attacks(model_dir: Path, results: dict[str, Any], settings: dict[str,
                                                     "attack_success_rate", "mean_queries", "num_robust")}}
         key = lambda e: (e["attack"], e["split"], e["num_examples"], e.get("protocol"), e.get("synonyms"))  # noqa: E731
         recorded = [e for e in recorded if key(e) != key(entry)] + [entry]
-    path.write_text(json.dumps({"attacks": recorded}, indent=2), encoding="utf-8")
+    write_atomic(path, json.dumps({"attacks": recorded}, indent=2))
     write_model_card(model_dir)
 
 
@@ -112,7 +113,7 @@ def write_model_card(model_dir: Path) -> Path:
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(model_dir.name, config, metrics, attacks, base)}")
     path = model_dir / CARD_FILE
-    card.save(path)
+    write_atomic(path, str(card))
     return path
 
 

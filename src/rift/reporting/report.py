@@ -24,6 +24,7 @@ from rift.reporting.plots import (
     robustness_figure,
     training_figure,
 )
+from rift.files import write_atomic
 from rift.reporting.tables import grid_tables, to_html
 from rift.run_folder import ATTACKS_DIR, GRID_RESULTS_FILE
 from rift.text.words import replace_words, split_words
@@ -64,7 +65,7 @@ def write_report(args: ReportArguments) -> Path:
     results = recorded_results(bench)
     output = Path(args.output) if args.output else bench / "report.html"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_report(bench, results, args.max_examples), encoding="utf-8")
+    write_atomic(output, render_report(bench, results, args.max_examples))
     return output
 
 

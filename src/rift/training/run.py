@@ -36,16 +36,17 @@ from rift.arguments import TrainingArguments
 from rift.config import changed_options
 from rift.config import save_config
 from rift.data import TaskData
+from rift.data.batching import encode_examples
+from rift.data.sampling import training_batch_sampler
 from rift.errors import RiftError
 from rift.evaluation.accuracy import accuracy
 from rift.evaluation.retention import RetentionProbe
 from rift.evaluation.robustness import sample_indices
-from rift.models import load_classifier, load_tokenizer
+from rift.files import write_atomic
+from rift.models import load_classifier, load_tokenizer, unwrap
 from rift.objectives import Objective, build_objective, unused_options
 from rift.run_folder import CONFIG_FILE, LOG_FILE, LOGS_DIR, METRICS_FILE, RESUME_DIR
-from rift.data.batching import encode_examples
 from rift.training.hf_trainer import RobustTrainer
-from rift.data.sampling import training_batch_sampler
 
 RUN_STATE_FILE = "rift_run_state.json"  # inside each checkpoint
 # options that may differ between an interrupted run and its resumption: none changes what is trained (a run
@@ -158,15 +159,29 @@ class RunTrainer(RobustTrainer):
         best = self.run_state["best_dev_accuracy"]
         if best is None or metrics["dev_accuracy"] > best:
             self.run_state["best_dev_accuracy"], self.run_state["best_step"] = metrics["dev_accuracy"], step
-            self.save_model(str(self.output_dir))
+            self.save_run_model()
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics=metrics)
         return {f"{metric_key_prefix}_{name}": value for name, value in metrics.items()}
 
     # ------------------------------------------------------------------------------------------ checkpoints
+    def save_run_model(self) -> None:
+        """The model as a plain Hugging Face checkpoint in the run folder (safetensors, config, tokenizer), written
+        to a staging folder and moved into place file by file, so that a kill never leaves a file cut short."""
+        self.accelerator.wait_for_everyone()
+        if self.is_world_process_zero():
+            staging = self.output_dir / ".model.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            unwrap(self.model).save_pretrained(staging, safe_serialization=True)
+            self.processing_class.save_pretrained(staging)
+            for path in sorted(staging.iterdir()):
+                os.replace(path, self.output_dir / path.name)
+            staging.rmdir()
+        self.accelerator.wait_for_everyone()
+
     def _checkpoint_extras(self, folder: Path) -> None:
         self.run_state["train_seconds"] += time.perf_counter() - self._clock
         self._clock = time.perf_counter()
-        (folder / RUN_STATE_FILE).write_text(json.dumps(self.run_state, indent=1), encoding="utf-8")
+        write_atomic(folder / RUN_STATE_FILE, json.dumps(self.run_state, indent=1))
 
     def resume_run_state(self, checkpoint: Path) -> None:
         self.run_state = json.loads((checkpoint / RUN_STATE_FILE).read_text(encoding="utf-8"))
@@ -175,7 +190,7 @@ class RunTrainer(RobustTrainer):
         if log_file.exists() and self.is_world_process_zero():
             rows = [line for line in log_file.read_text(encoding="utf-8").splitlines()
                     if line.strip() and json.loads(line)["step"] <= self.run_state_step(checkpoint)]
-            log_file.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+            write_atomic(log_file, "".join(row + "\n" for row in rows))
 
     @staticmethod
     def run_state_step(checkpoint: Path) -> int:
@@ -185,7 +200,7 @@ class RunTrainer(RobustTrainer):
         """The best checkpoint's metrics (test accuracy included) and ``metrics.json``."""
         self.run_state["train_seconds"] += time.perf_counter() - self._clock
         if self.run_state["best_step"] is None:  # no dev split: the last model is the result
-            self.save_model(str(self.output_dir))
+            self.save_run_model()
         self.accelerator.wait_for_everyone()
         args, state = self.run_args, self.run_state
         best = load_classifier(str(self.output_dir), trust_remote_code=args.trust_remote_code).to(self.args.device)
@@ -207,7 +222,7 @@ class RunTrainer(RobustTrainer):
                                                 self.args.eval_batch_size, self.accelerator)
         metrics["evaluations"] = state["evaluations"]
         if self.is_world_process_zero():
-            (self.output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            write_atomic(self.output_dir / METRICS_FILE, json.dumps(metrics, indent=2))
             if not args.keep_resume_state:
                 shutil.rmtree(self.output_dir / RESUME_DIR, ignore_errors=True)
         return metrics
