@@ -16,7 +16,6 @@ the examples held by each only, and the paired difference with its 95% interval 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -26,13 +25,14 @@ import torch
 import yaml
 
 from rift.adversaries import build_adversary
+from rift.adversaries.context import TrainingContext
 from rift.arguments import TrainingArguments
 from rift.data import Example
-from rift.statistics import paired_difference_interval, wilson_interval
-from rift.evaluation.paired import exact_mcnemar, held_after_attack
-from rift.models import classify, load_classifier, load_tokenizer
 from rift.data.batching import collate, encode_examples
-from rift.adversaries.context import TrainingContext
+from rift.evaluation.paired import exact_mcnemar, held_after_attack
+from rift.evaluation.robustness import read_results
+from rift.models import classify, load_classifier, load_tokenizer
+from rift.statistics import paired_difference_interval, wilson_interval
 
 
 def held_under_adversary(model, tokenizer, args: TrainingArguments, examples: list[Example],
@@ -72,8 +72,10 @@ def main() -> None:
     torch.set_num_threads(cli.num_threads)
 
     examples_file = cli.model_dir / "attacks" / f"examples_{cli.attack}.jsonl"
-    for needed in (cli.model_dir / "rift_config.yaml", examples_file):
-        if not needed.is_file():
+    records = read_results(examples_file)  # the file, or its compressed form in a record
+    for needed, found in ((cli.model_dir / "rift_config.yaml", (cli.model_dir / "rift_config.yaml").is_file()),
+                          (examples_file, bool(records))):
+        if not found:
             parser.error(f"{needed} not found: MODEL_DIR must be a model trained by rift with a {cli.attack} record")
     config = yaml.safe_load((cli.model_dir / "rift_config.yaml").read_text())
     overrides = {"adversary": cli.adversary, "adversary_candidates": cli.adversary_candidates,
@@ -81,16 +83,16 @@ def main() -> None:
     config |= {k: v for k, v in overrides.items() if v is not None}
     args = TrainingArguments(**{k: v for k, v in config.items() if k in TrainingArguments.__dataclass_fields__})
 
-    rows = [json.loads(line) for line in examples_file.read_text().splitlines() if line.strip()]
+    rows = [records[index] for index in sorted(records)]
     by_attack = held_after_attack(examples_file)
-    examples = [Example(row["text"], row["label"], row.get("text_pair")) for row in rows]
+    examples = [Example(row.text, row.label, row.text_pair) for row in rows]
 
     tokenizer = load_tokenizer(str(cli.model_dir))
     model = load_classifier(str(cli.model_dir)).eval()
     by_adversary = held_under_adversary(model, tokenizer, args, examples, cli.batch_size)
 
     n = len(rows)
-    attack_held = [by_attack[row["index"]] for row in rows]
+    attack_held = [by_attack[row.index] for row in rows]
     both = sum(a and b for a, b in zip(by_adversary, attack_held))
     only_adversary, only_attack = sum(by_adversary) - both, sum(attack_held) - both
     low, high = paired_difference_interval(both, only_adversary, only_attack, n)
