@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import csv
 import importlib.util
 import inspect
@@ -93,12 +94,18 @@ def test_pyproject_lists_every_package_the_code_imports():
 
 def test_names_kept_beside_the_options_agree_with_the_registries():
     from rift import arguments
-    from rift.adversaries import ADVERSARIES
-    from rift.objectives import OBJECTIVES
+    from rift.config import choices_of
     from rift.presets import PRESETS
+    from rift.registry import load, names
 
-    assert arguments.METHOD_NAMES == tuple(OBJECTIVES)
-    assert arguments.ADVERSARY_NAMES == tuple(ADVERSARIES)
+    # every registered component declares the name it is registered under, and the flags offer exactly those
+    for kind in ("objective", "adversary", "attack"):
+        assert names(kind) and all(load(kind, name).name == name for name in names(kind))
+    fields = {f.name: f for f in dataclasses.fields(arguments.TrainingArguments)}
+    assert choices_of(fields["method"].metadata) == names("objective")
+    assert choices_of(fields["adversary"].metadata) == names("adversary")
+    attack_field = next(f for f in dataclasses.fields(arguments.AttackArguments) if f.name == "attack")
+    assert choices_of(attack_field.metadata) == names("attack")
     assert arguments.PRESET_NAMES == tuple(PRESETS)
     from rift.evaluation.protocols import PROTOCOLS
     from rift.models import FEATURES

@@ -45,6 +45,7 @@ _EXPORTS = {
     "build_objective": "rift.objectives",
     "PRESETS": "rift.presets",
     "RiftError": "rift.errors",
+    "registry": "rift.registry",  # the module itself: rift.registry.register(kind, name, "module:Class")
 }
 __all__ = ["__version__", *_EXPORTS]
 
@@ -52,7 +53,8 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'rift' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    module = importlib.import_module(_EXPORTS[name])
+    value = module if module.__name__ == f"rift.{name}" else getattr(module, name)
     globals()[name] = value
     return value
 

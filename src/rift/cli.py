@@ -73,7 +73,7 @@ def cmd_attack(args: AttackArguments) -> int:
 def format_table(attacks: dict[str, dict]) -> str:
     """The terminal table of ``rift attack``: the discrete attacks first; ASCC, the training adversary's own
     measure, last and marked."""
-    from rift.reporting.tables import discrete_first, format_interval
+    from rift.reporting.tables import discrete_first, format_interval, measures_training_adversary
 
     columns = [("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
                ("robust_accuracy_interval", "95% interval", "{:.3f}"),
@@ -86,11 +86,12 @@ def format_table(attacks: dict[str, dict]) -> str:
         summary = attacks[name]
         cells = ["-" if summary.get(key) is None else format_interval(summary[key], fmt) if key.endswith("interval")
                  else fmt.format(summary[key]) for key, _, fmt in columns]
-        lines.append(f"{name + '*' if name == 'ascc' else name:<12}"
+        lines.append(f"{name + '*' if measures_training_adversary(name) else name:<12}"
                      + "".join(f"{cell:>{w}}" for cell, w in zip(cells, widths)))
-    if "ascc" in attacks:
-        lines.append("* ascc is the training adversary's own measure (token-level, single-token substitutes only); "
-                     "the discrete attacks are what users face")
+    marked = [name for name in attacks if measures_training_adversary(name)]
+    if marked:
+        lines.append(f"* {', '.join(marked)}: the training adversary's own measure (in its embedding space); the "
+                     "discrete attacks are what users face")
     return "\n".join(lines)
 
 

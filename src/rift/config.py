@@ -26,10 +26,11 @@ from rift.files import write_atomic
 RESOLVED = "_rift_resolved"  # marks an options object that build_config made
 
 
-def option(default: Any = None, help: str = "", *, choices: tuple | None = None, required: bool = False, metavar=None,
+def option(default: Any = None, help: str = "", *, choices=None, required: bool = False, metavar=None,
            at_least: float | None = None, above: float | None = None, at_most: float | None = None,
            path: str | None = None, aliases: tuple[str, ...] = ()):
-    """A field of an options object. ``at_least`` / ``above`` / ``at_most`` bound a number (of every item of a list);
+    """A field of an options object. ``choices`` is a tuple or a function giving one; ``at_least`` / ``above`` /
+    ``at_most`` bound a number (of every item of a list);
     ``path`` is "dir" or "file" for an output location, checked before any work starts; ``aliases`` are other
     spellings of the flag (``--attack`` and ``--attacks``)."""
     metadata = {"help": help, "choices": choices, "required": required, "metavar": metavar, "at_least": at_least,
@@ -37,6 +38,13 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
     if isinstance(default, list):  # a mutable default: every instance gets its own copy
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def choices_of(meta) -> tuple | None:
+    """An option's choices: a tuple, or a function that gives them (the registered names of a kind of component,
+    which a user's own registration extends)."""
+    choices = meta.get("choices")
+    return tuple(choices()) if callable(choices) else choices
 
 
 def _base_type(annotation) -> tuple[type, bool]:
@@ -79,10 +87,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
         meta = field.metadata
         flags = [flag, *(alias for alias in meta.get("aliases", ()) if alias != flag)]
         kwargs: dict[str, Any] = dict(default=argparse.SUPPRESS, help=meta.get("help", ""), dest=field.name)
-        if meta.get("choices") and is_list:  # argparse would compare the whole list: check_values checks each item
-            kwargs["help"] += f" (from: {', '.join(meta['choices'])})"
-        elif meta.get("choices"):
-            kwargs["choices"] = meta["choices"]
+        choices = choices_of(meta)
+        if choices and is_list:  # argparse would compare the whole list: check_values checks each item
+            kwargs["help"] += f" (from: {', '.join(choices)})"
+        elif choices:
+            kwargs["choices"] = choices
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
         if element is bool:
@@ -188,8 +197,9 @@ def check_values(config, check_paths: bool = True) -> None:
         if value is None:
             continue
         for item in value if isinstance(value, list) else [value]:
-            if meta.get("choices") and item not in meta["choices"]:
-                raise RiftError(f"{_flag(field.name)}: {item!r} is not one of: {', '.join(map(str, meta['choices']))}")
+            choices = choices_of(meta)
+            if choices and item not in choices:
+                raise RiftError(f"{_flag(field.name)}: {item!r} is not one of: {', '.join(map(str, choices))}")
             bounds = _bounds_text(meta)
             if bounds and isinstance(item, (int, float)) and not (
                     (meta.get("above") is None or item > meta["above"])

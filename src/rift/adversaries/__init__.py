@@ -12,24 +12,15 @@
 
 from __future__ import annotations
 
-from rift.adversaries.ascc import TokenASCCAdversary
 from rift.adversaries.base import AdversarialBatch, Adversary
-from rift.adversaries.discrete import DiscreteAdversary
-from rift.adversaries.random_substitution import RandomAdversary
-from rift.adversaries.word_ascc import WordASCCAdversary
-from rift.errors import RiftError
+from rift.registry import Components, load
 
-ADVERSARIES: dict[str, type[Adversary]] = {
-    cls.name: cls for cls in (TokenASCCAdversary, DiscreteAdversary, RandomAdversary, WordASCCAdversary)
-}
+# every registered adversary by name (rift.registry), each imported when first looked up
+ADVERSARIES = Components("adversary")
 
 
 def build_adversary(args) -> Adversary:
-    try:
-        cls = ADVERSARIES[args.adversary]
-    except KeyError:
-        raise RiftError(f"unknown adversary {args.adversary!r}; choose from {', '.join(ADVERSARIES)}") from None
-    return cls(args)
+    return load("adversary", args.adversary)(args)
 
 
 __all__ = ["ADVERSARIES", "AdversarialBatch", "Adversary", "build_adversary"]

@@ -25,6 +25,7 @@ from rift.data.batching import EncodedExample
 
 class TokenASCCAdversary(Adversary):
     name = "ascc"
+    description = "token-level ASCC (convex combinations of single-token substitutes' embeddings)"
     options = Adversary.options | {"ascc_steps", "ascc_learning_rate", "ascc_sparsity_weight", "ascc_objective"}
     # a position keeps the first K of the word's substitutes that are single tokens, wherever they stand in the
     # source's list

@@ -36,6 +36,8 @@ class AdversarialBatch:
 
 class Adversary:
     name: ClassVar[str]
+    # one line for people: the model card says how a model was trained with it
+    description: ClassVar[str] = ""
     # the training options it reads (the others do not change what it trains)
     options: ClassVar[frozenset[str]] = frozenset({"synonyms", "max_substitutes"})
     # whether the source is cut to the first max_substitutes substitutes of every word (the surface trained on)

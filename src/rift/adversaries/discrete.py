@@ -104,6 +104,7 @@ def first_order_estimates(tokenizer, embedding: torch.Tensor, alignment: WordAli
 
 class DiscreteAdversary(WordAdversary):
     name = "discrete"
+    description = "a budgeted gradient-guided word-substitution search whose adversarial inputs are real texts"
     options = WordAdversary.options | {"adversary_candidates", "adversary_query_budget"}
 
     def adversarial_examples(self, model, batch) -> tuple[list[Example], torch.Tensor]:

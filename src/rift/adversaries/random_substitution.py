@@ -18,6 +18,7 @@ from rift.text.words import replace_words
 
 class RandomAdversary(WordAdversary):
     name = "random"
+    description = "random allowed word substitutions (data augmentation)"
 
     def adversarial_examples(self, model, batch) -> tuple[list[Example], torch.Tensor]:
         step = self.context.current_step()

@@ -173,6 +173,8 @@ def mixed_inputs(embeddings: torch.Tensor, table: torch.Tensor, offset: int, bat
 
 class WordASCCAdversary(Adversary):
     name = "word-ascc"
+    description = ("ASCC over whole words (convex combinations of the embeddings of words and substitutes of any "
+                   "number of pieces, exact at every vertex)")
     options = Adversary.options | {"ascc_steps", "ascc_learning_rate", "ascc_sparsity_weight", "ascc_objective"}
 
     def __init__(self, args, source=None):

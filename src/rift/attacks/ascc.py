@@ -29,11 +29,12 @@ import torch.nn.functional as F
 from rift.attacks.engine import Attack
 from rift.attacks.results import AttackResult, WordChange
 from rift.data import Example
+from rift.errors import RiftError
 from rift.models import classify, eval_mode, input_embeddings
 from rift.presets import MAX_SUBSTITUTES
 from rift.substitutions.tokens import collate_substitutions, token_substitutions
-from rift.text.words import align, count_words, replace_words
 from rift.data.batching import EncodedExample, collate, length_sorted_batches, model_inputs
+from rift.text.words import align, count_words, replace_words
 
 REFERENCE_BATCH = 32
 
@@ -145,6 +146,22 @@ class ASCCAttack(Attack):
     result does not depend on which examples share its batch (resumed and multi-process runs agree)."""
 
     name = "ascc"
+    measures_training_adversary = True
+
+    @classmethod
+    def build(cls, model, tokenizer, source, *, batch_size: int, max_length: int, **options) -> Attack:
+        return cls(model, tokenizer, source, batch_size=batch_size, max_length=max_length, **options)
+
+    @classmethod
+    def options_from(cls, args) -> dict:
+        return dict(steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
+                    sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective,
+                    max_substitutes=args.max_substitutes or MAX_SUBSTITUTES, seed=args.seed)
+
+    @classmethod
+    def with_protocol(cls, options, constraints, query_budget_per_word):
+        raise RiftError("a published protocol is for the discrete attacks; ascc, the training adversary's measure, "
+                        "is not part of it")
 
     def __init__(self, model, tokenizer, source, *, steps: int = 10, learning_rate: float = 1.0,
                  sparsity_weight: float = 15.0, objective: str = "ce", max_substitutes: int = MAX_SUBSTITUTES,

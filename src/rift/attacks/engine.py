@@ -67,9 +67,32 @@ def greedy_substitution(target: Target, order: Sequence[int]) -> Search:
 
 
 class Attack(ABC):
-    """Anything that attacks examples and reports one ``AttackResult`` per example, in order."""
+    """Anything that attacks examples and reports one ``AttackResult`` per example, in order.
+
+    One contract for every attack, so that ``rift attack``, ``rift bench`` and ``rift.build_attack`` build any
+    registered attack (``rift.registry``) the same way: ``options_from`` reads the attack's own settings from
+    ``rift attack``'s options, ``with_protocol`` adds a published protocol's constraints, and ``build`` makes the
+    attack around a model."""
 
     name: str
+    # an attack in the training adversary's own space (ASCC's embedding mix), not a discrete one: reported last and
+    # marked, and no part of a published protocol
+    measures_training_adversary: bool = False
+
+    @classmethod
+    @abstractmethod
+    def build(cls, model, tokenizer, source, *, batch_size: int, max_length: int, **options) -> Attack:
+        """The attack around ``model`` (a sequence classifier on its own device)."""
+
+    @classmethod
+    def options_from(cls, args) -> dict:
+        """The keyword options of ``build`` that ``rift attack``'s options (``rift.arguments.AttackArguments``) set."""
+        return {}
+
+    @classmethod
+    def with_protocol(cls, options: dict, constraints: Sequence, query_budget_per_word: float) -> dict:
+        """``options`` under a published protocol's context constraints and query budget per word."""
+        return options | {"constraints": tuple(constraints), "query_budget_per_word": query_budget_per_word}
 
     @abstractmethod
     def attack(self, examples: Sequence[Example], indices: Sequence[int] | None = None,
@@ -98,6 +121,17 @@ class _Run:
 
 class WordSubstitutionAttack(Attack):
     """The engine; a subclass supplies ``search``."""
+
+    @classmethod
+    def build(cls, model, tokenizer, source, *, batch_size: int, max_length: int, **options) -> Attack:
+        return cls(ModelWrapper(model, tokenizer, batch_size=batch_size, max_length=max_length), source, **options)
+
+    @classmethod
+    def options_from(cls, args) -> dict:
+        options = dict(max_changed_share=args.max_changed_share, query_budget=args.query_budget, seed=args.seed)
+        if args.lm_constraint:
+            options["lm_constraint"] = LMConstraint()
+        return options
 
     def __init__(
         self,

@@ -28,6 +28,10 @@ class Genetic(WordSubstitutionAttack):
 
     name = "genetic"
 
+    @classmethod
+    def options_from(cls, args) -> dict:
+        return super().options_from(args) | dict(population=args.population, generations=args.generations)
+
     def __init__(
         self, model: ModelWrapper, source: SubstitutionSource, *, population: int = 60, generations: int = 40, **options
     ) -> None:

@@ -25,6 +25,11 @@ class TextFooler(WordSubstitutionAttack):
 
     name = "textfooler"
 
+    @classmethod
+    def with_protocol(cls, options, constraints, query_budget_per_word):
+        # TextFooler keeps its part-of-speech check; the protocol's similarity check replaces TextFooler's own
+        return super().with_protocol(options, (PartOfSpeechMatch(), *constraints), query_budget_per_word)
+
     def __init__(
         self, model: ModelWrapper, source: SubstitutionSource, *,
         constraints: Sequence[ContextConstraint] | None = None, **options,

@@ -13,8 +13,6 @@ import torch
 
 from rift.accelerator import make_accelerator, pick_mixed_precision
 from rift.arguments import AttackArguments, EvalArguments
-from rift.attacks.ascc import ASCCAttack
-from rift.attacks.constraints import PartOfSpeechMatch
 from rift.attacks.registry import build_attack
 from rift.config import changed_options, save_config
 from rift.data import resolve_data_dir
@@ -24,7 +22,7 @@ from rift.evaluation.robustness import run_attack, sample_indices
 from rift.evaluation.surface import mark_training_surface, training_adversary
 from rift.files import write_atomic
 from rift.models import check_label_names, load_classifier, load_tokenizer
-from rift.presets import MAX_SUBSTITUTES
+from rift.registry import load
 from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE
 from rift.substitutions import build_substitution_source
 
@@ -59,8 +57,10 @@ def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:
     """``args`` with the settings of its ``--protocol``; a conflicting explicit setting is an error, not overridden."""
     protocol = get_protocol(args.protocol)
     flag = f"--protocol {protocol.name}"
-    if "ascc" in args.attack:
-        raise RiftError(f"{flag} is for the discrete attacks; ascc, the training adversary's measure, is not part of it")
+    measures = [name for name in args.attack if load("attack", name).measures_training_adversary]
+    if measures:
+        raise RiftError(f"{flag} is for the discrete attacks; {', '.join(measures)}, the training adversary's "
+                        "measure, is not part of it")
     required = {"max_changed_share": protocol.max_changed_share, "max_substitutes": protocol.max_substitutes,
                 "max_length": protocol.max_length_for(task)}
     defaults = {f.name: f.default for f in dataclasses.fields(AttackArguments)}
@@ -79,27 +79,13 @@ def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:
 
 
 def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments):
-
-    if name == "ascc":
-        return ASCCAttack(
-            model, tokenizer, source, steps=args.ascc_steps, learning_rate=args.ascc_learning_rate,
-            sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective,
-            max_substitutes=args.max_substitutes or MAX_SUBSTITUTES, batch_size=args.batch_size, max_length=args.max_length,
-            seed=args.seed,
-        )
-    options = dict(max_changed_share=args.max_changed_share, query_budget=args.query_budget, seed=args.seed)
-    if args.lm_constraint:
-        from rift.attacks.lm import LMConstraint
-
-        options["lm_constraint"] = LMConstraint()
-    if name == "genetic":
-        options.update(population=args.population, generations=args.generations)
+    """The registered attack ``name`` with the settings ``args`` gives it, under ``args.protocol`` if any."""
+    options = load("attack", name).options_from(args)
     if args.protocol:
         protocol = get_protocol(args.protocol)
-        # TextFooler keeps its part-of-speech check; the protocol's similarity check replaces TextFooler's own
-        own = (PartOfSpeechMatch(),) if name == "textfooler" else ()
-        options.update(constraints=own + protocol.constraints(), query_budget_per_word=protocol.query_budget_per_word)
-    return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length, **options)
+        options = load("attack", name).with_protocol(options, protocol.constraints(), protocol.query_budget_per_word)
+    return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length,
+                        **options)
 
 
 def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:

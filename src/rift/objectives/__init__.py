@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from rift.adversaries import ADVERSARIES
-from rift.errors import RiftError
-from rift.objectives.adversarial import ASCCObjective, L2SPObjective, MixoutObjective
 from rift.objectives.base import Objective
-from rift.objectives.rift import (
-    CleanRIFTObjective,
-    RIFTObjective,
-    UnconditionalRIFTObjective,
-)
-from rift.objectives.standard import StandardObjective
+from rift.registry import Components, load
 
-OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls
-    for cls in (StandardObjective, ASCCObjective, RIFTObjective, UnconditionalRIFTObjective, CleanRIFTObjective,
-                L2SPObjective, MixoutObjective)
-}
+# every registered objective by name (rift.registry), each imported when first looked up
+OBJECTIVES = Components("objective")
+
 
 def used_options(method: str, adversary: str) -> set[str]:
     """The objective-specific and adversary-specific options that ``method`` with ``adversary`` reads."""
@@ -37,11 +28,7 @@ def unused_options(method: str, adversary: str) -> set[str]:
 
 
 def build_objective(args) -> Objective:
-    try:
-        cls = OBJECTIVES[args.method]
-    except KeyError:
-        raise RiftError(f"unknown method {args.method!r}; choose from {', '.join(OBJECTIVES)}") from None
-    return cls(args)
+    return load("objective", args.method)(args)
 
 
 __all__ = ["OBJECTIVES", "Objective", "build_objective", "unused_options", "used_options"]

@@ -29,6 +29,8 @@ class ASCCObjective(Objective):
     adversary (``--adversary``, ASCC by default)."""
 
     name = "ascc"
+    description = ("adversarial fine-tuning: cross-entropy on clean inputs plus beta times the KL divergence between "
+                   "the predictions on adversarial and clean inputs (Dong et al. 2021, ASCC)")
     options = frozenset({"beta", "adversary", "adversarial_weight"})
     uses_adversary = True
 
@@ -95,6 +97,7 @@ class L2SPObjective(ASCCObjective):
     """Adversarial training + L2-SP (Li et al. 2018): l2sp_weight * ||theta - theta_pretrained||^2 over the encoder."""
 
     name = "l2sp"
+    description = "adversarial fine-tuning plus an L2 penalty towards the pre-trained weights (L2-SP)"
     options = ASCCObjective.options | {"l2sp_weight"}
 
     def setup(self, context) -> None:
@@ -116,6 +119,7 @@ class MixoutObjective(ASCCObjective):
     the adversary's search (eval mode) and the saved model use the plain weights."""
 
     name = "mixout"
+    description = "adversarial fine-tuning with Mixout towards the pre-trained weights"
     options = ASCCObjective.options | {"mixout_probability"}
 
     def setup(self, context) -> None:

@@ -18,6 +18,8 @@ from rift.adversaries.context import TrainingContext
 
 class Objective(nn.Module):
     name: ClassVar[str]
+    # one line for people: the model card says how a model was trained with it
+    description: ClassVar[str] = ""
     # the batches it gets unless --class-balanced says otherwise: RIFT's class-conditional InfoNCE wants the same
     # number of examples of every class in a batch
     class_balanced: ClassVar[bool] = False

@@ -42,6 +42,9 @@ def projection_head(hidden: int) -> nn.Module:
 
 class RIFTObjective(ASCCObjective):
     name = "rift"
+    description = ("RIFT (Dong et al., NeurIPS 2021): adversarial fine-tuning plus alpha times a class-conditional "
+                   "InfoNCE bound on the mutual information between the model's features on adversarial inputs and "
+                   "a frozen pre-trained copy's features on clean inputs")
     options = ASCCObjective.options | {"alpha", "tau", "feature"}
     class_balanced = True
     conditional = True  # one pair of heads per class (rift-uncond: one pair for all)
@@ -121,6 +124,7 @@ class UnconditionalRIFTObjective(RIFTObjective):
     """Ablation: one pair of heads for the whole batch, I(S; T) instead of I(S; T | Y)."""
 
     name = "rift-uncond"
+    description = "RIFT with one InfoNCE term for all classes (ablation)"
     conditional = False
 
 
@@ -128,5 +132,6 @@ class CleanRIFTObjective(RIFTObjective):
     """Ablation: the MI term on the student's clean features instead of its adversarial ones."""
 
     name = "rift-clean"
+    description = "RIFT with the mutual-information term on clean inputs (ablation)"
     wants_adversarial_pooled = False
     wants_clean_pooled = True

@@ -12,6 +12,7 @@ class StandardObjective(Objective):
     """Plain fine-tuning: cross-entropy on clean inputs."""
 
     name = "standard"
+    description = "standard fine-tuning (cross-entropy on clean inputs)"
 
     def __init__(self, args=None):
         super().__init__()

@@ -16,32 +16,14 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from rift.files import write_atomic
+from rift.objectives import used_options
+from rift.registry import load, names
 from rift.run_folder import CARD_FILE, CONFIG_FILE, METRICS_FILE, ROBUSTNESS_FILE
 
 BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 DATASETS = {"sst2": ("SST-2", "stanfordnlp/sst2"), "imdb": ("IMDB", "stanfordnlp/imdb"),
             "mr": ("MR (rotten tomatoes)", "cornell-movie-review-data/rotten_tomatoes"),
             "snli": ("SNLI", "stanfordnlp/snli"), "agnews": ("AG News", "fancyzhx/ag_news")}
-METHODS = {
-    "standard": "standard fine-tuning (cross-entropy on clean inputs)",
-    "ascc": "adversarial fine-tuning: cross-entropy on clean inputs plus beta times the KL divergence between the "
-            "predictions on adversarial and clean inputs (Dong et al. 2021, ASCC)",
-    "rift": "RIFT (Dong et al., NeurIPS 2021): adversarial fine-tuning plus alpha times a class-conditional InfoNCE "
-            "bound on the mutual information between the model's features on adversarial inputs and a frozen "
-            "pre-trained copy's features on clean inputs",
-    "rift-uncond": "RIFT with one InfoNCE term for all classes (ablation)",
-    "rift-clean": "RIFT with the mutual-information term on clean inputs (ablation)",
-    "l2sp": "adversarial fine-tuning plus an L2 penalty towards the pre-trained weights (L2-SP)",
-    "mixout": "adversarial fine-tuning with Mixout towards the pre-trained weights",
-}
-ADVERSARIES = {
-    "ascc": "token-level ASCC (convex combinations of single-token substitutes' embeddings)",
-    "discrete": "a budgeted gradient-guided word-substitution search whose adversarial inputs are real texts",
-    "random": "random allowed word substitutions (data augmentation)",
-    "word-ascc": "ASCC over whole words (convex combinations of the embeddings of words and substitutes of any "
-                 "number of pieces, exact at every vertex)",
-}
-ADVERSARIAL_METHODS = ("ascc", "rift", "rift-uncond", "rift-clean", "l2sp", "mixout")
 ATTACK_SETTINGS = ("split", "num_examples", "synonyms", "max_substitutes", "max_changed_share", "query_budget",
                    "protocol", "population", "generations", "ascc_steps")
 OWN_SETTINGS = {"population": "genetic", "generations": "genetic", "ascc_steps": "ascc"}  # read by that attack only
@@ -117,15 +99,23 @@ def write_model_card(model_dir: Path) -> Path:
     return path
 
 
+def _component(kind: str, name: str) -> type | None:
+    """The registered class that a card describes; None for a name not registered here (a card written elsewhere)."""
+    return load(kind, name) if name in names(kind) else None
+
+
 def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str | None) -> str:
     method = config.get("method", "standard")
     task = config.get("task", "file")
     trained_on = DATASETS.get(task, (task,))[0]
     count = metrics.get("num_train_examples")
-    how = METHODS.get(method, method)
-    if method in ADVERSARIAL_METHODS:
+    objective = _component("objective", method)
+    adversarial = objective is not None and objective.uses_adversary
+    how = (objective.description if objective is not None else "") or method
+    if adversarial:
         adversary = config.get("adversary", "ascc")
-        how += f", against the {adversary} training adversary ({ADVERSARIES.get(adversary, adversary)})"
+        described = _component("adversary", adversary)
+        how += f", against the {adversary} training adversary ({described.description if described else adversary})"
     lines = [
         f"# {name}", "",
         f"A text classifier fine-tuned from {f'`{base}`' if base else 'a pre-trained encoder'} on {trained_on}"
@@ -149,11 +139,13 @@ def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str
     shown = ("method", "adversary", "model", "task", "max_train_examples", "epochs", "batch_size", "learning_rate",
              "max_length", "beta", "adversarial_weight", "alpha", "tau", "feature", "synonyms", "max_substitutes",
              "ascc_steps", "class_balanced", "seed")
-    if method not in ADVERSARIAL_METHODS:
-        shown = tuple(k for k in shown if k not in ("adversary", "beta", "adversarial_weight", "alpha", "tau",
-                                                    "feature", "synonyms", "max_substitutes", "ascc_steps"))
-    elif not method.startswith("rift"):
-        shown = tuple(k for k in shown if k not in ("alpha", "tau", "feature"))
+    # the components' own options only where the method (and its adversary) read them
+    own = {"adversary", "beta", "adversarial_weight", "alpha", "tau", "feature", "synonyms", "max_substitutes",
+           "ascc_steps"}
+    read = set()
+    if objective is not None:
+        read = used_options(method, config.get("adversary", "ascc")) | ({"adversary"} if adversarial else set())
+    shown = tuple(k for k in shown if k not in own or k in read)
     lines += ["## Training configuration", "", "| option | value |", "|---|---|"]
     lines += [f"| `{key}` | {config[key]} |" for key in shown if config.get(key) is not None]
     lines += ["", f"Every option is in `{CONFIG_FILE}`: `rift train --config {CONFIG_FILE} "

@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from rift.registry import load, names
+
 MODEL_COLUMNS = (("test_accuracy", "test acc", "{:.3f}"), ("dev_accuracy", "dev acc", "{:.3f}"),
                  ("retention_cka", "CKA", "{:.3f}"), ("retention_mi_nce", "MI (nats)", "{:.2f}"),
                  ("train_seconds", "train s", "{:.1f}"))
@@ -43,13 +45,19 @@ def format_interval(interval: list[float] | None, fmt: str = "{:.3f}") -> str:
     return "" if interval is None else "[" + ", ".join(fmt.format(bound) for bound in interval) + "]"
 
 
+def measures_training_adversary(name: str) -> bool:
+    """Whether the attack ``name`` works in the training adversary's own space (ASCC) rather than on words; False
+    for a name that is not registered (a record made with an attack of one's own)."""
+    return name in names("attack") and load("attack", name).measures_training_adversary
+
+
 def attack_title(name: str) -> str:
-    """ASCC is labelled as what it is: the training adversary's own measure, not an attack users face."""
-    return "ascc (training adversary)" if name == "ascc" else name
+    """Such an attack is labelled as what it is: the training adversary's own measure, not an attack users face."""
+    return f"{name} (training adversary)" if measures_training_adversary(name) else name
 
 
 def discrete_first(attacks: list[str]) -> list[str]:
-    return sorted(attacks, key=lambda name: name == "ascc")
+    return sorted(attacks, key=measures_training_adversary)
 
 
 def grid_tables(results: dict) -> list[Table]:
@@ -58,7 +66,8 @@ def grid_tables(results: dict) -> list[Table]:
     models = Table("Models (test accuracy of the best dev checkpoint; feature retention on dev)",
                    ["task", "method", "seeds", *(title for _, title, _ in MODEL_COLUMNS)], [])
     attacked = Table(f"Attacks ({results['settings']['split']} split; robust acc: mean ± std over seeds [95% Wilson "
-                     "interval of the examples pooled over seeds]; ascc is the training adversary's own measure; "
+                     "interval of the examples pooled over seeds]; an attack marked (training adversary) is the training "
+                     "adversary's own measure; "
                      "outside training surface: the share of successful attacks that changed at least one word in a "
                      "way the model's training adversary could not)",
                      ["task", "method", "attack", *(title for _, title, _ in ATTACK_COLUMNS)], [])
