@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 from conftest import sentiment_examples
-from test_cli import write_csv
+from test_distributed import data_options
 
 import rift
 from rift.cli import main
@@ -60,15 +59,6 @@ def own_components(tmp_path, monkeypatch):
     rift.registry.register("attack", "first-word", "my_attack:FirstWordAttack")
 
 
-def data_options(tmp_path: Path) -> list[str]:
-    names = ("negative", "positive")
-    train = write_csv(tmp_path / "train.csv", sentiment_examples(48, 0), names)
-    test = write_csv(tmp_path / "test.csv", sentiment_examples(24, 2), names)
-    return ["--task", "file", "--train-file", str(train), "--dev-file", str(test), "--test-file", str(test),
-            "--text-column", "review", "--label-column", "sentiment", "--label-names", ",".join(names),
-            "--max-length", "32", "--num-threads", "1"]
-
-
 def test_own_components_are_offered_trained_attacked_and_described(own_components, tmp_path, tiny_model_dir,
                                                                    capsys):
     for command, name in (("train", "smoothed"), ("attack", "first-word")):
@@ -87,7 +77,7 @@ def test_own_components_are_offered_trained_attacked_and_described(own_component
                  "--output-dir", str(attacked)]) == 0
     results = json.loads((attacked / "results.json").read_text())["attacks"]
     first_word, pwws = results["first-word"], results["pwws"]
-    assert first_word["num_examples"] == pwws["num_examples"] == 24
+    assert first_word["num_examples"] == pwws["num_examples"] == 40
     # one word may change where PWWS may change every word: the own attack is never stronger
     assert first_word["robust_accuracy"] >= pwws["robust_accuracy"]
     records = [json.loads(line) for line in (attacked / "examples_first-word.jsonl").read_text().splitlines()]
@@ -100,7 +90,7 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
 
     data_options(tmp_path)
     trained = rift.train(method="smoothed", model=tiny_model_dir, task="file", train_file=str(tmp_path / "train.csv"),
-                         dev_file=str(tmp_path / "test.csv"), test_file=str(tmp_path / "test.csv"),
+                         dev_file=str(tmp_path / "train.csv"), test_file=str(tmp_path / "test.csv"),
                          text_column="review", label_column="sentiment", label_names=["negative", "positive"],
                          max_length=32, epochs=1, output_dir=str(tmp_path / "api"))
     assert trained.metrics["method"] == "smoothed"
@@ -116,7 +106,7 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
 
     bench = tmp_path / "bench"
     config = tmp_path / "train.yaml"  # rift bench takes the data options of every cell's training from a file
-    config.write_text(f"train_file: {tmp_path / 'train.csv'}\ndev_file: {tmp_path / 'test.csv'}\n"
+    config.write_text(f"train_file: {tmp_path / 'train.csv'}\ndev_file: {tmp_path / 'train.csv'}\n"
                       f"test_file: {tmp_path / 'test.csv'}\ntext_column: review\nlabel_column: sentiment\n"
                       "label_names: negative,positive\n")
     assert main(["bench", "--task", "file", "--train-config", str(config), "--methods", "standard,smoothed",
