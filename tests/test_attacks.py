@@ -40,6 +40,10 @@ EXAMPLES = [TWO_CHANGES, ONE_CHANGE, MISCLASSIFIED, UNBREAKABLE]
 # their own (test_constraints.py): here its search runs on the source's substitutes alone
 FAST = {"genetic": {"population": 8, "generations": 10}, "textfooler": {"constraints": ()}}
 
+# the word-substitution attacks the engine runs (ascc, an attack in the training adversary's space, is tested in
+# test_objectives.py and test_guards_attacks.py)
+WORD_ATTACKS = sorted(name for name in ATTACKS if not ATTACKS[name].measures_training_adversary)
+
 
 class BagOfWords(nn.Module):
     """Positive logit = sum of token weights (of the hypothesis only, if ``pair``), negative logit = 0.5."""
@@ -97,7 +101,7 @@ def check_allowed(result: AttackResult, source: SubstitutionSource) -> None:
         assert result.adversarial_text == result.text
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_each_attack_finds_the_known_adversarial_example(name, tokenizer):
     results, _, _ = run(name, tokenizer)
     assert [r.status for r in results] == ["succeeded", "succeeded", "skipped", "failed"]
@@ -116,7 +120,7 @@ def test_each_attack_finds_the_known_adversarial_example(name, tokenizer):
     assert two.num_words == 5 and two.perturbed_fraction == pytest.approx(len(two.changes) / 5)
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_adversarial_texts_change_only_allowed_words_and_queries_match_model_calls(name, tokenizer):
     # a random sentiment task; every sentiment word may become any other sentiment word, fillers a synonym
     synonyms = {w: [v for v in POSITIVE + NEGATIVE if v != w][::3] for w in POSITIVE + NEGATIVE}
@@ -135,7 +139,7 @@ def test_adversarial_texts_change_only_allowed_words_and_queries_match_model_cal
     assert summary["num_examples"] == 24 and summary["mean_queries"] > 1
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_an_examples_queries_do_not_depend_on_the_examples_beside_it(name, tokenizer):
     # the same text twice (as index 0 and 2, which seed genetic's search differently), and the text that ONE_CHANGE's
     # search asks for ("a okay movie .") as an example of its own, scored in the first round
@@ -158,7 +162,7 @@ def test_queries_are_cached_and_every_scored_text_is_counted(tokenizer):
     assert [r.queries for r in again] == [r.queries for r in results]
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_a_seeded_run_is_reproducible(name, tokenizer):
     examples = sentiment_examples(12, seed=7) + EXAMPLES
     synonyms = {w: [v for v in POSITIVE + NEGATIVE if v != w] for w in POSITIVE + NEGATIVE} | SYNONYMS
@@ -171,7 +175,7 @@ def test_a_seeded_run_is_reproducible(name, tokenizer):
     assert comparable(attack.attack(examples[5:6], indices=[5])[0]) == comparable(first[5])
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_only_the_hypothesis_of_a_pair_is_attacked(name, tokenizer):
     # the premise holds the same sentiment words, but the model reads the hypothesis only
     examples = [Example("a good and great movie .", 1, "a good and great movie ."), Example("good", 0, "a bad movie .")]
@@ -184,7 +188,7 @@ def test_only_the_hypothesis_of_a_pair_is_attacked(name, tokenizer):
     assert results[1].adversarial_text_pair == "a okay movie ."
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_the_query_budget_is_honoured(name, tokenizer):
     results, model, _ = run(name, tokenizer, query_budget=5)
     assert all(r.queries <= 5 for r in results)
@@ -194,7 +198,7 @@ def test_the_query_budget_is_honoured(name, tokenizer):
         check_allowed(result, DictSource(SYNONYMS))
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_a_budget_per_word_scales_with_each_text(name, tokenizer):
     # 1 query per word: 5 for "a good and great movie ." (too few for its two changes), 3 for "a bad movie ."
     results, model, _ = run(name, tokenizer, query_budget_per_word=1)
@@ -214,7 +218,7 @@ def test_a_search_cut_by_the_budget_keeps_its_best_allowed_candidate(tokenizer):
     assert result.changes == [WordChange(1, "good", "nice")]
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", WORD_ATTACKS)
 def test_the_max_changed_share_is_honoured(name, tokenizer):
     results, _, _ = run(name, tokenizer, max_changed_share=0.34)  # one word of 3-5 (punctuation is not counted)
     assert [r.status for r in results] == ["failed", "succeeded", "skipped", "failed"]
@@ -230,7 +234,7 @@ def test_a_real_transformer_runs_through_the_engine(tokenizer, tiny_model_dir):
 
     model = load_classifier(tiny_model_dir, ["negative", "positive"]).train()
     examples = [TWO_CHANGES, Example("a good movie .", 1, "a great movie .")]
-    for name in ATTACKS:
+    for name in WORD_ATTACKS:
         attack = build_attack(name, model, tokenizer, DictSource(SYNONYMS), max_length=32, **FAST.get(name, {}))
         results = attack.attack(examples)
         assert sum(r.queries for r in results) == attack.model.queries
@@ -469,7 +473,7 @@ def test_the_lm_constraint_drops_unlikely_substitutes_and_caches_scores_on_disk(
 def test_an_attack_under_the_lm_constraint_uses_only_substitutes_it_allows(tokenizer, tmp_path):
     lm_tokenizer = WordTokenizer()
     constraint = LMConstraint(UnigramLM(lm_tokenizer, {"fine"}), lm_tokenizer, name="unigram", cache_dir=tmp_path)
-    for name in ATTACKS:
+    for name in WORD_ATTACKS:
         results, _, _ = run(name, tokenizer, lm_constraint=constraint)
         assert results[0].status == "failed"  # without "fine" the two-change example cannot be broken
         assert all(c.new != "fine" for r in results for c in r.changes)
