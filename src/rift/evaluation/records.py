@@ -42,8 +42,6 @@ from rift.statistics import wilson_interval
 RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE)
 
 MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
-
-
 ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
                   "mean_queries", "seconds", "outside_surface")
 

@@ -33,8 +33,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from rift.accelerator import has_accelerator, pick_mixed_precision
 from rift.arguments import TrainingArguments
-from rift.config import changed_options
-from rift.config import save_config
+from rift.config import changed_options, save_config
 from rift.data import TaskData
 from rift.data.batching import encode_examples
 from rift.data.sampling import training_batch_sampler
