@@ -75,7 +75,9 @@ def test_token_states_are_every_layers_real_tokens_in_the_items_order(tiny_model
     with torch.no_grad():
         output = model.bert(**model_inputs(batch), output_hidden_states=True)
     real = batch["attention_mask"].bool()
-    assert len(found) == 2 + len(output.hidden_states)
+    assert len(found) == 3 + len(output.hidden_states)
+    # the mean feature is the one pooled_features gives, to the bit: one pass serves every feature
+    assert torch.equal(found["mean"], pooled_features(model, items, 0, 4))
     for layer, states in enumerate(output.hidden_states):
         torch.testing.assert_close(found[f"layer_{layer}"], states[real][:20], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(found["cls"], output.last_hidden_state[:, 0], rtol=1e-5, atol=1e-5)

@@ -94,29 +94,34 @@ def retention_scores(features: torch.Tensor, pretrained_features: torch.Tensor) 
 @torch.inference_mode()
 def representations(model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int,
                     max_tokens: int = MAX_TOKENS) -> dict[str, torch.Tensor]:
-    """Features of ``items`` besides the mean (``FEATURE``), as float CPU tensors: ``cls``, the first token's last
+    """Every feature the probe compares, from one forward pass per batch, as float CPU tensors in the items' order:
+    ``mean`` (``FEATURE``, as ``pooled_features`` computes it, on the same batches); ``cls``, the first token's last
     hidden state; ``pooler``, what a BERT-style head reads (the pooler output, else the first token); and
     ``layer_K``, the token states of every layer K (0 = the embeddings) at the first ``max_tokens`` real tokens of
     the items in their order (the same tokens for every model: the inputs are the same)."""
     model = unwrap(model)
     device = next(model.parameters()).device
-    found: dict[str, list[torch.Tensor]] = {}
-    taken = 0
+    lengths = [len(item.alignment.input_ids) for item in items]
+    offsets = [sum(lengths[:i]) for i in range(len(items))]  # where each item's tokens start in the items' order
+    kept = [max(0, min(length, max_tokens - offset)) for length, offset in zip(lengths, offsets)]
+    found: dict[str, torch.Tensor] = {}
     with eval_mode(model):
-        for start in range(0, len(items), batch_size):  # in order, so that the token subset is the items' first
-            batch = collate(items[start : start + batch_size], pad_token_id)
+        for positions in length_sorted_batches(items, batch_size):
+            batch = collate([items[i] for i in positions], pad_token_id)
             inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
             output = model.base_model(**inputs, output_hidden_states=True)
             last = output.last_hidden_state
+            weights = inputs["attention_mask"].to(last.dtype)
             pooled = getattr(output, "pooler_output", None)
-            found.setdefault("cls", []).append(last[:, 0].float().cpu())
-            found.setdefault("pooler", []).append((last[:, 0] if pooled is None else pooled).float().cpu())
-            real = batch["attention_mask"].bool()
-            keep = min(int(real.sum()), max_tokens - taken)
+            per_example = {"mean": (last * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1),
+                           "cls": last[:, 0], "pooler": last[:, 0] if pooled is None else pooled}
+            for name, values in per_example.items():
+                found.setdefault(name, torch.zeros(len(items), values.shape[-1]))[positions] = values.float().cpu()
             for layer, states in enumerate(output.hidden_states):
-                found.setdefault(f"layer_{layer}", []).append(states[real.to(device)][:keep].float().cpu())
-            taken += keep
-    return {name: torch.cat(parts) for name, parts in found.items()}
+                table = found.setdefault(f"layer_{layer}", torch.zeros(sum(kept), states.shape[-1]))
+                for row, i in enumerate(positions):
+                    table[offsets[i] : offsets[i] + kept[i]] = states[row, : kept[i]].float().cpu()
+    return found
 
 
 class RetentionProbe:
@@ -128,14 +133,12 @@ class RetentionProbe:
         if len(items) < 4:
             raise ValueError("feature retention needs at least 4 examples (2 to fit the map, 2 to score it)")
         self.items, self.pad_token_id, self.batch_size = list(items), pad_token_id, batch_size
-        self.pretrained_features = pooled_features(pretrained_model, self.items, pad_token_id, batch_size)
-        self.pretrained_representations = representations(pretrained_model, self.items, pad_token_id, batch_size)
+        self.pretrained = representations(pretrained_model, self.items, pad_token_id, batch_size)
 
     def __call__(self, model) -> dict[str, float]:
-        features = pooled_features(model, self.items, self.pad_token_id, self.batch_size)
         found = representations(model, self.items, self.pad_token_id, self.batch_size)
-        return retention_scores(features, self.pretrained_features) | {
-            f"cka_{name}": linear_cka(found[name], self.pretrained_representations[name]) for name in found}
+        return retention_scores(found["mean"], self.pretrained["mean"]) | {
+            f"cka_{name}": linear_cka(found[name], self.pretrained[name]) for name in found if name != "mean"}
 
 
 def feature_retention(model, pretrained_model, items: Sequence[EncodedExample], pad_token_id: int,
