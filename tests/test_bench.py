@@ -301,3 +301,68 @@ def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training
     assert (protocol_args.max_length, protocol_args.max_changed_share, protocol_args.num_examples) == (128, 0.3, 200)
     plain = attack_arguments(train_args, dataclasses.replace(args, protocol=None), cell, ["pwws"], 200)
     assert plain.max_length == 64 and plain.protocol is None  # without one, the attack reads as the model was trained
+
+
+def test_arms_train_their_own_options_and_one_grid_is_attacked_on_dev_and_on_test(tmp_path, tiny_model_dir):
+    train_config = write_train_config(tmp_path, 32, learning_rate=3e-3)
+    arms = tmp_path / "arms.yaml"
+    arms.write_text(yaml.safe_dump({"ascc-beta0": {"method": "ascc", "beta": 0.0, "epochs": 1},
+                                    "ascc-beta3": {"method": "ascc", "beta": 3.0, "adversary": "random"}}))
+    out = tmp_path / "out"
+    command = ["bench", "--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir,
+               "--arms", str(arms), "--methods", "standard,ascc-beta0,ascc-beta3", "--attacks", "pwws",
+               "--num-examples", "4", "--epochs", "2", "--batch-size", "16", "--max-length", "32", "--ascc-steps", "1",
+               "--num-threads", "1", "--output-dir", str(out)]
+    code, _ = bench([*command, "--split", "dev"])
+    assert code == 0
+    saved = {name: yaml.safe_load((out / "cells" / f"file-{name}-s0" / "rift_config.yaml").read_text())
+             for name in ("standard", "ascc-beta0", "ascc-beta3")}
+    # an arm's options override the bench's (epochs), the bench's apply where the arm is silent
+    assert [(c["method"], c["beta"], c["epochs"], c["adversary"]) for c in saved.values()] == [
+        ("standard", 1.0, 2, "ascc"), ("ascc", 0.0, 1, "ascc"), ("ascc", 3.0, 2, "random")]
+    assert all(c["learning_rate"] == 3e-3 and c["batch_size"] == 16 for c in saved.values())
+    dev = json.loads((out / "results-dev.json").read_text())
+    assert dev["arms"]["ascc-beta3"] == {"method": "ascc", "beta": 3.0, "adversary": "random"}
+    assert [row["method"] for row in dev["summary"]] == ["standard", "ascc-beta0", "ascc-beta3"]
+    assert [(c["method"], c["baseline"]) for c in dev["comparisons"]][:2] == [
+        ("ascc-beta0", "standard"), ("ascc-beta3", "standard")]
+    assert not (out / "results.json").exists()
+    cell = out / "cells" / "file-ascc-beta3-s0"
+    assert json.loads((cell / "attacks-dev" / "results.json").read_text())["split"] == "dev"
+    assert not (cell / "attacks").exists()
+
+    trained = {c["directory"]: (out / c["directory"] / "metrics.json").stat().st_mtime_ns for c in dev["cells"]}
+    code, stdout = bench(command)  # the test split: the same models, attacked again
+    assert code == 0 and " done in " in stdout
+    assert trained == {name: (out / name / "metrics.json").stat().st_mtime_ns for name in trained}
+    test = json.loads((out / "results.json").read_text())
+    assert json.loads((cell / "attacks" / "results.json").read_text())["split"] == "test"
+    assert [c["test_accuracy"] for c in test["cells"]] == [c["test_accuracy"] for c in dev["cells"]]
+    assert json.loads((out / "results-dev.json").read_text())["cells"] == dev["cells"]  # the dev tables stay
+    assert bench(["report", str(out), "--split", "dev"])[0] == 0 and (out / "report-dev.html").exists()
+    record = tmp_path / "record"
+    assert main(["record", str(out), str(record)]) == 0
+    assert {p.name for p in record.iterdir()} == {"cells", "results.json", "results.csv", "results.md",
+                                                  "results-dev.json", "results-dev.csv", "results-dev.md"}
+    assert {p.name for p in (record / "cells" / cell.name).iterdir()} >= {"attacks", "attacks-dev"}
+    code, stdout = bench([*command[:-1], str(record), "--split", "dev"])  # a record goes on from what it holds
+    assert code == 0 and sum("skipped" in line for line in stdout.splitlines()) == 3
+
+
+def test_bad_arms_are_one_line_errors(tmp_path, capsys):
+    arms = tmp_path / "arms.yaml"
+    for content, reason in (
+            ({"a": {"beta": 1}}, "arm a: expected a mapping of rift train options with the method"),
+            ({"a": {"method": "ascc", "bta": 1}}, "arm a: bta cannot be set per arm"),
+            ({"a": {"method": "ascc", "seed": 1}}, "arm a: seed cannot be set per arm"),
+            ({"a": {"method": "ascc", "beta": -1}}, "arm a: --beta must be >= 0"),
+            ({"a": {"method": "nope"}}, "arm a: "),
+            ({"rift": {"method": "ascc"}}, "arm rift: an arm's name is"),
+            ({"a/b": {"method": "ascc"}}, "arm a/b: an arm's name is")):
+        arms.write_text(yaml.safe_dump(content))
+        name = next(iter(content))
+        assert main(["bench", "--arms", str(arms), "--methods", name, "--output-dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and len(err.strip().splitlines()) == 1, err
+    assert main(["bench", "--arms", str(tmp_path / "none.yaml"), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "not found" in capsys.readouterr().err

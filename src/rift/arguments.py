@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 
-from rift.config import option
+from rift.config import build_config, load_yaml, option
 from rift.data import TASK_NAMES, TaskData, load_task
 from rift.errors import RiftError
-from rift.presets import MAX_SUBSTITUTES, PRESET_NAMES
+from rift.presets import MAX_SUBSTITUTES, PRESET_NAMES, PRESETS
 from rift.registry import names
 
 # the names of rift.models.FEATURES and rift.evaluation.protocols.PROTOCOLS (kept here so that parsing and checking
@@ -27,6 +29,9 @@ def attack_names() -> tuple[str, ...]:
 
 
 FEATURES = ("pooler", "cls", "mean")
+# an arm of rift bench: a name that is also a folder name's part; options the bench sets for every cell
+ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+ARM_FIXED_OPTIONS = {"task", "seed", "output_dir", "resume", "config"}
 PROTOCOL_NAMES = ("textdefender",)
 
 
@@ -189,7 +194,11 @@ class BenchArguments:
     task: list[str] = option(["sst2"], "tasks, comma-separated", choices=TASK_NAMES, aliases=("--tasks",))
     methods: list[str] = option(["standard", "ascc", "rift"], "training methods, comma-separated; METHOD+ADVERSARY "
                                                                "(rift+discrete) trains an adversarial method against "
-                                                               "that adversary (default: --adversary)", aliases=("--method",))
+                                                               "that adversary (default: --adversary); an arm's name "
+                                                               "(--arms) trains that arm", aliases=("--method",))
+    arms: str | None = option(None, "YAML file of named variants of the methods, NAME: {method: METHOD, OPTION: "
+                                    "VALUE, ...}, with any rift train options but task, seed, output_dir, resume and "
+                                    "config; they override the bench's for that arm's cells", metavar="FILE")
     seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed", aliases=("--seed",))
     attack_seed: int = option(0, "seed of the attacked sample, the same for every cell so that all models face the "
                                  "same examples")
@@ -225,7 +234,9 @@ class BenchArguments:
     num_threads: int | None = option(None, "CPU threads for torch", at_least=1)
 
     # attacks on every trained model
-    split: str = option("test", "split to attack", choices=("train", "dev", "test"))
+    split: str = option("test", "split to attack: the test split's attacks go to each cell's attacks/ and the tables "
+                                "to results.{json,csv,md}, another split's to attacks-SPLIT/ and results-SPLIT.*",
+                        choices=("train", "dev", "test"))
     num_examples: int | None = option(200, "seeded sample of the split that every attack but genetic attacks", at_least=1)
     genetic_num_examples: int | None = option(None, "genetic attacks a sample of this many (default: --num-examples)", at_least=1)
     population: int = option(60, "genetic: population size", at_least=2)
@@ -238,7 +249,10 @@ class BenchArguments:
                                    ("--methods", self.methods, method_names()), ("--seeds", self.seeds, ())):
             if not given:
                 raise RiftError(f"{flag}: give at least one" + (f" of {', '.join(known)}" if known else ""))
+        arms = self.arm_options()
         for entry in self.methods:
+            if entry in arms:
+                continue
             method, _, adversary = entry.partition("+")
             if method not in method_names():
                 raise RiftError(f"--methods: unknown method {method!r}; choose from {', '.join(method_names())}")
@@ -246,13 +260,48 @@ class BenchArguments:
                 raise RiftError(f"--methods: {entry}: unknown adversary {adversary!r}; choose from "
                                 f"{', '.join(adversary_names())}")
 
+    def arm_options(self) -> dict[str, dict]:
+        """The arms of ``--arms`` by name: the rift train options of each, checked (names, values, the method)."""
+        if not self.arms:
+            return {}
+        arms = load_yaml(self.arms, option_names=False)
+        fields = {f.name for f in dataclasses.fields(TrainingArguments)} - ARM_FIXED_OPTIONS
+        for name, options in arms.items():
+            where = f"{self.arms}: arm {name}"
+            if not ARM_NAME.match(name) or name in method_names():
+                raise RiftError(f"{where}: an arm's name is letters, digits, '.', '_' and '-', and not a method's name")
+            if not isinstance(options, dict) or "method" not in options:
+                raise RiftError(f"{where}: expected a mapping of rift train options with the method, e.g. "
+                                "{method: rift, alpha: 0.3}")
+            options = {str(key).replace("-", "_"): value for key, value in options.items()}
+            unknown = sorted(set(options) - fields)
+            if unknown:
+                raise RiftError(f"{where}: {', '.join(unknown)} cannot be set per arm (not a rift train option, or "
+                                "one the bench sets for every cell)")
+            try:  # the values checked as rift train checks them, with the bench's preset beneath
+                build_config(TrainingArguments, options | dict(output_dir=".", preset=options.get("preset", self.preset)),
+                             PRESETS, check_paths=False)
+            except RiftError as error:
+                raise RiftError(f"{where}: {error}") from None
+            arms[name] = options
+        return arms
+
+    def method_options(self, entry: str) -> dict:
+        """The rift train options that a ``--methods`` entry sets: an arm's, or METHOD[+ADVERSARY]'s."""
+        arms = self.arm_options()
+        if entry in arms:
+            return arms[entry]
+        method, _, adversary = entry.partition("+")
+        return {"method": method} | ({"adversary": adversary} if adversary else {})
+
 
 @dataclass
 class ReportArguments:
     bench_dir: str | None = option(None, "output folder of rift bench (also: rift report BENCH_DIR)",
                                    required=True)
-    output: str | None = option(None, "HTML file to write (default: BENCH_DIR/report.html)", metavar="FILE",
-                                path="file")
+    output: str | None = option(None, "HTML file to write (default: BENCH_DIR/report.html, "
+                                      "report-SPLIT.html for another split)", metavar="FILE", path="file")
+    split: str = option("test", "the split whose attacks to report (rift bench --split)", choices=("train", "dev", "test"))
     max_examples: int = option(20, "adversarial examples shown per cell and attack, succeeded ones first", at_least=0)
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 

@@ -34,7 +34,6 @@ from rift.evaluation.records import (
     Cell,
     cell_record,
     grid,
-    method_and_adversary,
     metric_names,
     paired_comparisons,
     read_json,
@@ -43,7 +42,7 @@ from rift.evaluation.records import (
 from rift.files import write_atomic
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
-from rift.run_folder import ATTACK_RESULTS_FILE, CONFIG_FILE, GRID_RESULTS_FILES, METRICS_FILE
+from rift.run_folder import ATTACK_RESULTS_FILE, CONFIG_FILE, GRID_RESULTS_FILES, METRICS_FILE, for_split
 from rift.training.run import changed_training_options
 
 # the options of rift bench that every cell's training takes
@@ -53,11 +52,9 @@ TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_de
                     "num_threads")
 def training_arguments(args: BenchArguments, cell: Cell) -> TrainingArguments:
     values = {name: getattr(args, name) for name in TRAINING_OPTIONS if getattr(args, name) is not None}
-    method, adversary = method_and_adversary(cell.method)
-    values |= dict(task=cell.task, method=method, seed=cell.seed, output_dir=str(cell.directory), resume=True,
+    values |= args.method_options(cell.method)
+    values |= dict(task=cell.task, seed=cell.seed, output_dir=str(cell.directory), resume=True,
                    config=args.train_config)
-    if adversary is not None:
-        values["adversary"] = adversary
     return build_config(TrainingArguments, values, PRESETS)
 
 
@@ -119,8 +116,9 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
 def write_results(args: BenchArguments, records: list[dict], summary: list[dict], comparisons: list[dict]) -> str:
     """results.json, results.csv and results.md; returns the Markdown."""
     out = Path(args.output_dir)
-    results = {"settings": dataclasses.asdict(args), "cells": records, "summary": summary, "comparisons": comparisons}
-    json_file, csv_file, markdown_file = (out / name for name in GRID_RESULTS_FILES)
+    results = {"settings": dataclasses.asdict(args), "arms": args.arm_options(), "cells": records, "summary": summary,
+               "comparisons": comparisons}
+    json_file, csv_file, markdown_file = (out / for_split(name, args.split) for name in GRID_RESULTS_FILES)
     write_atomic(json_file, json.dumps(results, indent=2))
     names = metric_names(args.attacks)
     stream = io.StringIO(newline="")
@@ -149,5 +147,6 @@ def run_bench(args: BenchArguments) -> dict:
     comparisons = paired_comparisons(args, records)
     markdown = write_results(args, records, summary, comparisons)
     print(markdown)
-    print(f"results written to {', '.join(str(Path(args.output_dir) / name) for name in GRID_RESULTS_FILES)}")
+    print(f"results written to "
+          f"{', '.join(str(Path(args.output_dir) / for_split(name, args.split)) for name in GRID_RESULTS_FILES)}")
     return {"cells": records, "summary": summary, "comparisons": comparisons}

@@ -103,7 +103,7 @@ def cmd_bench(args: BenchArguments) -> int:
 
     run_bench(args)
     if PartialState().is_main_process:
-        print(f"report written to {write_report(ReportArguments(bench_dir=args.output_dir))}")
+        print(f"report written to {write_report(ReportArguments(bench_dir=args.output_dir, split=args.split))}")
     return 0
 
 

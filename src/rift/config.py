@@ -246,7 +246,9 @@ def _check_writable(path: Path, kind: str, flag: str, value: str) -> None:
         raise RiftError(f"{flag} {value}: the file is read-only")
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, option_names: bool = True) -> dict[str, Any]:
+    """A YAML file's mapping; its keys read as option names (``max-length`` is ``max_length``) unless
+    ``option_names`` is False."""
     path = Path(path)
     if not path.is_file():
         raise RiftError(f"config file not found: {path}")
@@ -256,7 +258,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise RiftError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise RiftError(f"{path}: expected a mapping of option names to values")
-    return {str(key).replace("-", "_"): value for key, value in data.items()}
+    return {str(key).replace("-", "_") if option_names else str(key): value for key, value in data.items()}
 
 
 def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, Any]] | None = None,

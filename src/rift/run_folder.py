@@ -14,8 +14,20 @@ ROBUSTNESS_FILE = "robustness.json"  # the attacks run on the model, with their 
 ATTACK_CONFIG_FILE = "attack_config.yaml"
 ATTACK_RESULTS_FILE = "results.json"
 
-# a bench (grid) folder: cells/TASK-METHOD-sSEED/ are training runs, each with its attack run in attacks/
+# a bench (grid) folder: cells/TASK-METHOD-sSEED/ are training runs, each with its attack run on the test split in
+# attacks/ and on another split in attacks-SPLIT/; the grid's tables are results.{json,csv,md} for the test split and
+# results-SPLIT.{json,csv,md} for another
 CELLS_DIR = "cells"
 ATTACKS_DIR = "attacks"
 GRID_RESULTS_FILE = "results.json"
 GRID_RESULTS_FILES = (GRID_RESULTS_FILE, "results.csv", "results.md")
+REPORT_FILE = "report.html"
+
+
+def for_split(name: str, split: str) -> str:
+    """A bench file or folder name for the attacks on ``split``: the name itself for test (so that every bench
+    before splits were told apart reads as a test grid), ``STEM-SPLIT.SUFFIX`` for another split."""
+    if split == "test":
+        return name
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}-{split}{dot}{suffix}"

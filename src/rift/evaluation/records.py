@@ -34,6 +34,7 @@ from rift.run_folder import (
     LOG_FILE,
     METRICS_FILE,
     ROBUSTNESS_FILE,
+    for_split,
 )
 from rift.statistics import wilson_interval
 
@@ -48,12 +49,14 @@ ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "m
 
 @dataclass(frozen=True)
 class Cell:
-    """One task x method x seed of a grid: its training run folder, with the attack run in ``attacks/``."""
+    """One task x method x seed of a grid: its training run folder, with the attack run on the test split in
+    ``attacks/`` and on another split in ``attacks-SPLIT/``."""
 
     task: str
     method: str
     seed: int
     directory: Path
+    split: str = "test"  # the split its attacks run on
 
     @property
     def name(self) -> str:
@@ -61,7 +64,7 @@ class Cell:
 
     @property
     def attack_dir(self) -> Path:
-        return self.directory / ATTACKS_DIR
+        return self.directory / for_split(ATTACKS_DIR, self.split)
 
 
 def method_and_adversary(entry: str) -> tuple[str, str | None]:
@@ -79,7 +82,7 @@ def grid(args: BenchArguments) -> list[Cell]:
             raise RiftError(f"method {entry}: {method} trains on clean inputs only; adversaries go with "
                             f"{', '.join(name for name, cls in OBJECTIVES.items() if cls.uses_adversary)}")
     cells_dir = Path(args.output_dir) / CELLS_DIR
-    return [Cell(task, method, seed, cells_dir / f"{task}-{method}-s{seed}")
+    return [Cell(task, method, seed, cells_dir / f"{task}-{method}-s{seed}", args.split)
             for task in args.task for method in args.methods for seed in args.seeds]
 
 
@@ -142,7 +145,7 @@ def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
 
 def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:
     return compare_methods(records, args.methods, args.attacks, lambda record, attack: (
-        examples_file(Path(args.output_dir) / record["directory"] / ATTACKS_DIR, attack)))
+        examples_file(Path(args.output_dir) / record["directory"] / for_split(ATTACKS_DIR, args.split), attack)))
 
 
 def write_record(bench_dir: Path, destination: Path) -> list[str]:
@@ -155,9 +158,10 @@ def write_record(bench_dir: Path, destination: Path) -> list[str]:
     if destination.resolve() == bench_dir.resolve():
         raise RiftError("the record must go to another folder than the bench itself")
     destination.mkdir(parents=True, exist_ok=True)
-    for name in GRID_RESULTS_FILES:
-        if (bench_dir / name).exists():
-            shutil.copy2(bench_dir / name, destination / name)
+    for name in GRID_RESULTS_FILES:  # the tables of every split attacked
+        for path in sorted(bench_dir.glob(for_split(name, "*"))) + [bench_dir / name]:
+            if path.is_file():
+                shutil.copy2(path, destination / path.name)
     unfinished = []
     for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir()):
         if not (cell / METRICS_FILE).exists():
@@ -168,8 +172,9 @@ def write_record(bench_dir: Path, destination: Path) -> list[str]:
         for name in RECORDED_CELL_FILES:
             if (cell / name).exists():
                 shutil.copy2(cell / name, target / name)
-        if (cell / ATTACKS_DIR).is_dir():
-            copy_attacks(cell / ATTACKS_DIR, target / ATTACKS_DIR)
+        for attacks in [cell / ATTACKS_DIR, *sorted(cell.glob(for_split(ATTACKS_DIR, "*")))]:
+            if attacks.is_dir():
+                copy_attacks(attacks, target / attacks.name)
     return unfinished
 
 
@@ -190,11 +195,12 @@ def copy_attacks(source: Path, target: Path) -> None:
 CELL_NAME = re.compile(r"^(?P<task>[a-z0-9]+)-(?P<method>.+)-s(?P<seed>\d+)$")
 
 
-def recorded_results(bench_dir: Path) -> dict:
-    """The grid's results.json, with every further cell of its folder whose training finished (a study continued
-    with other seeds or methods keeps its earlier cells, which the last ``rift bench`` call did not name): its
-    tasks, methods and seeds are extended by the cells found, and the summary and comparisons cover them all."""
-    saved = read_json(bench_dir / GRID_RESULTS_FILE)
+def recorded_results(bench_dir: Path, split: str = "test") -> dict:
+    """The grid's results.json (``results-SPLIT.json`` for its attacks on another split), with every further cell of
+    its folder whose training finished (a study continued with other seeds or methods keeps its earlier cells, which
+    the last ``rift bench`` call did not name): its tasks, methods and seeds are extended by the cells found, and
+    the summary and comparisons cover them all."""
+    saved = read_json(bench_dir / for_split(GRID_RESULTS_FILE, split))
     listed = {cell["directory"] for cell in saved["cells"]}
     found = []
     for path in sorted((bench_dir / CELLS_DIR).iterdir()) if (bench_dir / CELLS_DIR).is_dir() else []:
@@ -212,5 +218,6 @@ def recorded_results(bench_dir: Path) -> dict:
     extra = {(t, m, s) for t, m, s in found}
     records = saved["cells"] + [cell_record(args, cell) for cell in grid(args)
                                 if (cell.task, cell.method, cell.seed) in extra]
-    return {"settings": dataclasses.asdict(args), "cells": records, "summary": summarize_grid(records, args.attacks),
+    return {"settings": dataclasses.asdict(args), "arms": saved.get("arms", {}), "cells": records,
+            "summary": summarize_grid(records, args.attacks),
             "comparisons": paired_comparisons(args, records)}

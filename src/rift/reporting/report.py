@@ -26,7 +26,7 @@ from rift.reporting.plots import (
 )
 from rift.files import write_atomic
 from rift.reporting.tables import grid_tables, to_html
-from rift.run_folder import ATTACKS_DIR, GRID_RESULTS_FILE
+from rift.run_folder import ATTACKS_DIR, GRID_RESULTS_FILE, REPORT_FILE, for_split
 from rift.text.words import replace_words, split_words
 
 STATUS_ORDER = {"succeeded": 0, "failed": 1, "skipped": 2}
@@ -53,17 +53,19 @@ def write_report(args: ReportArguments) -> Path:
     bench = Path(args.bench_dir)
     if not bench.is_dir():
         raise RiftError(f"{bench} is not a folder; give the output folder of rift bench")
+    results_file = bench / for_split(GRID_RESULTS_FILE, args.split)
     try:
-        results = read_json(bench / GRID_RESULTS_FILE)
+        results = read_json(results_file)
     except (ValueError, UnicodeDecodeError):
-        raise RiftError(f"{bench / 'results.json'} is not valid JSON") from None
+        raise RiftError(f"{results_file} is not valid JSON") from None
     if not results:
-        raise RiftError(f"{bench} holds no results.json; run rift bench --output-dir {bench} first")
+        raise RiftError(f"{bench} holds no {results_file.name}; run rift bench --output-dir {bench}"
+                        + ("" if args.split == "test" else f" --split {args.split}") + " first")
     if not isinstance(results, dict) or not {"settings", "cells", "summary"} <= results.keys():
-        raise RiftError(f"{bench} is not a rift bench folder: its results.json lacks the bench's settings, cells and "
-                        "summary (rift report reads what rift bench writes, not rift attack's results)")
-    results = recorded_results(bench)
-    output = Path(args.output) if args.output else bench / "report.html"
+        raise RiftError(f"{bench} is not a rift bench folder: its {results_file.name} lacks the bench's settings, "
+                        "cells and summary (rift report reads what rift bench writes, not rift attack's results)")
+    results = recorded_results(bench, args.split)
+    output = Path(args.output) if args.output else bench / for_split(REPORT_FILE, args.split)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(output, render_report(bench, results, args.max_examples))
     return output
@@ -170,13 +172,14 @@ def examples_html(bench: Path, results: dict, max_examples: int) -> str:
     header = "".join(f"<th>{title}</th>" for title in
                      ("status", "label", "original", "adversarial", "p before", "p after"))
     parts = []
+    attacks_dir = for_split(ATTACKS_DIR, results["settings"].get("split", "test"))
     for number, cell in enumerate(results["cells"]):
         directory = bench / cell["directory"]
         id2label = read_json(directory / "config.json").get("id2label", {})
         labels = [id2label[key] for key in sorted(id2label, key=int)]
         tables = []
         for attack in results["settings"]["attacks"]:
-            records = read_results(examples_file(directory / ATTACKS_DIR, attack)).values()
+            records = read_results(examples_file(directory / attacks_dir, attack)).values()
             sample = sorted(records, key=lambda r: (STATUS_ORDER.get(r.status, 3), r.index))[:max_examples]
             succeeded = sum(r.status == "succeeded" for r in records)
             rows = "".join(example_row(result, labels) for result in sample)
@@ -194,9 +197,10 @@ def across_models_html(bench: Path, results: dict, max_examples: int) -> str:
     the same seeded sample), one column per model with its verdict and adversarial text; the examples on which the
     verdicts differ come first."""
     parts = []
+    attacks_dir = for_split(ATTACKS_DIR, results["settings"].get("split", "test"))
     for task, cells in _by_task(results).items():
         for attack in results["settings"]["attacks"]:
-            found = {cell["directory"]: read_results(examples_file(bench / cell["directory"] / ATTACKS_DIR, attack))
+            found = {cell["directory"]: read_results(examples_file(bench / cell["directory"] / attacks_dir, attack))
                      for cell in cells}
             found = {name: records for name, records in found.items() if records}
             if len(found) < 2:
