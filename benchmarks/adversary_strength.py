@@ -27,6 +27,7 @@ import yaml
 from rift.adversaries import build_adversary
 from rift.adversaries.context import TrainingContext
 from rift.arguments import TrainingArguments
+from rift.config import every_option
 from rift.data import Example
 from rift.data.batching import collate, encode_examples
 from rift.evaluation.paired import exact_mcnemar, held_after_attack
@@ -81,7 +82,7 @@ def main() -> None:
     overrides = {"adversary": cli.adversary, "adversary_candidates": cli.adversary_candidates,
                  "adversary_query_budget": cli.adversary_query_budget}
     config |= {k: v for k, v in overrides.items() if v is not None}
-    args = TrainingArguments(**{k: v for k, v in config.items() if k in TrainingArguments.__dataclass_fields__})
+    args = TrainingArguments.build(unread="drop", **{k: v for k, v in config.items() if k in every_option(TrainingArguments)})
 
     rows = [records[index] for index in sorted(records)]
     by_attack = held_after_attack(examples_file)

@@ -171,7 +171,7 @@ MUTATIONS = [
     Mutation("diagnostics: clipping never counted", "training/hf_trainer.py",
              "self._clipped += int(float(norm) > self.args.max_grad_norm)", "self._clipped += 0",
              ("test_guards_training.py::test_a_run_logs_the_diagnostics_every_n_steps",)),
-    Mutation("rift: the MI term's default feature is not the head's input", "arguments.py",
+    Mutation("rift: the MI term's default feature is not the head's input", "objectives/rift.py",
              'feature: str = option("pooler",', 'feature: str = option("mean",',
              ("test_objectives.py::test_rift_mi_term_trains_the_heads_and_the_encoder",)),
     Mutation("retention: the layers' token states compared with the fine-tuned model's own", "evaluation/retention.py",

@@ -95,7 +95,7 @@ def trained_tiny_dir(tmp_path_factory, tiny_model_dir, sentiment_task) -> str:
     from rift.arguments import TrainingArguments
     from rift.training.run import train_run
 
-    args = TrainingArguments(output_dir=str(tmp_path_factory.mktemp("standard") / "run"), model=tiny_model_dir,
+    args = TrainingArguments.build(output_dir=str(tmp_path_factory.mktemp("standard") / "run"), model=tiny_model_dir,
                              epochs=8, batch_size=16, learning_rate=3e-3, max_length=32, seed=0)
     metrics = train_run(args, task=sentiment_task, log=lambda *a: None)
     assert metrics["test_accuracy"] >= 0.9

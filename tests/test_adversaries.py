@@ -15,13 +15,12 @@ from rift.adversaries import ADVERSARIES
 from rift.adversaries.base import WordAdversary, encode_texts
 from rift.adversaries.discrete import GuidedGreedySearch, first_order_estimates
 from rift.adversaries.word_ascc import mixed_inputs, position_table
-from rift.arguments import FEATURES, TrainingArguments, adversary_names
+from rift.arguments import TrainingArguments, adversary_names
 from rift.attacks.engine import Target
 from rift.attacks.results import AttackResult, WordChange, summarize
 from rift.cli import main
 from rift.data import Example, TaskData
 from rift.evaluation.surface import mark_training_surface
-from rift.models import FEATURES as MODEL_FEATURES
 from rift.errors import RiftError
 from rift.models import classify, input_embeddings
 from rift.objectives import OBJECTIVES, build_objective
@@ -50,7 +49,7 @@ class MultiPieceSource(SubstitutionSource):
 def set_up(tmp_path: Path, model_dir: str, task: TaskData, adversary: str, method: str = "ascc", **overrides):
     values = dict(output_dir=str(tmp_path / "run"), model=model_dir, epochs=1, batch_size=16, learning_rate=3e-3,
                   max_length=32, seed=0, ascc_steps=3, method=method, adversary=adversary, max_substitutes=K)
-    args = TrainingArguments(**values | overrides)
+    args = TrainingArguments.build(unread="drop", **values | overrides)
     trainer = prepared(args, task)
     objective = trainer.objective
     objective.adversary = ADVERSARIES[adversary](args, source=MultiPieceSource())
@@ -67,7 +66,6 @@ def task() -> TaskData:
 
 def test_the_names_the_flags_offer_are_the_registries():
     assert adversary_names() == tuple(ADVERSARIES)
-    assert FEATURES == MODEL_FEATURES
 
 
 def changed_words(original: Example, adversarial: Example) -> list[tuple[int, str, str]]:
@@ -184,7 +182,7 @@ def test_class_balanced_batches_are_an_option_of_every_method(tmp_path, tiny_mod
     train = sentiment_task.splits["train"][:30] + [e for e in sentiment_task.splits["train"] if e.label == 1][:20]
     unbalanced = TaskData("unbalanced", sentiment_task.label_names, {"train": train})
     for balanced in (True, False):
-        args = TrainingArguments(output_dir=str(tmp_path / f"{balanced}"), model=tiny_model_dir, method=method,
+        args = TrainingArguments.build(output_dir=str(tmp_path / f"{balanced}"), model=tiny_model_dir, method=method,
                                  batch_size=10, class_balanced=balanced, max_length=32)
         sampler = training_batch_sampler([e.label for e in train], args.batch_size, args.seed, args.class_balanced,
                                          build_objective(args).class_balanced)
@@ -203,8 +201,8 @@ def test_rift_trains_with_a_word_adversary_from_the_command_line(tmp_path, tiny_
     code = main(["train", "--task", "sst2", "--model", tiny_model_dir, "--method", "rift", "--preset", "study",
                  "--adversary", adversary, "--max-train-examples", "32", "--max-dev-examples", "16",
                  "--max-test-examples", "16", "--epochs", "1", "--batch-size", "16", "--max-length", "32",
-                 "--adversary-query-budget", "8", "--retention-examples", "0", "--logging-steps", "1",
-                 "--output-dir", str(out)])
+                 "--retention-examples", "0", "--logging-steps", "1", "--output-dir", str(out),
+                 *(["--adversary-query-budget", "8"] if adversary == "discrete" else [])])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["adversary"]["name"] == adversary
@@ -241,9 +239,9 @@ def test_each_change_is_marked_by_whether_the_training_adversary_could_make_it(t
         changes=[WordChange(1, "good", "atrocious"), WordChange(2, "movie", "film"),
                  WordChange(5, "tedious", "boring"), WordChange(6, "plot", "story")],
         num_words=7, queries=10, seconds=0.1)
-    args = TrainingArguments(output_dir="unused", max_substitutes=K)
     marks = {}
     for name in ADVERSARIES:
+        args = TrainingArguments.build(output_dir="unused", method="ascc", adversary=name, max_substitutes=K)
         adversary = ADVERSARIES[name](args, source=MultiPieceSource())
         adversary.bind(tokenizer)
         marked = AttackResult.from_dict(result.to_dict())
@@ -391,7 +389,7 @@ def test_rift_trains_with_word_ascc_from_the_command_line(tmp_path, tiny_model_d
 
 def test_word_ascc_leaves_out_substitutes_that_would_not_fit_and_says_so(tokenizer):
     alignment = align(tokenizer, "a good movie .", max_length=8)  # [CLS] a good movie . [SEP]: room for 2 more
-    args = TrainingArguments(output_dir="unused", max_substitutes=K, max_length=8)
+    args = TrainingArguments.build(output_dir="unused", method="ascc", adversary="word-ascc", max_substitutes=K, max_length=8)
     adversary = ADVERSARIES["word-ascc"](args, source=MultiPieceSource())
     adversary.bind(tokenizer)
     layout = adversary.layout(alignment)
@@ -399,7 +397,7 @@ def test_word_ascc_leaves_out_substitutes_that_would_not_fit_and_says_so(tokeniz
     assert adversary.can_produce(alignment, 1, "atrocious") and adversary.can_produce(alignment, 2, "film")
     assert layout.substitutions == 3 + 2 and layout.substitutions_represented == 5
     tight = align(tokenizer, "a good movie .", max_length=7)
-    args = TrainingArguments(output_dir="unused", max_substitutes=K, max_length=7)
+    args = TrainingArguments.build(output_dir="unused", method="ascc", adversary="word-ascc", max_substitutes=K, max_length=7)
     adversary = ADVERSARIES["word-ascc"](args, source=MultiPieceSource())
     adversary.bind(tokenizer)
     assert not adversary.can_produce(tight, 1, "atrocious") and adversary.can_produce(tight, 2, "film")  # room 1

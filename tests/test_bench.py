@@ -317,9 +317,11 @@ def test_arms_train_their_own_options_and_one_grid_is_attacked_on_dev_and_on_tes
     assert code == 0
     saved = {name: yaml.safe_load((out / "cells" / f"file-{name}-s0" / "rift_config.yaml").read_text())
              for name in ("standard", "ascc-beta0", "ascc-beta3")}
-    # an arm's options override the bench's (epochs), the bench's apply where the arm is silent
-    assert [(c["method"], c["beta"], c["epochs"], c["adversary"]) for c in saved.values()] == [
-        ("standard", 1.0, 2, "ascc"), ("ascc", 0.0, 1, "ascc"), ("ascc", 3.0, 2, "random")]
+    # an arm's options override the bench's (epochs), the bench's apply where the arm is silent; a cell keeps only
+    # its components' options (standard reads no beta)
+    assert [(c["method"], c.get("beta"), c["epochs"], c["adversary"]) for c in saved.values()] == [
+        ("standard", None, 2, "ascc"), ("ascc", 0.0, 1, "ascc"), ("ascc", 3.0, 2, "random")]
+    assert "ascc_steps" not in saved["ascc-beta3"] and saved["ascc-beta0"]["ascc_steps"] == 1
     assert all(c["learning_rate"] == 3e-3 and c["batch_size"] == 16 for c in saved.values())
     dev = json.loads((out / "results-dev.json").read_text())
     assert dev["arms"]["ascc-beta3"] == {"method": "ascc", "beta": 3.0, "adversary": "random"}

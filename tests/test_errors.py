@@ -85,7 +85,7 @@ def test_an_empty_training_split(tmp_path, tiny_model_dir, sentiment_task):
 
     task = TaskData(name="empty", label_names=sentiment_task.label_names,
                     splits={"train": [], "dev": sentiment_task.splits["dev"], "test": sentiment_task.splits["test"]})
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), model=tiny_model_dir, max_length=32)
+    args = TrainingArguments.build(output_dir=str(tmp_path / "out"), model=tiny_model_dir, max_length=32)
     with pytest.raises(RiftError, match="the training split is empty"):
         train_run(args, task=task, log=lambda *a: None)
 

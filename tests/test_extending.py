@@ -7,6 +7,7 @@ import copy
 import json
 
 import pytest
+import yaml
 from conftest import sentiment_examples
 from test_distributed import data_options
 
@@ -14,67 +15,136 @@ import rift
 from rift.cli import main
 
 OBJECTIVE = '''
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
+from rift.config import option
 from rift.data.batching import model_inputs
 from rift.models import classify
 from rift.objectives.base import Objective
 
 
+@dataclass
+class SmoothedOptions:
+    smoothing: float = option(0.1, "label smoothing of the cross-entropy", at_least=0, at_most=1)
+
+
 class SmoothedObjective(Objective):
     name = "smoothed"
-    description = "cross-entropy with label smoothing 0.1 (a component written by a test)"
+    description = "cross-entropy with label smoothing (a component written by a test)"
+    Options = SmoothedOptions
 
-    def __init__(self, args=None):
+    def __init__(self, args):
         super().__init__()
+        self.smoothing = args.smoothing
 
     def loss(self, model, batch):
         logits = classify(model, **model_inputs(batch)).logits
-        ce = F.cross_entropy(logits, batch["labels"], label_smoothing=0.1)
+        ce = F.cross_entropy(logits, batch["labels"], label_smoothing=self.smoothing)
         return {"loss": ce, "ce": ce}
 '''
 
+ADVERSARY = '''
+from dataclasses import dataclass
+
+from rift.adversaries.base import SubstitutionOptions, WordAdversary, clean_logits, word_surface
+from rift.config import option
+from rift.data import Example
+from rift.text.words import replace_words
+
+
+@dataclass
+class FirstSubstituteOptions(SubstitutionOptions):
+    changed_words: int = option(1, "words of each example replaced by their first substitute", at_least=1)
+
+
+class FirstSubstituteAdversary(WordAdversary):
+    name = "first-substitute"
+    description = "the first words that have substitutes, each replaced by its first (a component written by a test)"
+    Options = FirstSubstituteOptions
+
+    def adversarial_examples(self, model, batch):
+        examples = []
+        for index in batch["index"].tolist():
+            example, alignment = self.examples[index], self.alignments[index]
+            found = [(i, subs[0]) for i, subs in enumerate(word_surface(alignment, self.source)) if subs]
+            replacements = dict(found[:self.args.changed_words])
+            examples.append(Example(replace_words(example.text, alignment.segments[-1], replacements), example.label))
+        return examples, clean_logits(model, batch)
+'''
+
 ATTACK = '''
+from dataclasses import dataclass
+
 from rift.attacks.engine import WordSubstitutionAttack, greedy_substitution
+from rift.config import option
+
+
+@dataclass
+class FirstWordsOptions:
+    first_words: int = option(1, "first-word: how many of the first words with substitutes may change", at_least=1)
 
 
 class FirstWordAttack(WordSubstitutionAttack):
-    """Greedy substitution of the first word that has substitutes, and of no other."""
+    """Greedy substitution of the first words that have substitutes, and of no other."""
 
     name = "first-word"
+    Options = FirstWordsOptions
+
+    @classmethod
+    def options_from(cls, args):
+        return super().options_from(args) | {"first_words": args.first_words}
+
+    def __init__(self, model, source, *, first_words=1, **options):
+        super().__init__(model, source, **options)
+        self.first_words = first_words
 
     def search(self, target, rng):
-        return (yield from greedy_substitution(target, target.positions[:1]))
+        return (yield from greedy_substitution(target, target.positions[:self.first_words]))
 '''
 
 
 @pytest.fixture
 def own_components(tmp_path, monkeypatch):
-    """The two modules on the path and registered, each with its one line; the registry is restored afterwards."""
+    """The three modules on the path and registered, each with its one line; the registry is restored afterwards."""
     monkeypatch.setattr(rift.registry, "_COMPONENTS", copy.deepcopy(rift.registry._COMPONENTS))
-    (tmp_path / "my_objective.py").write_text(OBJECTIVE)
-    (tmp_path / "my_attack.py").write_text(ATTACK)
+    for module, text in (("my_objective", OBJECTIVE), ("my_adversary", ADVERSARY), ("my_attack", ATTACK)):
+        (tmp_path / f"{module}.py").write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
     rift.registry.register("objective", "smoothed", "my_objective:SmoothedObjective")
+    rift.registry.register("adversary", "first-substitute", "my_adversary:FirstSubstituteAdversary")
     rift.registry.register("attack", "first-word", "my_attack:FirstWordAttack")
 
 
 def test_own_components_are_offered_trained_attacked_and_described(own_components, tmp_path, tiny_model_dir,
                                                                    capsys):
-    for command, name in (("train", "smoothed"), ("attack", "first-word")):
+    for command, groups in (("train", ["options of --method smoothed:\n  --smoothing",
+                                       "options of --adversary first-substitute:\n  --changed-words"]),
+                            ("attack", ["options of --attack first-word:\n  --first-words"])):
         with pytest.raises(SystemExit):
             main([command, "--help"])
-        assert name in capsys.readouterr().out
+        shown = capsys.readouterr().out
+        assert all(group in shown for group in groups), shown
 
     run = tmp_path / "run"
-    assert main(["train", "--method", "smoothed", "--model", tiny_model_dir, *data_options(tmp_path), "--epochs", "2",
-                 "--learning-rate", "3e-3", "--output-dir", str(run)]) == 0
+    assert main(["train", "--method", "smoothed", "--smoothing", "0.2", "--model", tiny_model_dir,
+                 *data_options(tmp_path), "--epochs", "2", "--learning-rate", "3e-3", "--output-dir", str(run)]) == 0
     assert json.loads((run / "metrics.json").read_text())["method"] == "smoothed"
-    assert "cross-entropy with label smoothing 0.1 (a component written by a test)" in (run / "README.md").read_text()
+    assert yaml.safe_load((run / "rift_config.yaml").read_text())["smoothing"] == 0.2
+    card = (run / "README.md").read_text()
+    assert "cross-entropy with label smoothing (a component written by a test)" in card and "smoothing" in card
+
+    adversarial = tmp_path / "adversarial"
+    assert main(["train", "--method", "ascc", "--adversary", "first-substitute", "--changed-words", "2",
+                 "--model", tiny_model_dir, *data_options(tmp_path), "--epochs", "1", "--learning-rate", "3e-3",
+                 "--output-dir", str(adversarial)]) == 0
+    assert json.loads((adversarial / "metrics.json").read_text())["adversary"]["name"] == "first-substitute"
+    assert "each replaced by its first (a component written by a test)" in (adversarial / "README.md").read_text()
 
     attacked = tmp_path / "attacked"
     assert main(["attack", "--model", str(run), *data_options(tmp_path), "--attack", "first-word,pwws",
-                 "--output-dir", str(attacked)]) == 0
+                 "--first-words", "1", "--output-dir", str(attacked)]) == 0
     results = json.loads((attacked / "results.json").read_text())["attacks"]
     first_word, pwws = results["first-word"], results["pwws"]
     assert first_word["num_examples"] == pwws["num_examples"] == 40
@@ -82,6 +152,23 @@ def test_own_components_are_offered_trained_attacked_and_described(own_component
     assert first_word["robust_accuracy"] >= pwws["robust_accuracy"]
     records = [json.loads(line) for line in (attacked / "examples_first-word.jsonl").read_text().splitlines()]
     assert all(len(record["changes"]) <= 1 for record in records)
+
+
+@pytest.mark.parametrize("command, message", [
+    (["train", "--method", "standard", "--smoothing", "0.2"],
+     "--smoothing is not read by --method standard; it is an option of --method smoothed"),
+    (["train", "--method", "ascc", "--adversary", "discrete", "--changed-words", "2"],
+     "--changed-words is not read by --method ascc, --adversary discrete; it is an option of --adversary "
+     "first-substitute"),
+    (["train", "--method", "smoothed", "--smoothing", "2"], "--smoothing must be >= 0 and <= 1, got 2"),
+    (["attack", "--model", "unused", "--attack", "pwws", "--first-words", "2"],
+     "--first-words is not read by --attack pwws; it is an option of --attack first-word"),
+])
+def test_options_of_own_components_are_checked_and_refused_where_unread(own_components, tmp_path, capsys, command,
+                                                                         message):
+    assert main([*command, "--output-dir", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"rift: error: {message}" and not (tmp_path / "out").exists()
 
 
 def test_own_components_through_the_api_robust_trainer_and_bench(own_components, tmp_path, tiny_model_dir):
@@ -92,26 +179,46 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
     trained = rift.train(method="smoothed", model=tiny_model_dir, task="file", train_file=str(tmp_path / "train.csv"),
                          dev_file=str(tmp_path / "train.csv"), test_file=str(tmp_path / "test.csv"),
                          text_column="review", label_column="sentiment", label_names=["negative", "positive"],
-                         max_length=32, epochs=1, output_dir=str(tmp_path / "api"))
+                         max_length=32, epochs=1, smoothing=0.3, output_dir=str(tmp_path / "api"))
     assert trained.metrics["method"] == "smoothed"
+    assert yaml.safe_load((tmp_path / "api" / "rift_config.yaml").read_text())["smoothing"] == 0.3
+    with pytest.raises(rift.RiftError, match="^--smoothing is not read by --method standard; it is an option of "
+                                             "--method smoothed$"):
+        rift.train(method="standard", smoothing=0.3, output_dir=str(tmp_path / "refused"))
 
     rows = [{"text": e.text, "label": e.label} for e in sentiment_examples(32, 0)]
     args = transformers.TrainingArguments(str(tmp_path / "hf"), per_device_train_batch_size=8, max_steps=2,
                                           report_to=[], save_strategy="no", use_cpu=True)
     model = rift.load_classifier(tiny_model_dir, label_names=["negative", "positive"])
+    tokenizer = rift.load_tokenizer(tiny_model_dir)
     trainer = rift.RobustTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                                 processing_class=rift.load_tokenizer(tiny_model_dir), method="smoothed")
-    assert type(trainer.objective).__name__ == "SmoothedObjective"
+                                 processing_class=tokenizer, method="smoothed", robust_options={"smoothing": 0.3})
+    assert type(trainer.objective).__name__ == "SmoothedObjective" and trainer.objective.smoothing == 0.3
     assert trainer.train().global_step == 2
+    trainer = rift.RobustTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                                 processing_class=tokenizer, method="ascc",
+                                 robust_options={"adversary": "first-substitute", "changed_words": 2})
+    assert type(trainer.objective.adversary).__name__ == "FirstSubstituteAdversary"
+    assert trainer.train().global_step == 2
+    with pytest.raises(rift.RiftError, match="^robust_options: --changed-words is not read by --method ascc, "
+                                             "--adversary ascc; it is an option of --adversary first-substitute$"):
+        rift.RobustTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                           processing_class=tokenizer, method="ascc", robust_options={"changed_words": 2})
 
     bench = tmp_path / "bench"
     config = tmp_path / "train.yaml"  # rift bench takes the data options of every cell's training from a file
     config.write_text(f"train_file: {tmp_path / 'train.csv'}\ndev_file: {tmp_path / 'train.csv'}\n"
                       f"test_file: {tmp_path / 'test.csv'}\ntext_column: review\nlabel_column: sentiment\n"
                       "label_names: negative,positive\n")
-    assert main(["bench", "--task", "file", "--train-config", str(config), "--methods", "standard,smoothed",
-                 "--attacks", "first-word", "--model", tiny_model_dir, "--epochs", "1", "--max-length", "32",
-                 "--num-examples", "8", "--num-threads", "1", "--output-dir", str(bench)]) == 0
+    arms = tmp_path / "arms.yaml"
+    arms.write_text("smoothed-0.3: {method: smoothed, smoothing: 0.3}\n")
+    assert main(["bench", "--task", "file", "--train-config", str(config), "--arms", str(arms),
+                 "--methods", "standard,smoothed,smoothed-0.3", "--attacks", "first-word", "--model", tiny_model_dir,
+                 "--epochs", "1", "--max-length", "32", "--num-examples", "8", "--num-threads", "1",
+                 "--output-dir", str(bench)]) == 0
     summary = json.loads((bench / "results.json").read_text())["summary"]
-    assert [row["method"] for row in summary] == ["standard", "smoothed"]
+    assert [row["method"] for row in summary] == ["standard", "smoothed", "smoothed-0.3"]
+    saved = [yaml.safe_load((bench / "cells" / f"file-{name}-s0" / "rift_config.yaml").read_text()).get("smoothing")
+             for name in ("standard", "smoothed", "smoothed-0.3")]
+    assert saved == [None, 0.1, 0.3]
     assert all(row["metrics"]["first-word/robust_accuracy"]["mean"] is not None for row in summary)

@@ -27,7 +27,7 @@ from rift.training.run import train_run
 def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
     values = dict(output_dir=str(tmp_path / "run"), model=model, epochs=2, batch_size=16, learning_rate=3e-3,
                   max_length=32, seed=0, ascc_steps=2, logging_steps=1, retention_examples=0)
-    return TrainingArguments(**values | overrides)
+    return TrainingArguments.build(unread="drop", **values | overrides)
 
 
 def run_training(args: TrainingArguments, task, objective=None) -> dict:

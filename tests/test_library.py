@@ -108,9 +108,8 @@ def test_names_kept_beside_the_options_agree_with_the_registries():
     assert choices_of(attack_field.metadata) == names("attack")
     assert arguments.PRESET_NAMES == tuple(PRESETS)
     from rift.evaluation.protocols import PROTOCOLS
-    from rift.models import FEATURES
 
-    assert arguments.PROTOCOL_NAMES == tuple(PROTOCOLS) and arguments.FEATURES == FEATURES
+    assert arguments.PROTOCOL_NAMES == tuple(PROTOCOLS)
     # the API's defaults are the command line's
     defaults = inspect.signature(rift.build_attack).parameters
     assert defaults["max_length"].default == rift.AttackArguments.max_length == 128
@@ -118,8 +117,11 @@ def test_names_kept_beside_the_options_agree_with_the_registries():
 
 
 def test_checking_options_imports_no_model_code():
-    """Bad flags are refused before any heavy import: the options, their checks and the presets need no torch."""
-    code = ("import sys; import rift.arguments, rift.config, rift.presets; "
+    """Bad values of a command's own options are refused before any heavy import: the options, their checks and the
+    presets need no torch (the chosen components, which declare their own options, are imported after)."""
+    code = ("import sys; import rift.arguments, rift.config, rift.presets; from rift.errors import RiftError\n"
+            "try: rift.arguments.TrainingArguments.build(method='rift', batch_size=0, output_dir='unused')\n"
+            "except RiftError as error: assert 'batch-size' in str(error), error\n"
             "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; print(heavy); sys.exit(len(heavy))")
     import subprocess
 
@@ -243,9 +245,16 @@ def test_an_options_object_and_paths_work_through_the_api(tmp_path):
 
     # an object's preset fills in what it leaves at the defaults, as the command line does; paths may be Paths
     args = _arguments(rift.TrainingArguments, rift.TrainingArguments(preset="study", output_dir=tmp_path / "o",
-                                                                      beta=3.0), {}, rift.PRESETS)
-    assert (args.max_train_examples, args.adversary, args.feature, args.beta, args.output_dir) == (
-        8000, "discrete", "mean", 3.0, str(tmp_path / "o"))
+                                                                      learning_rate=3e-5), {}, rift.PRESETS)
+    assert (args.max_train_examples, args.learning_rate, args.output_dir) == (8000, 3e-5, str(tmp_path / "o"))
+    assert not hasattr(args, "beta")  # the preset's options of adversarial methods are not standard's
+    # the object holds the options of the components it chooses, the preset's among them
+    args = rift.TrainingArguments.build(preset="study", method="rift", beta=3.0, output_dir=tmp_path / "o")
+    assert isinstance(args, rift.TrainingArguments) and _arguments(rift.TrainingArguments, args, {}) is args
+    assert (args.adversary, args.feature, args.alpha, args.beta) == ("discrete", "mean", 0.1, 3.0)
+    with pytest.raises(RiftError, match="^--alpha is not read by --method ascc, --adversary discrete; it is an "
+                                        "option of --method rift, rift-uncond, rift-clean$"):
+        rift.TrainingArguments.build(preset="study", method="ascc", alpha=0.3, output_dir=tmp_path / "o")
     with pytest.raises(RiftError, match="--batch-size must be >= 1"):
         _arguments(rift.TrainingArguments, rift.TrainingArguments(output_dir="x", batch_size=0), {}, rift.PRESETS)
 

@@ -94,7 +94,7 @@ def test_token_states_are_every_layers_real_tokens_in_the_items_order(tiny_model
 def retention_run(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
     values = dict(output_dir=str(tmp_path / "run"), model=model, epochs=2, batch_size=16, learning_rate=3e-3,
                   max_length=32, logging_steps=1, eval_steps=3, seed=0, retention_examples=32)
-    return TrainingArguments(**values | overrides)
+    return TrainingArguments.build(**values | overrides)
 
 
 def test_trainer_logs_retention_at_every_evaluation(tmp_path, tiny_model_dir, sentiment_task):

@@ -25,7 +25,7 @@ def tiny_args(tmp_path: Path, model: str, **overrides) -> TrainingArguments:
         max_length=32, logging_steps=1, seed=3, warmup_ratio=0.1,
     )
     values.update(overrides)
-    return TrainingArguments(**values)
+    return TrainingArguments.build(**values)
 
 
 def test_tiny_model_lowers_its_loss_and_writes_a_plain_checkpoint(tmp_path, tiny_model_dir, sentiment_task):
@@ -153,12 +153,12 @@ def test_options_newer_than_a_saved_run_count_as_their_default(tmp_path, tiny_mo
 
 def test_options_a_method_never_reads_do_not_forbid_reusing_its_run(tmp_path):
     def saved_run(**options):
-        args = TrainingArguments(output_dir=str(tmp_path / "run"), model="tiny", **options)
+        args = TrainingArguments.build(unread="drop", output_dir=str(tmp_path / "run"), model="tiny", **options)
         save_config(args, tmp_path / "rift_config.yaml")
         return tmp_path / "rift_config.yaml"
 
     def changes(**options):
-        return changed_training_options(TrainingArguments(output_dir=str(tmp_path / "run"), model="tiny", **options), saved)
+        return changed_training_options(TrainingArguments.build(unread="drop", output_dir=str(tmp_path / "run"), model="tiny", **options), saved)
 
     saved = saved_run(method="standard", ascc_objective="kl", beta=1.0)
     assert changes(method="standard", ascc_objective="ce", beta=5.0, alpha=0.5, l2sp_weight=1.0) == []

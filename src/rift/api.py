@@ -95,7 +95,7 @@ def _arguments(cls, args, options: dict[str, Any], presets=None):
             return args
         # made by hand: as the command line reads flags, the values set are those that differ from the defaults,
         # and its preset and config file fill in the others
-        defaults = {f.name: default_value(f) for f in dataclasses.fields(cls)}
+        defaults = {f.name: default_value(f) for f in dataclasses.fields(args)}
         options = {k: v for k, v in dataclasses.asdict(args).items() if v != defaults[k]}
     return build_config(cls, options, presets)
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 
-from rift.config import build_config, load_yaml, option
+from rift.config import build_config, every_option, load_yaml, option
 from rift.data import TASK_NAMES, TaskData, load_task
 from rift.errors import RiftError
 from rift.presets import MAX_SUBSTITUTES, PRESET_NAMES, PRESETS
-from rift.registry import names
-
-# the names of rift.models.FEATURES and rift.evaluation.protocols.PROTOCOLS (kept here so that parsing and checking
-# flags imports no model code; a test checks that they agree); the components' names are rift.registry's
+from rift.registry import load, names
 
 
 def method_names() -> tuple[str, ...]:
@@ -28,10 +24,18 @@ def attack_names() -> tuple[str, ...]:
     return names("attack")
 
 
-FEATURES = ("pooler", "cls", "mean")
+def _chosen(kind: str, flag: str, name: str) -> type:
+    """The registered class of a name given for ``flag``; an unknown one is the one-line error of a bad choice."""
+    if name not in names(kind):
+        raise RiftError(f"{flag}: {name!r} is not one of: {', '.join(names(kind))}")
+    return load(kind, name)
+
+
 # an arm of rift bench: a name that is also a folder name's part; options the bench sets for every cell
 ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ARM_FIXED_OPTIONS = {"task", "seed", "output_dir", "resume", "config"}
+# the names of rift.evaluation.protocols.PROTOCOLS (kept here so that checking flags imports no model code; a test
+# checks that they agree); the components' names are rift.registry's
 PROTOCOL_NAMES = ("textdefender",)
 
 
@@ -56,6 +60,14 @@ class DataArguments:
     num_threads: int | None = option(None, "CPU threads for torch (default: torch's choice)", at_least=1)
     trust_remote_code: bool = option(False, "allow model code from the model folder (off: it runs arbitrary code)")
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
+
+    @classmethod
+    def build(cls, *, unread: str = "refuse", **options):
+        """The options object of these values, built and checked as the command line builds it (defaults < preset
+        < ``config`` file < the values given) and holding the options of the components they choose
+        (``TrainingArguments.build(method="rift", alpha=0.3, output_dir="runs/a")``). An option that none of the
+        chosen components reads is refused in one line, or with ``unread="drop"`` left out."""
+        return build_config(cls, options, PRESETS, unread=unread)
 
     def load_task(self, log=print, scored_split: str | None = None) -> TaskData:
         return load_task(
@@ -92,34 +104,13 @@ class TrainingArguments(DataArguments):
     class_balanced: bool | None = option(None, "batches with the same number of examples of every class (default: "
                                                "the method's own choice: rift and its ablations yes, the others no)")
 
-    # adversarial and RIFT objectives (docs/METHOD_NOTES.md; the presets imdb and snli hold the paper's values)
+    # the adversary of the adversarial methods; each objective's and adversary's own options are in its Options
+    # (docs/METHOD_NOTES.md; the presets imdb and snli hold the paper's values)
     adversary: str = option("ascc", "training adversary of the adversarial methods: ascc, the paper's token-level "
                                     "embedding mix (single-token words and substitutes only); discrete, a budgeted "
                                     "gradient-guided word search whose x' is a real text (every substitution); "
                                     "random, random allowed substitutions; word-ascc, ASCC's embedding mix over "
                                     "whole words (every substitution)", choices=adversary_names)
-    synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
-    max_substitutes: int = option(MAX_SUBSTITUTES, "substitutes per word (K) in the adversary's search space", at_least=1)
-    adversary_candidates: int = option(16, "discrete: single substitutions scored per example, the best by the "
-                                           "gradient's first-order estimate", at_least=1)
-    adversary_query_budget: int = option(32, "discrete: model queries per example and step, the clean one included", at_least=2)
-    beta: float = option(1.0, "weight of KL(adversarial || clean) (ascc, rift, l2sp, mixout)", at_least=0)
-    adversarial_weight: float = option(0.0, "weight of CE(f(x'), y), the cross-entropy of the label on the "
-                                            "adversarial input (A2T's and Madry's term; ascc, rift, l2sp, mixout; "
-                                            "0 = the authors' objective)", at_least=0)
-    alpha: float = option(0.1, "weight of the mutual-information term (rift, rift-uncond, rift-clean)", at_least=0)
-    tau: float = option(0.2, "InfoNCE temperature", above=0)
-    feature: str = option("pooler", "the pooled feature the mutual-information term reads, of student and teacher: "
-                                    "pooler (what a BERT head reads), cls (the first token's hidden state) or mean "
-                                    "(the mean of the last hidden states)", choices=FEATURES)
-    ascc_steps: int = option(10, "Adam steps of the ASCC adversary", at_least=1)
-    ascc_learning_rate: float = option(1.0, "learning rate of the ASCC weights", above=0)
-    ascc_sparsity_weight: float = option(15.0, "weight of the entropy (sparsity) term of ASCC", at_least=0)
-    ascc_objective: str = option("kl", "what the training adversary maximises: kl, the divergence from the clean "
-                                       "prediction (the paper's), or ce, the cross-entropy of the label (stronger "
-                                       "in few steps; see docs/METHOD_NOTES.md)", choices=("kl", "ce"))
-    l2sp_weight: float = option(0.01, "weight of the squared L2 distance to the pre-trained weights (l2sp)", at_least=0)
-    mixout_probability: float = option(0.9, "probability of swapping a weight for its pre-trained value (mixout)", at_least=0, at_most=1)
 
     # evaluation, checkpoints, logging
     eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)", at_least=0)
@@ -134,6 +125,24 @@ class TrainingArguments(DataArguments):
     resume: bool = option(False, "continue an interrupted run from OUTPUT_DIR/resume")
     keep_resume_state: bool = option(False, "keep OUTPUT_DIR/resume (optimiser and random states, about 3x the "
                                             "model's size) when the run finishes; by default it is removed then")
+
+    @classmethod
+    def every_component(cls) -> list[tuple[str, type]]:
+        return ([(f"--method {name}", load("objective", name)) for name in method_names()]
+                + [(f"--adversary {name}", load("adversary", name)) for name in adversary_names()])
+
+    @classmethod
+    def components(cls, values: dict) -> list[tuple[str, type]]:
+        """The objective that ``values`` choose, and its adversary if it trains against one."""
+        method = _chosen("objective", "--method", values.get("method", cls.method))
+        if not method.uses_adversary:
+            return [(f"--method {method.name}", method)]
+        adversary = _chosen("adversary", "--adversary", values.get("adversary", cls.adversary))
+        return [(f"--method {method.name}", method), (f"--adversary {adversary.name}", adversary)]
+
+    @classmethod
+    def pointless_options(cls, values: dict) -> set[str]:
+        return set() if _chosen("objective", "--method", values.get("method", cls.method)).uses_adversary else {"adversary"}
 
 
 @dataclass
@@ -174,13 +183,13 @@ class AttackArguments(DataArguments):
                                         "than 4 words, up to 1000 examples (Li et al. 2021)",
                                   choices=PROTOCOL_NAMES)
     lm_constraint: str | None = option(None, "language-model constraint on substitutes", choices=("smollm2",))
-    population: int = option(60, "genetic: population size", at_least=2)
-    generations: int = option(40, "genetic: generations", at_least=0)
-    ascc_steps: int = option(10, "ascc: Adam steps", at_least=1)
-    ascc_learning_rate: float = option(1.0, "ascc: learning rate of the combination weights", above=0)
-    ascc_sparsity_weight: float = option(15.0, "ascc: weight of the entropy (sparsity) term", at_least=0)
-    ascc_objective: str = option("ce", "ascc: maximise the cross-entropy of the label or the KL from the clean "
-                                       "prediction", choices=("ce", "kl"))
+    @classmethod
+    def every_component(cls) -> list[tuple[str, type]]:
+        return [(f"--attack {name}", load("attack", name)) for name in attack_names()]
+
+    @classmethod
+    def components(cls, values: dict) -> list[tuple[str, type]]:
+        return [(f"--attack {name}", _chosen("attack", "--attack", name)) for name in values.get("attack", ["pwws"])]
 
     def check(self) -> None:
         if not self.attack:
@@ -265,7 +274,7 @@ class BenchArguments:
         if not self.arms:
             return {}
         arms = load_yaml(self.arms, option_names=False)
-        fields = {f.name for f in dataclasses.fields(TrainingArguments)} - ARM_FIXED_OPTIONS
+        fields = set(every_option(TrainingArguments)) - ARM_FIXED_OPTIONS
         for name, options in arms.items():
             where = f"{self.arms}: arm {name}"
             if not ARM_NAME.match(name) or name in method_names():

@@ -55,7 +55,8 @@ def training_arguments(args: BenchArguments, cell: Cell) -> TrainingArguments:
     values |= args.method_options(cell.method)
     values |= dict(task=cell.task, seed=cell.seed, output_dir=str(cell.directory), resume=True,
                    config=args.train_config)
-    return build_config(TrainingArguments, values, PRESETS)
+    # the bench's options go to the cells that read them (an arm's own were checked against its components)
+    return build_config(TrainingArguments, values, PRESETS, unread="drop")
 
 
 def attack_groups(args: BenchArguments) -> list[tuple[list[str], int | None]]:
@@ -84,10 +85,10 @@ def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: 
     data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
     if args.protocol:
         del data["max_length"]
-    return AttackArguments(**data | dict(config=None), model=str(cell.directory), attack=names,
-                           output_dir=str(cell.attack_dir), split=args.split, num_examples=num_examples,
-                           sample_seed=args.attack_seed, mixed_precision=train_args.mixed_precision,
-                           population=args.population, generations=args.generations, protocol=args.protocol)
+    return build_config(AttackArguments, data | dict(
+        config=None, model=str(cell.directory), attack=names, output_dir=str(cell.attack_dir), split=args.split,
+        num_examples=num_examples, sample_seed=args.attack_seed, mixed_precision=train_args.mixed_precision,
+        population=args.population, generations=args.generations, protocol=args.protocol), unread="drop")
 
 
 def run_cell(args: BenchArguments, cell: Cell, log) -> bool:

@@ -3,12 +3,20 @@
 Each command's options are a dataclass; its fields become the command-line flags (``learning_rate`` ->
 ``--learning-rate``) and the keys of ``--config FILE.yaml``, so the two can never drift apart. The resolved
 configuration is saved beside every run.
+
+A command whose work is done by registered components (``rift train``'s objective and adversary, ``rift attack``'s
+attacks) declares only its generic options; each component declares its own in an ``Options`` dataclass of its
+file. The command's class says which components some values choose (``components``) and which there are
+(``every_component``); its flags are its own and every component's, and ``build_config`` makes the object of the
+command's class composed with the chosen components' options (``compose``), refusing in one line an option the user
+gave that none of them reads. The composed object reads, saves and compares as one flat set of options.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import tempfile
@@ -24,6 +32,11 @@ from rift.files import write_atomic
 
 
 RESOLVED = "_rift_resolved"  # marks an options object that build_config made
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """The options of a component that has none of its own."""
 
 
 def option(default: Any = None, help: str = "", *, choices=None, required: bool = False, metavar=None,
@@ -62,6 +75,55 @@ def _field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _components(cls, method: str, *args) -> list:
+    """``cls``'s components: ``(label, component class)`` pairs, e.g. ``("--method rift", RIFTObjective)``; none for
+    a command without components."""
+    return list(getattr(cls, method)(*args)) if hasattr(cls, method) else []
+
+
+@functools.cache
+def compose(cls, option_classes: tuple[type, ...]) -> type:
+    """``cls`` with the fields of ``option_classes`` (the chosen components' ``Options``) after its own: a subclass
+    of ``cls``, so that ``isinstance`` holds. Two components may declare the same option only with one default."""
+    own = {f.name: f for f in dataclasses.fields(cls)}
+    added: dict[str, tuple[Any, dataclasses.Field]] = {}
+    for options in option_classes:
+        hints = _field_types(options)
+        for field in dataclasses.fields(options):
+            if field.name in own:
+                raise RiftError(f"{options.__qualname__}.{field.name}: a component's option cannot be one of "
+                                f"{cls.__name__}'s own")
+            if field.name in added:
+                if default_value(added[field.name][1]) != default_value(field):
+                    raise RiftError(f"{options.__qualname__}.{field.name}: another chosen component declares it "
+                                    "with another default")
+                continue
+            added[field.name] = (hints[field.name], field)
+    if not added:
+        return cls
+    fields = [(name, hint, dataclasses.field(default=field.default, default_factory=field.default_factory,
+                                             metadata=field.metadata)) for name, (hint, field) in added.items()]
+    composed = dataclasses.make_dataclass(cls.__name__, fields, bases=(cls,))
+    composed.__module__, composed.__qualname__ = cls.__module__, cls.__qualname__
+    return composed
+
+
+def _option_classes(components: list) -> tuple[type, ...]:
+    return tuple(dict.fromkeys(component.Options for _, component in components))
+
+
+def every_option(cls) -> dict[str, tuple[dataclasses.Field, Any, list[str]]]:
+    """Every option a command takes, by name: its field, type and the labels of the components that read it (none
+    for the command's own), the command's first, then each registered component's in registration order."""
+    hints = _field_types(cls)
+    found = {f.name: (f, hints[f.name], []) for f in dataclasses.fields(cls)}
+    for label, component in _components(cls, "every_component"):
+        hints = _field_types(component.Options)
+        for field in dataclasses.fields(component.Options):
+            found.setdefault(field.name, (field, hints[field.name], []))[2].append(label)
+    return found
+
+
 def _parse_bool(text: str) -> bool:
     lowered = str(text).lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -79,34 +141,43 @@ def _comma_list(element: type):
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """One flag per field. Defaults are suppressed so that only flags the user typed reach the namespace."""
-    hints = _field_types(cls)
-    for field in dataclasses.fields(cls):
-        element, is_list = _base_type(hints[field.name])
-        flag = "--" + field.name.replace("_", "-")
-        meta = field.metadata
-        flags = [flag, *(alias for alias in meta.get("aliases", ()) if alias != flag)]
-        kwargs: dict[str, Any] = dict(default=argparse.SUPPRESS, help=meta.get("help", ""), dest=field.name)
-        choices = choices_of(meta)
-        if choices and is_list:  # argparse would compare the whole list: check_values checks each item
-            kwargs["help"] += f" (from: {', '.join(choices)})"
-        elif choices:
-            kwargs["choices"] = choices
-        if meta.get("metavar"):
-            kwargs["metavar"] = meta["metavar"]
-        if element is bool:
-            kwargs.update(nargs="?", const=True, type=_parse_bool, metavar="BOOL")
-        elif is_list:
-            kwargs.update(type=_comma_list(element), metavar=meta.get("metavar") or "A,B,...")
-        else:
-            kwargs["type"] = element
-        default = default_value(field)
-        if default is not None and element is not bool:
-            kwargs["help"] += f" (default: {','.join(map(str, default)) if is_list else default})"
-        bounds = _bounds_text(meta)
-        if bounds:
-            kwargs["help"] += f" ({bounds})"
-        parser.add_argument(*flags, **kwargs)
+    """One flag per option: the command's own, then each component's in a group of its own. Defaults are
+    suppressed so that only flags the user typed reach the namespace."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for name, (field, hint, owners) in every_option(cls).items():
+        target = parser
+        if owners:
+            title = owner_text(owners)
+            target = groups.get(title) or groups.setdefault(title, parser.add_argument_group(f"options of {title}"))
+        _add_argument(target, field, hint)
+
+
+def _add_argument(parser, field: dataclasses.Field, hint) -> None:
+    element, is_list = _base_type(hint)
+    flag = "--" + field.name.replace("_", "-")
+    meta = field.metadata
+    flags = [flag, *(alias for alias in meta.get("aliases", ()) if alias != flag)]
+    kwargs: dict[str, Any] = dict(default=argparse.SUPPRESS, help=meta.get("help", ""), dest=field.name)
+    choices = choices_of(meta)
+    if choices and is_list:  # argparse would compare the whole list: check_values checks each item
+        kwargs["help"] += f" (from: {', '.join(choices)})"
+    elif choices:
+        kwargs["choices"] = choices
+    if meta.get("metavar"):
+        kwargs["metavar"] = meta["metavar"]
+    if element is bool:
+        kwargs.update(nargs="?", const=True, type=_parse_bool, metavar="BOOL")
+    elif is_list:
+        kwargs.update(type=_comma_list(element), metavar=meta.get("metavar") or "A,B,...")
+    else:
+        kwargs["type"] = element
+    default = default_value(field)
+    if default is not None and element is not bool:
+        kwargs["help"] += f" (default: {','.join(map(str, default)) if is_list else default})"
+    bounds = _bounds_text(meta)
+    if bounds:
+        kwargs["help"] += f" ({bounds})"
+    parser.add_argument(*flags, **kwargs)
 
 
 def default_value(field: dataclasses.Field) -> Any:
@@ -164,12 +235,11 @@ def _convert(element: type, value: Any, parse_text: bool):
     return element(value)
 
 
-def _coerce(cls, key: str, value: Any, source: str | None):
+def _coerce(hint, key: str, value: Any, source: str | None):
     """``value`` of option ``key`` checked and converted to its declared type; a one-line error names the source.
     Text is parsed (``"1e-4"``, ``"a,b"``) only from a file (``source``); values given directly must have the type."""
     parse_text = source is not None
-    hints = _field_types(cls)
-    element, is_list = _base_type(hints[key])
+    element, is_list = _base_type(hint)
     if value is None:
         return None
     try:
@@ -262,11 +332,22 @@ def load_yaml(path: str | Path, option_names: bool = True) -> dict[str, Any]:
 
 
 def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, Any]] | None = None,
-                 check_paths: bool = True):
-    """defaults < preset < YAML (``config`` key) < flags the user typed. Unknown YAML keys are an error.
-    ``check_paths`` False re-reads a saved configuration, whose output folder may be elsewhere now."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(cli_values) - names)
+                 check_paths: bool = True, unread: str = "refuse"):
+    """defaults < preset < YAML (``config`` key) < flags the user typed. Unknown YAML keys are an error. For a
+    command with components, the object is ``cls`` composed with the chosen components' options; an option given
+    (flag, keyword or YAML key) that none of them reads is refused in one line, or with ``unread="drop"`` left out
+    (options shared by differing runs: rift bench's for every cell, a saved configuration re-read). A preset's
+    values are used where read. ``check_paths`` False re-reads a saved configuration, whose output folder may be
+    elsewhere now."""
+    hints = _field_types(cls)
+    own = {f.name: (f, hints[f.name], []) for f in dataclasses.fields(cls)}
+
+    def known(keys) -> dict[str, tuple[dataclasses.Field, Any, list[str]]]:
+        # the command's own options need no component imported (nor the torch components import)
+        return own if set(keys) <= set(own) else every_option(cls)
+
+    options = known(cli_values)
+    unknown = sorted(set(cli_values) - set(options))
     if unknown:  # given through the API (argparse gives only known ones)
         raise RiftError(f"unknown option(s) {', '.join(unknown)} for {cls.__name__}")
     values: dict[str, Any] = {}
@@ -274,26 +355,50 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
     config_path = cli_values.get("config")
     if config_path:
         file_values = load_yaml(config_path)
-        unknown = sorted(set(file_values) - names)
+        options = known(set(cli_values) | set(file_values))
+        unknown = sorted(set(file_values) - set(options))
         if unknown:
             raise RiftError(f"{config_path}: unknown option(s) {', '.join(unknown)}")
-        file_values = {k: _coerce(cls, k, v, str(config_path)) for k, v in file_values.items()}
+        file_values = {k: _coerce(options[k][1], k, v, str(config_path)) for k, v in file_values.items()}
     preset = cli_values.get("preset", file_values.get("preset"))
     if preset:
         if not presets or preset not in presets:
             raise RiftError(f"unknown preset {preset!r}; choose from {', '.join(sorted(presets or {})) or 'none'}")
         values.update(presets[preset])
     values.update(file_values)
-    values.update({k: _coerce(cls, k, v, None) if k in names else v for k, v in cli_values.items()})
-    missing = [f.name for f in dataclasses.fields(cls) if f.metadata.get("required") and values.get(f.name) is None]
+    values.update({k: _coerce(options[k][1], k, v, None) for k, v in cli_values.items()})
+    # the command's own options are checked before the chosen components (and the torch they import) are loaded
+    check_values(cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__}), check_paths=False)
+    chosen = _components(cls, "components", values)
+    composed = compose(cls, _option_classes(chosen))
+    names = {f.name for f in dataclasses.fields(composed)}
+    # the command's own options that the chosen components make pointless (an adversary for a method without one)
+    pointless = set(cls.pointless_options(values)) if hasattr(cls, "pointless_options") else set()
+    given = {name for name in set(cli_values) | set(file_values) if name not in names or name in pointless}
+    if given and unread == "refuse":
+        name = sorted(given)[0]
+        owners = every_option(cls)[name][2]
+        what = ", ".join(label for label, _ in chosen) or "the chosen components"
+        raise RiftError(f"{_flag(name)} is not read by {what}" + (f"; it is an option of {owner_text(owners)}"
+                                                                   if owners else ""))
+    missing = [f.name for f in dataclasses.fields(composed) if f.metadata.get("required") and values.get(f.name) is None]
     if missing:
         raise RiftError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
-    config = cls(**{k: v for k, v in values.items() if k in names})
+    config = composed(**{k: v for k, v in values.items() if k in names})
     check_values(config, check_paths)
     if hasattr(config, "check"):
         config.check()
     config.__dict__[RESOLVED] = True  # its preset and file are applied: the API takes it as it is
     return config
+
+
+def owner_text(labels: list[str]) -> str:
+    """Component labels said briefly: ``["--method rift", "--method rift-clean"]`` -> ``"--method rift, rift-clean"``."""
+    by_flag: dict[str, list[str]] = {}
+    for label in labels:
+        flag, _, name = label.partition(" ")
+        by_flag.setdefault(flag, []).append(name)
+    return "; ".join(f"{flag} {', '.join(names)}" for flag, names in by_flag.items())
 
 
 def save_config(config, path: str | Path) -> None:

@@ -126,7 +126,7 @@ def input_embeddings(model: nn.Module) -> nn.Embedding:
     return unwrap(model).get_input_embeddings()
 
 
-FEATURES = ("pooler", "cls", "mean")  # rift.arguments.FEATURES repeats them
+FEATURES = ("pooler", "cls", "mean")
 
 
 class ClassifierOutput(NamedTuple):

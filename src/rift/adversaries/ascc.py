@@ -8,11 +8,13 @@ the source's surface that is (on SST-2 with MiniLM's WordPiece, about 88% of the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from rift.adversaries.base import AdversarialBatch, Adversary, clean_logits
+from rift.adversaries.base import AdversarialBatch, Adversary, SubstitutionOptions, clean_logits
 from rift.attacks.ascc import ASCCSearch, adversarial_embeddings
+from rift.config import option
 from rift.substitutions.tokens import (
     collate_substitutions,
     coverage_report,
@@ -23,10 +25,22 @@ from rift.text.words import WordAlignment, follows_space
 from rift.data.batching import EncodedExample
 
 
+@dataclass
+class ASCCSearchOptions(SubstitutionOptions):
+    """The search of the ASCC adversaries (token-level and over whole words)."""
+
+    ascc_steps: int = option(10, "Adam steps of the ASCC adversary", at_least=1)
+    ascc_learning_rate: float = option(1.0, "learning rate of the ASCC weights", above=0)
+    ascc_sparsity_weight: float = option(15.0, "weight of the entropy (sparsity) term of ASCC", at_least=0)
+    ascc_objective: str = option("kl", "what the training adversary maximises: kl, the divergence from the clean "
+                                       "prediction (the paper's), or ce, the cross-entropy of the label (stronger "
+                                       "in few steps; see docs/METHOD_NOTES.md)", choices=("kl", "ce"))
+
+
 class TokenASCCAdversary(Adversary):
     name = "ascc"
     description = "token-level ASCC (convex combinations of single-token substitutes' embeddings)"
-    options = Adversary.options | {"ascc_steps", "ascc_learning_rate", "ascc_sparsity_weight", "ascc_objective"}
+    Options = ASCCSearchOptions
     # a position keeps the first K of the word's substitutes that are single tokens, wherever they stand in the
     # source's list
     limit_substitutes = False

@@ -19,8 +19,10 @@ from typing import ClassVar
 
 import torch
 
+from rift.config import option
 from rift.data import Example, resolve_data_dir
 from rift.models import classify, eval_mode
+from rift.presets import MAX_SUBSTITUTES
 from rift.substitutions import FilteredSource, SubstitutionSource, build_substitution_source
 from rift.substitutions.tokens import surface_coverage
 from rift.text.words import WordAlignment
@@ -34,12 +36,20 @@ class AdversarialBatch:
     clean_logits: torch.Tensor  # the model's logits on x in eval mode, detached: the reference the search left
 
 
+@dataclass
+class SubstitutionOptions:
+    """What every adversary reads: where its substitutes come from and how many per word."""
+
+    synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
+    max_substitutes: int = option(MAX_SUBSTITUTES, "substitutes per word (K) in the adversary's search space", at_least=1)
+
+
 class Adversary:
     name: ClassVar[str]
     # one line for people: the model card says how a model was trained with it
     description: ClassVar[str] = ""
-    # the training options it reads (the others do not change what it trains)
-    options: ClassVar[frozenset[str]] = frozenset({"synonyms", "max_substitutes"})
+    # its own rift train options (flags and YAML keys): what it reads of the run's options besides the generic ones
+    Options: ClassVar[type] = SubstitutionOptions
     # whether the source is cut to the first max_substitutes substitutes of every word (the surface trained on)
     limit_substitutes: ClassVar[bool] = True
 

@@ -22,13 +22,15 @@ is x. The search draws nothing at random, so a resumed run equals an uninterrupt
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from rift.adversaries.base import WordAdversary, word_surface
+from rift.adversaries.base import SubstitutionOptions, WordAdversary, word_surface
 from rift.attacks.engine import Replacements, Search, Target, WordSubstitutionAttack
 from rift.attacks.wrapper import ModelWrapper
+from rift.config import option
 from rift.data import Example
 from rift.models import classify, eval_mode, input_embeddings, unwrap
 from rift.substitutions.tokens import token_ids
@@ -102,10 +104,18 @@ def first_order_estimates(tokenizer, embedding: torch.Tensor, alignment: WordAli
     return estimates
 
 
+@dataclass
+class DiscreteOptions(SubstitutionOptions):
+    adversary_candidates: int = option(16, "discrete: single substitutions scored per example, the best by the "
+                                           "gradient's first-order estimate", at_least=1)
+    adversary_query_budget: int = option(32, "discrete: model queries per example and step, the clean one included",
+                                         at_least=2)
+
+
 class DiscreteAdversary(WordAdversary):
     name = "discrete"
     description = "a budgeted gradient-guided word-substitution search whose adversarial inputs are real texts"
-    options = WordAdversary.options | {"adversary_candidates", "adversary_query_budget"}
+    Options = DiscreteOptions
 
     def adversarial_examples(self, model, batch) -> tuple[list[Example], torch.Tensor]:
         plain = unwrap(model)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rift.adversaries.ascc import ASCCSearchOptions
 from rift.adversaries.base import AdversarialBatch, Adversary, clean_logits
 from rift.attacks.ascc import ASCCSearch
 from rift.errors import RiftError
@@ -175,7 +176,7 @@ class WordASCCAdversary(Adversary):
     name = "word-ascc"
     description = ("ASCC over whole words (convex combinations of the embeddings of words and substitutes of any "
                    "number of pieces, exact at every vertex)")
-    options = Adversary.options | {"ascc_steps", "ascc_learning_rate", "ascc_sparsity_weight", "ascc_objective"}
+    Options = ASCCSearchOptions
 
     def __init__(self, args, source=None):
         super().__init__(args, source)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from rift.attacks.engine import Attack
 from rift.attacks.results import AttackResult, WordChange
+from rift.config import option
 from rift.data import Example
 from rift.errors import RiftError
 from rift.models import classify, eval_mode, input_embeddings
@@ -137,6 +138,15 @@ def adversarial_embeddings(model, substitute_ids: torch.Tensor, weights: torch.T
     return convex_combination(input_embeddings(model)(substitute_ids), weights)
 
 
+@dataclass
+class ASCCAttackOptions:
+    ascc_steps: int = option(10, "ascc: Adam steps", at_least=1)
+    ascc_learning_rate: float = option(1.0, "ascc: learning rate of the combination weights", above=0)
+    ascc_sparsity_weight: float = option(15.0, "ascc: weight of the entropy (sparsity) term", at_least=0)
+    ascc_objective: str = option("ce", "ascc: maximise the cross-entropy of the label or the KL from the clean "
+                                       "prediction", choices=("ce", "kl"))
+
+
 class ASCCAttack(Attack):
     """Accuracy under ASCC: the same adversary at evaluation time, with the contract of every other attack.
 
@@ -147,6 +157,7 @@ class ASCCAttack(Attack):
 
     name = "ascc"
     measures_training_adversary = True
+    Options = ASCCAttackOptions
 
     @classmethod
     def build(cls, model, tokenizer, source, *, batch_size: int, max_length: int, **options) -> Attack:

@@ -32,6 +32,7 @@ import torch
 from rift.attacks.lm import LMConstraint
 from rift.attacks.results import AttackResult, WordChange
 from rift.attacks.wrapper import Inputs, Key, ModelWrapper
+from rift.config import NoOptions
 from rift.data import Example
 from rift.errors import RiftError
 from rift.substitutions import SubstitutionSource
@@ -78,6 +79,9 @@ class Attack(ABC):
     # an attack in the training adversary's own space (ASCC's embedding mix), not a discrete one: reported last and
     # marked, and no part of a published protocol
     measures_training_adversary: bool = False
+    # its own rift attack options (flags and YAML keys), a dataclass of rift.config.option fields; options_from
+    # reads them from rift attack's options
+    Options: type = NoOptions
 
     @classmethod
     @abstractmethod

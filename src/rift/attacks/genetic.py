@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Generator
+from dataclasses import dataclass
 
 import torch
 
 from rift.attacks.engine import Replacements, Search, Target, WordSubstitutionAttack
 from rift.attacks.wrapper import ModelWrapper
+from rift.config import option
 from rift.errors import RiftError
 from rift.substitutions import SubstitutionSource
 
 CROSSOVER_TRIES = 20  # as TextAttack: redraw a child that breaks the change limit, then fall back to a parent
+
+
+@dataclass
+class GeneticOptions:
+    population: int = option(60, "genetic: population size", at_least=2)
+    generations: int = option(40, "genetic: generations", at_least=0)
 
 
 class Genetic(WordSubstitutionAttack):
@@ -27,6 +35,7 @@ class Genetic(WordSubstitutionAttack):
     """
 
     name = "genetic"
+    Options = GeneticOptions
 
     @classmethod
     def options_from(cls, args) -> dict:

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 from rift.accelerator import make_accelerator, pick_mixed_precision
 from rift.arguments import AttackArguments, EvalArguments
 from rift.attacks.registry import build_attack
-from rift.config import changed_options, save_config
+from rift.config import changed_options
 from rift.data import resolve_data_dir
 from rift.errors import RiftError
 from rift.evaluation.protocols import get_protocol
@@ -46,11 +47,16 @@ ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "nu
 def check_attack_output(args: AttackArguments, output_dir: Path) -> None:
     """Refuse to mix results of different settings in one folder; save the settings beside the results."""
     saved_path = output_dir / ATTACK_CONFIG_FILE
-    changed = changed_options(args, saved_path, ATTACK_RESUMABLE_CHANGES)
+    saved = (yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}) if saved_path.exists() else {}
+    # an attack's own options that the folder's settings lack: that attack has not run here, nothing to mix with
+    own = {f.name for f in dataclasses.fields(AttackArguments)}
+    not_run = {f.name for f in dataclasses.fields(args)} - own - set(saved)
+    changed = changed_options(args, saved_path, ATTACK_RESUMABLE_CHANGES | not_run)
     if saved_path.exists() and changed:
         raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
     output_dir.mkdir(parents=True, exist_ok=True)
-    save_config(args, saved_path)
+    # the settings of every attack run here: the earlier attacks' options are kept beside this one's
+    write_atomic(saved_path, yaml.safe_dump(saved | dataclasses.asdict(args), sort_keys=False))
 
 
 def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:

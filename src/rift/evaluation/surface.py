@@ -34,7 +34,8 @@ def training_adversary(model_dir: str, tokenizer, data_dir: str | None) -> Adver
         return None
     try:
         # the run's output folder is where it was trained, maybe elsewhere: not checked
-        args = build_config(TrainingArguments, {"config": str(path), "data_dir": data_dir}, PRESETS, check_paths=False)
+        args = build_config(TrainingArguments, {"config": str(path), "data_dir": data_dir}, PRESETS, check_paths=False,
+                            unread="drop")
     except RiftError:  # a configuration this version cannot read: the surface stays unknown
         return None
     if args.method not in OBJECTIVES or not OBJECTIVES[args.method].uses_adversary:

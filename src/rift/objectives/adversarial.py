@@ -11,6 +11,7 @@ they compare with RIFT on equal terms: the only difference is how forgetting is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -18,10 +19,19 @@ import torch.nn.functional as F
 
 from rift.adversaries import build_adversary
 from rift.attacks.ascc import divergence
+from rift.config import option
 from rift.errors import RiftError
 from rift.models import ClassifierOutput, classify, unwrap
 from rift.objectives.base import Objective
 from rift.data.batching import EncodedExample, model_inputs
+
+
+@dataclass
+class AdversarialOptions:
+    beta: float = option(1.0, "weight of KL(adversarial || clean)", at_least=0)
+    adversarial_weight: float = option(0.0, "weight of CE(f(x'), y), the cross-entropy of the label on the "
+                                            "adversarial input (A2T's and Madry's term; 0 = the authors' objective)",
+                                       at_least=0)
 
 
 class ASCCObjective(Objective):
@@ -31,7 +41,7 @@ class ASCCObjective(Objective):
     name = "ascc"
     description = ("adversarial fine-tuning: cross-entropy on clean inputs plus beta times the KL divergence between "
                    "the predictions on adversarial and clean inputs (Dong et al. 2021, ASCC)")
-    options = frozenset({"beta", "adversary", "adversarial_weight"})
+    Options = AdversarialOptions
     uses_adversary = True
 
     def __init__(self, args):
@@ -93,12 +103,17 @@ def anchor_pretrained(model, only: type[torch.nn.Module] | None = None) -> dict[
     }
 
 
+@dataclass
+class L2SPOptions(AdversarialOptions):
+    l2sp_weight: float = option(0.01, "weight of the squared L2 distance to the pre-trained weights", at_least=0)
+
+
 class L2SPObjective(ASCCObjective):
     """Adversarial training + L2-SP (Li et al. 2018): l2sp_weight * ||theta - theta_pretrained||^2 over the encoder."""
 
     name = "l2sp"
     description = "adversarial fine-tuning plus an L2 penalty towards the pre-trained weights (L2-SP)"
-    options = ASCCObjective.options | {"l2sp_weight"}
+    Options = L2SPOptions
 
     def setup(self, context) -> None:
         super().setup(context)
@@ -112,6 +127,12 @@ class L2SPObjective(ASCCObjective):
         return {"l2sp": self.args.l2sp_weight * self.distance(model)}
 
 
+@dataclass
+class MixoutOptions(AdversarialOptions):
+    mixout_probability: float = option(0.9, "probability of swapping a weight for its pre-trained value", at_least=0,
+                                       at_most=1)
+
+
 class MixoutObjective(ASCCObjective):
     """Adversarial training + Mixout (Lee et al. 2020): in training, every weight of the encoder's linear layers is
     swapped for its pre-trained value with probability p, rescaled so that its expectation is unchanged:
@@ -120,7 +141,7 @@ class MixoutObjective(ASCCObjective):
 
     name = "mixout"
     description = "adversarial fine-tuning with Mixout towards the pre-trained weights"
-    options = ASCCObjective.options | {"mixout_probability"}
+    Options = MixoutOptions
 
     def setup(self, context) -> None:
         super().setup(context)

@@ -12,6 +12,7 @@ from typing import ClassVar, Sequence
 import torch
 from torch import nn
 
+from rift.config import NoOptions
 from rift.data.batching import EncodedExample, collate
 from rift.adversaries.context import TrainingContext
 
@@ -23,8 +24,8 @@ class Objective(nn.Module):
     # the batches it gets unless --class-balanced says otherwise: RIFT's class-conditional InfoNCE wants the same
     # number of examples of every class in a batch
     class_balanced: ClassVar[bool] = False
-    # the objective-specific training options it reads; the other objectives' options do not change what it trains
-    options: ClassVar[frozenset[str]] = frozenset()
+    # its own rift train options (flags and YAML keys), a dataclass of rift.config.option fields
+    Options: ClassVar[type] = NoOptions
     # whether it trains on an adversary's x' (and so reads the options of --adversary)
     uses_adversary: ClassVar[bool] = False
 

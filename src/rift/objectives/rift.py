@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rift.models import classify, unwrap
+from rift.config import option
+from rift.models import FEATURES, classify, unwrap
 from rift.data.batching import collate, length_sorted_batches, model_inputs
-from rift.objectives.adversarial import ASCCObjective
+from rift.objectives.adversarial import AdversarialOptions, ASCCObjective
 
 
 def info_nce(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
@@ -40,12 +42,21 @@ def projection_head(hidden: int) -> nn.Module:
     return nn.Sequential(nn.Linear(hidden, 512), nn.ReLU(), nn.Linear(512, 256))
 
 
+@dataclass
+class RIFTOptions(AdversarialOptions):
+    alpha: float = option(0.1, "weight of the mutual-information term", at_least=0)
+    tau: float = option(0.2, "InfoNCE temperature", above=0)
+    feature: str = option("pooler", "the pooled feature the mutual-information term reads, of student and teacher: "
+                                    "pooler (what a BERT head reads), cls (the first token's hidden state) or mean "
+                                    "(the mean of the last hidden states)", choices=FEATURES)
+
+
 class RIFTObjective(ASCCObjective):
     name = "rift"
     description = ("RIFT (Dong et al., NeurIPS 2021): adversarial fine-tuning plus alpha times a class-conditional "
                    "InfoNCE bound on the mutual information between the model's features on adversarial inputs and "
                    "a frozen pre-trained copy's features on clean inputs")
-    options = ASCCObjective.options | {"alpha", "tau", "feature"}
+    Options = RIFTOptions
     class_balanced = True
     conditional = True  # one pair of heads per class (rift-uncond: one pair for all)
     wants_adversarial_pooled = True  # the MI term reads the student on x' (rift-clean: on x)

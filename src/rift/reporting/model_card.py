@@ -8,6 +8,7 @@ clean test accuracy and the accuracy under each attack, with its settings and 95
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from rift.files import write_atomic
-from rift.objectives import used_options
 from rift.registry import load, names
 from rift.run_folder import CARD_FILE, CONFIG_FILE, METRICS_FILE, ROBUSTNESS_FILE
 
@@ -136,16 +136,11 @@ def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str
                       "results here."]
     lines += ["", "Robust accuracy: the share of the attacked examples that are classified correctly and that the "
                   "attack did not break; intervals are 95% Wilson intervals.", ""]
-    shown = ("method", "adversary", "model", "task", "max_train_examples", "epochs", "batch_size", "learning_rate",
-             "max_length", "beta", "adversarial_weight", "alpha", "tau", "feature", "synonyms", "max_substitutes",
-             "ascc_steps", "class_balanced", "seed")
-    # the components' own options only where the method (and its adversary) read them
-    own = {"adversary", "beta", "adversarial_weight", "alpha", "tau", "feature", "synonyms", "max_substitutes",
-           "ascc_steps"}
-    read = set()
-    if objective is not None:
-        read = used_options(method, config.get("adversary", "ascc")) | ({"adversary"} if adversarial else set())
-    shown = tuple(k for k in shown if k not in own or k in read)
+    # the options of the method and of its adversary, where it has one: what the model's training read
+    components = [objective, described] if adversarial else [objective]
+    own = [f.name for component in components if component is not None for f in dataclasses.fields(component.Options)]
+    shown = ("method", *(["adversary"] if adversarial else []), "model", "task", "max_train_examples", "epochs",
+             "batch_size", "learning_rate", "max_length", *dict.fromkeys(own), "class_balanced", "seed")
     lines += ["## Training configuration", "", "| option | value |", "|---|---|"]
     lines += [f"| `{key}` | {config[key]} |" for key in shown if config.get(key) is not None]
     lines += ["", f"Every option is in `{CONFIG_FILE}`: `rift train --config {CONFIG_FILE} "

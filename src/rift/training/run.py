@@ -17,6 +17,7 @@ What a run writes to ``output_dir``:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -43,7 +44,7 @@ from rift.evaluation.retention import RetentionProbe
 from rift.evaluation.robustness import sample_indices
 from rift.files import write_atomic
 from rift.models import load_classifier, load_tokenizer, unwrap
-from rift.objectives import Objective, build_objective, unused_options
+from rift.objectives import Objective, build_objective
 from rift.run_folder import CONFIG_FILE, LOG_FILE, LOGS_DIR, METRICS_FILE, RESUME_DIR
 from rift.training.hf_trainer import RobustTrainer
 
@@ -58,8 +59,10 @@ RETENTION_SEED = 0
 
 def changed_training_options(args: TrainingArguments, saved_config: Path) -> list[str]:
     """The options of ``args`` that differ from the run saved in ``saved_config``, besides those that may change and
-    those the method never reads (a baseline need not be retrained when only the adversary's options change)."""
-    return changed_options(args, saved_config, RESUMABLE_CHANGES | unused_options(args.method, args.adversary))
+    those the method never reads: ``args`` holds only its components' options, and a method without an adversary
+    does not depend on ``--adversary`` (a baseline need not be retrained when only the adversary changes)."""
+    pointless = type(args).pointless_options(dataclasses.asdict(args))
+    return changed_options(args, saved_config, RESUMABLE_CHANGES | pointless)
 
 
 def hf_arguments(args: TrainingArguments, batches_per_epoch: int, has_dev: bool) -> transformers.TrainingArguments:
