@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from rift.data import (
-    TASK_NAMES,
     Example,
     load_task,
     resolve_data_dir,
     stratified_split,
     stratified_subset,
+    task_names,
 )
-from rift.data import tasks as tasks_module
+from rift.data.tasks import base as tasks_module
 from rift.errors import RiftError
 
 
@@ -177,11 +177,13 @@ def test_bad_numbers_are_refused_before_any_data_is_read(tmp_path):
 
 
 def test_unknown_task_and_file_options_on_builtin(tmp_path):
-    assert "file" in TASK_NAMES
+    assert "file" in task_names() and "sst2" in task_names()
     with pytest.raises(RiftError, match="unknown task 'sst3'"):
         load_task("sst3")
-    with pytest.raises(RiftError, match="only to task 'file'"):
+    with pytest.raises(RiftError, match="^--train-file is not read by --task sst2; it is an option of --task file$"):
         load_task("sst2", train_file=tmp_path / "x.csv")
+    with pytest.raises(RiftError, match="^--text-column: cannot use 3"):
+        load_task("file", train_file=tmp_path / "x.csv", text_column=3)
 
 
 # ---- stratified subsets and splits ----

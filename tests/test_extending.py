@@ -104,24 +104,63 @@ class FirstWordAttack(WordSubstitutionAttack):
         return (yield from greedy_substitution(target, target.positions[:self.first_words]))
 '''
 
+TASK = '''
+import random
+from dataclasses import dataclass
+
+from rift.config import option
+from rift.data import Example, TaskData
+from rift.data.tasks.base import Task
+
+GOOD, BAD, FILLER = ("good", "great", "fine"), ("bad", "awful", "dull"), ("the", "movie", "plot", "was", "very")
+
+
+@dataclass
+class ToyOptions:
+    toy_examples: int = option(48, "examples in each split of the toy task", at_least=4)
+
+
+class ToyTask(Task):
+    name = "toy"
+    description = "made-up sentiment sentences (a component written by a test)"
+    title = "Toy sentiment"
+    Options = ToyOptions
+
+    def read(self, data_dir, log, scored_split=None):
+        rng = random.Random(0)
+
+        def example(label):
+            words = rng.sample(FILLER, 3) + [rng.choice(GOOD if label else BAD)]
+            rng.shuffle(words)
+            return Example(" ".join(words) + " .", label)
+
+        n = self.args.toy_examples
+        return TaskData("toy", ["negative", "positive"],
+                        {split: [example(i % 2) for i in range(n)] for split in ("train", "dev", "test")})
+'''
+
 
 @pytest.fixture
 def own_components(tmp_path, monkeypatch):
-    """The three modules on the path and registered, each with its one line; the registry is restored afterwards."""
+    """The four modules on the path and registered, each with its one line; the registry is restored afterwards."""
     monkeypatch.setattr(rift.registry, "_COMPONENTS", copy.deepcopy(rift.registry._COMPONENTS))
-    for module, text in (("my_objective", OBJECTIVE), ("my_adversary", ADVERSARY), ("my_attack", ATTACK)):
+    for module, text in (("my_objective", OBJECTIVE), ("my_adversary", ADVERSARY), ("my_attack", ATTACK),
+                         ("my_task", TASK)):
         (tmp_path / f"{module}.py").write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
     rift.registry.register("objective", "smoothed", "my_objective:SmoothedObjective")
     rift.registry.register("adversary", "first-substitute", "my_adversary:FirstSubstituteAdversary")
     rift.registry.register("attack", "first-word", "my_attack:FirstWordAttack")
+    rift.registry.register("task", "toy", "my_task:ToyTask")
 
 
 def test_own_components_are_offered_trained_attacked_and_described(own_components, tmp_path, tiny_model_dir,
                                                                    capsys):
     for command, groups in (("train", ["options of --method smoothed:\n  --smoothing",
-                                       "options of --adversary first-substitute:\n  --changed-words"]),
-                            ("attack", ["options of --attack first-word:\n  --first-words"])):
+                                       "options of --adversary first-substitute:\n  --changed-words",
+                                       "options of --task toy:\n  --toy-examples"]),
+                            ("attack", ["options of --attack first-word:\n  --first-words",
+                                        "options of --task toy:\n  --toy-examples"])):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         shown = capsys.readouterr().out
@@ -153,16 +192,31 @@ def test_own_components_are_offered_trained_attacked_and_described(own_component
     records = [json.loads(line) for line in (attacked / "examples_first-word.jsonl").read_text().splitlines()]
     assert all(len(record["changes"]) <= 1 for record in records)
 
+    toy = tmp_path / "toy"
+    assert main(["train", "--task", "toy", "--toy-examples", "32", "--model", tiny_model_dir, "--epochs", "1",
+                 "--max-length", "16", "--output-dir", str(toy)]) == 0
+    metrics = json.loads((toy / "metrics.json").read_text())
+    assert (metrics["num_train_examples"], yaml.safe_load((toy / "rift_config.yaml").read_text())["toy_examples"]) == (
+        32, 32)
+    assert "on Toy sentiment (made-up sentiment sentences (a component written by a test))" in (
+        toy / "README.md").read_text()
+    assert main(["attack", "--model", str(toy), "--task", "toy", "--toy-examples", "8", "--attack", "first-word",
+                 "--output-dir", str(tmp_path / "toy-attacked")]) == 0
+    assert json.loads((tmp_path / "toy-attacked" / "results.json").read_text())["attacks"]["first-word"][
+        "num_examples"] == 8
+
 
 @pytest.mark.parametrize("command, message", [
     (["train", "--method", "standard", "--smoothing", "0.2"],
      "--smoothing is not read by --method standard; it is an option of --method smoothed"),
     (["train", "--method", "ascc", "--adversary", "discrete", "--changed-words", "2"],
-     "--changed-words is not read by --method ascc, --adversary discrete; it is an option of --adversary "
-     "first-substitute"),
+     "--changed-words is not read by --adversary discrete; it is an option of --adversary first-substitute"),
     (["train", "--method", "smoothed", "--smoothing", "2"], "--smoothing must be >= 0 and <= 1, got 2"),
     (["attack", "--model", "unused", "--attack", "pwws", "--first-words", "2"],
      "--first-words is not read by --attack pwws; it is an option of --attack first-word"),
+    (["train", "--task", "sst2", "--toy-examples", "8"],
+     "--toy-examples is not read by --task sst2; it is an option of --task toy"),
+    (["train", "--task", "toy", "--toy-examples", "2"], "--toy-examples must be >= 4, got 2"),
 ])
 def test_options_of_own_components_are_checked_and_refused_where_unread(own_components, tmp_path, capsys, command,
                                                                          message):
@@ -176,12 +230,12 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
     import transformers
 
     data_options(tmp_path)
-    trained = rift.train(method="smoothed", model=tiny_model_dir, task="file", train_file=str(tmp_path / "train.csv"),
-                         dev_file=str(tmp_path / "train.csv"), test_file=str(tmp_path / "test.csv"),
-                         text_column="review", label_column="sentiment", label_names=["negative", "positive"],
-                         max_length=32, epochs=1, smoothing=0.3, output_dir=str(tmp_path / "api"))
-    assert trained.metrics["method"] == "smoothed"
-    assert yaml.safe_load((tmp_path / "api" / "rift_config.yaml").read_text())["smoothing"] == 0.3
+    trained = rift.train(method="smoothed", model=tiny_model_dir, task="toy", toy_examples=16, max_length=16,
+                         epochs=1, smoothing=0.3, output_dir=str(tmp_path / "api"))
+    assert (trained.metrics["method"], trained.metrics["num_train_examples"]) == ("smoothed", 16)
+    saved = yaml.safe_load((tmp_path / "api" / "rift_config.yaml").read_text())
+    assert (saved["smoothing"], saved["toy_examples"]) == (0.3, 16)
+    assert [len(split) for split in rift.load_task("toy", toy_examples=12).splits.values()] == [12, 12, 12]
     with pytest.raises(rift.RiftError, match="^--smoothing is not read by --method standard; it is an option of "
                                              "--method smoothed$"):
         rift.train(method="standard", smoothing=0.3, output_dir=str(tmp_path / "refused"))
@@ -200,8 +254,8 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
                                  robust_options={"adversary": "first-substitute", "changed_words": 2})
     assert type(trainer.objective.adversary).__name__ == "FirstSubstituteAdversary"
     assert trainer.train().global_step == 2
-    with pytest.raises(rift.RiftError, match="^robust_options: --changed-words is not read by --method ascc, "
-                                             "--adversary ascc; it is an option of --adversary first-substitute$"):
+    with pytest.raises(rift.RiftError, match="^robust_options: --changed-words is not read by --adversary ascc; it is "
+                                             "an option of --adversary first-substitute$"):
         rift.RobustTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                            processing_class=tokenizer, method="ascc", robust_options={"changed_words": 2})
 
@@ -221,4 +275,10 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
     saved = [yaml.safe_load((bench / "cells" / f"file-{name}-s0" / "rift_config.yaml").read_text()).get("smoothing")
              for name in ("standard", "smoothed", "smoothed-0.3")]
     assert saved == [None, 0.1, 0.3]
+    toy = tmp_path / "toy-bench"  # the own task in a grid, with its option from the cells' training file
+    config.write_text("toy_examples: 16\n")
+    assert main(["bench", "--task", "toy", "--train-config", str(config), "--arms", str(arms), "--methods",
+                 "smoothed-0.3", "--attacks", "first-word", "--model", tiny_model_dir, "--epochs", "1",
+                 "--max-length", "16", "--num-examples", "8", "--num-threads", "1", "--output-dir", str(toy)]) == 0
+    assert json.loads((toy / "cells" / "toy-smoothed-0.3-s0" / "metrics.json").read_text())["num_train_examples"] == 16
     assert all(row["metrics"]["first-word/robust_accuracy"]["mean"] is not None for row in summary)

@@ -122,6 +122,8 @@ def test_checking_options_imports_no_model_code():
     code = ("import sys; import rift.arguments, rift.config, rift.presets; from rift.errors import RiftError\n"
             "try: rift.arguments.TrainingArguments.build(method='rift', batch_size=0, output_dir='unused')\n"
             "except RiftError as error: assert 'batch-size' in str(error), error\n"
+            "from rift.cli import main\n"
+            "assert main(['train', '--method', 'rift', '--batch-size', '0', '--output-dir', 'unused']) == 2\n"
             "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; print(heavy); sys.exit(len(heavy))")
     import subprocess
 
@@ -252,7 +254,7 @@ def test_an_options_object_and_paths_work_through_the_api(tmp_path):
     args = rift.TrainingArguments.build(preset="study", method="rift", beta=3.0, output_dir=tmp_path / "o")
     assert isinstance(args, rift.TrainingArguments) and _arguments(rift.TrainingArguments, args, {}) is args
     assert (args.adversary, args.feature, args.alpha, args.beta) == ("discrete", "mean", 0.1, 3.0)
-    with pytest.raises(RiftError, match="^--alpha is not read by --method ascc, --adversary discrete; it is an "
+    with pytest.raises(RiftError, match="^--alpha is not read by --method ascc; it is an "
                                         "option of --method rift, rift-uncond, rift-clean$"):
         rift.TrainingArguments.build(preset="study", method="ascc", alpha=0.3, output_dir=tmp_path / "o")
     with pytest.raises(RiftError, match="--batch-size must be >= 1"):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
 from rift.config import build_config, every_option, load_yaml, option
-from rift.data import TASK_NAMES, TaskData, load_task
+from rift.data import TaskData, load_task, task_names
 from rift.errors import RiftError
 from rift.presets import MAX_SUBSTITUTES, PRESET_NAMES, PRESETS
 from rift.registry import load, names
@@ -41,15 +42,8 @@ PROTOCOL_NAMES = ("textdefender",)
 
 @dataclass
 class DataArguments:
-    task: str = option("sst2", "dataset", choices=TASK_NAMES)
+    task: str = option("sst2", "dataset", choices=task_names)
     data_dir: str | None = option(None, "data folder (default: $RIFT_DATA_DIR, else ./shared/data or ../shared/data)")
-    train_file: str | None = option(None, "--task file: training data (.csv, .tsv, .jsonl or .json, optionally .gz; .parquet; or a folder written by datasets.save_to_disk)")
-    dev_file: str | None = option(None, "--task file: development data")
-    test_file: str | None = option(None, "--task file: test data")
-    text_column: str = option("text", "--task file: column of the text")
-    text_pair_column: str | None = option(None, "--task file: column of the second text (pair tasks)")
-    label_column: str = option("label", "--task file: column of the label")
-    label_names: list[str] | None = option(None, "--task file: label names in id order")
     max_train_examples: int | None = option(None, "seeded, class-stratified subset of the training split", at_least=1)
     max_dev_examples: int | None = option(None, "seeded, class-stratified subset of the dev split", at_least=1)
     max_test_examples: int | None = option(None, "seeded, class-stratified subset of the test split", at_least=1)
@@ -69,11 +63,23 @@ class DataArguments:
         chosen components reads is refused in one line, or with ``unread="drop"`` left out."""
         return build_config(cls, options, PRESETS, unread=unread)
 
+    @classmethod
+    def every_component(cls) -> list[tuple[str, type]]:
+        return [(f"--task {name}", load("task", name)) for name in task_names()]
+
+    @classmethod
+    def components(cls, values: dict) -> list[tuple[str, type]]:
+        """The task that ``values`` choose."""
+        task = _chosen("task", "--task", values.get("task", cls.task))
+        return [(f"--task {task.name}", task)]
+
+    def task_options(self) -> dict:
+        """The options of this object's task (task ``file``: its files and columns)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(load("task", self.task).Options)}
+
     def load_task(self, log=print, scored_split: str | None = None) -> TaskData:
         return load_task(
-            self.task, self.data_dir, seed=self.seed, train_file=self.train_file, dev_file=self.dev_file,
-            test_file=self.test_file, text_column=self.text_column, text_pair_column=self.text_pair_column,
-            label_column=self.label_column, label_names=self.label_names,
+            self.task, self.data_dir, seed=self.seed, **self.task_options(),
             max_train_examples=self.max_train_examples, max_dev_examples=self.max_dev_examples,
             max_test_examples=self.max_test_examples, min_train_words=self.min_train_words,
             scored_split=scored_split, log=log,
@@ -128,17 +134,18 @@ class TrainingArguments(DataArguments):
 
     @classmethod
     def every_component(cls) -> list[tuple[str, type]]:
-        return ([(f"--method {name}", load("objective", name)) for name in method_names()]
+        return (super().every_component() + [(f"--method {name}", load("objective", name)) for name in method_names()]
                 + [(f"--adversary {name}", load("adversary", name)) for name in adversary_names()])
 
     @classmethod
     def components(cls, values: dict) -> list[tuple[str, type]]:
-        """The objective that ``values`` choose, and its adversary if it trains against one."""
+        """The task and the objective that ``values`` choose, and the adversary if the objective trains against one."""
         method = _chosen("objective", "--method", values.get("method", cls.method))
+        chosen = super().components(values) + [(f"--method {method.name}", method)]
         if not method.uses_adversary:
-            return [(f"--method {method.name}", method)]
+            return chosen
         adversary = _chosen("adversary", "--adversary", values.get("adversary", cls.adversary))
-        return [(f"--method {method.name}", method), (f"--adversary {adversary.name}", adversary)]
+        return chosen + [(f"--adversary {adversary.name}", adversary)]
 
     @classmethod
     def pointless_options(cls, values: dict) -> set[str]:
@@ -185,11 +192,12 @@ class AttackArguments(DataArguments):
     lm_constraint: str | None = option(None, "language-model constraint on substitutes", choices=("smollm2",))
     @classmethod
     def every_component(cls) -> list[tuple[str, type]]:
-        return [(f"--attack {name}", load("attack", name)) for name in attack_names()]
+        return super().every_component() + [(f"--attack {name}", load("attack", name)) for name in attack_names()]
 
     @classmethod
     def components(cls, values: dict) -> list[tuple[str, type]]:
-        return [(f"--attack {name}", _chosen("attack", "--attack", name)) for name in values.get("attack", ["pwws"])]
+        return super().components(values) + [(f"--attack {name}", _chosen("attack", "--attack", name))
+                                              for name in values.get("attack", ["pwws"])]
 
     def check(self) -> None:
         if not self.attack:
@@ -200,7 +208,7 @@ class AttackArguments(DataArguments):
 class BenchArguments:
     output_dir: str | None = option(None, "folder of the grid: cells/TASK-METHOD-sSEED/ and results.{csv,json,md}",
                                     required=True, path="dir")
-    task: list[str] = option(["sst2"], "tasks, comma-separated", choices=TASK_NAMES, aliases=("--tasks",))
+    task: list[str] = option(["sst2"], "tasks, comma-separated", choices=task_names, aliases=("--tasks",))
     methods: list[str] = option(["standard", "ascc", "rift"], "training methods, comma-separated; METHOD+ADVERSARY "
                                                                "(rift+discrete) trains an adversarial method against "
                                                                "that adversary (default: --adversary); an arm's name "
@@ -254,7 +262,7 @@ class BenchArguments:
                                   choices=PROTOCOL_NAMES)
 
     def check(self) -> None:
-        for flag, given, known in (("--task", self.task, TASK_NAMES), ("--attacks", self.attacks, attack_names()),
+        for flag, given, known in (("--task", self.task, task_names()), ("--attacks", self.attacks, attack_names()),
                                    ("--methods", self.methods, method_names()), ("--seeds", self.seeds, ())):
             if not given:
                 raise RiftError(f"{flag}: give at least one" + (f" of {', '.join(known)}" if known else ""))

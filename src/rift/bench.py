@@ -83,6 +83,7 @@ def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: 
     protocol, the protocol's max length), and runs in the training's precision: Accelerate's state is process-wide
     and cannot change within one bench."""
     data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
+    data |= train_args.task_options()
     if args.protocol:
         del data["max_length"]
     return build_config(AttackArguments, data | dict(

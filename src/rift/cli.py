@@ -147,7 +147,9 @@ def command_presets(command: str) -> dict[str, dict] | None:
     return {name: {} for name in PRESETS} if command == "bench" else None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(components: bool = True) -> argparse.ArgumentParser:
+    """The parser of every command; without ``components``, only the commands' own options (no component module,
+    and so no torch, is imported)."""
     parser = _Parser(
         prog="rift",
         description="Robust Informative Fine-Tuning of pre-trained encoders, and robustness evaluation.",
@@ -156,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (arguments, _handler, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        add_dataclass_arguments(sub, arguments)
+        add_dataclass_arguments(sub, arguments, components)
         for positional in POSITIONAL.get(name, []):
             sub.add_argument(positional, nargs="?", default=argparse.SUPPRESS, metavar=positional.upper(),
                              help=f"same as --{positional.replace('_', '-')}")
@@ -164,8 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    namespace = vars(parser.parse_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the commands' own options first: a command that gives no component's option (and asks for no help) is
+    # parsed and checked before any component's module, and torch, is imported
+    asks_help = "-h" in argv or "--help" in argv
+    namespace, unparsed = (None, True) if asks_help else build_parser(components=False).parse_known_args(argv)
+    if unparsed:
+        namespace = build_parser().parse_args(argv)
+    namespace = vars(namespace)
     command = namespace.pop("command", None)
     if command is None:
         parser.print_help()

@@ -140,11 +140,14 @@ def _comma_list(element: type):
     return parse
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """One flag per option: the command's own, then each component's in a group of its own. Defaults are
-    suppressed so that only flags the user typed reach the namespace."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, components: bool = True) -> None:
+    """One flag per option: the command's own, then (``components``) each component's in a group of its own, which
+    imports every component's module. Defaults are suppressed so that only flags the user typed reach the
+    namespace."""
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for name, (field, hint, owners) in every_option(cls).items():
+    hints = _field_types(cls)
+    options = every_option(cls) if components else {f.name: (f, hints[f.name], []) for f in dataclasses.fields(cls)}
+    for name, (field, hint, owners) in options.items():
         target = parser
         if owners:
             title = owner_text(owners)
@@ -378,7 +381,10 @@ def build_config(cls, cli_values: dict[str, Any], presets: dict[str, dict[str, A
     if given and unread == "refuse":
         name = sorted(given)[0]
         owners = every_option(cls)[name][2]
-        what = ", ".join(label for label, _ in chosen) or "the chosen components"
+        # the chosen components of the kinds that read it (the --method for another method's option), else all
+        kinds = {label.partition(" ")[0] for label in owners}
+        what = ", ".join([label for label, _ in chosen if label.partition(" ")[0] in kinds]
+                         or [label for label, _ in chosen]) or "the chosen components"
         raise RiftError(f"{_flag(name)} is not read by {what}" + (f"; it is an option of {owner_text(owners)}"
                                                                    if owners else ""))
     missing = [f.name for f in dataclasses.fields(composed) if f.metadata.get("required") and values.get(f.name) is None]

@@ -1,8 +1,8 @@
 """Every component by kind and name, registered once: ``name -> "module:Class"``, imported on first use, so that
 reading and checking options imports no model code.
 
-The kinds are ``objective`` (``rift train --method``), ``adversary`` (``--adversary``) and ``attack``
-(``rift attack --attack``). A component of one's own is one module with one class, and one line:
+The kinds are ``objective`` (``rift train --method``), ``adversary`` (``--adversary``), ``task`` (``--task``)
+and ``attack`` (``rift attack --attack``). A component of one's own is one module with one class, and one line:
 
     rift.registry.register("objective", "my-method", "my_package.my_module:MyObjective")
 
@@ -31,6 +31,14 @@ _COMPONENTS: dict[str, dict[str, str]] = {
         "discrete": "rift.adversaries.discrete:DiscreteAdversary",
         "random": "rift.adversaries.random_substitution:RandomAdversary",
         "word-ascc": "rift.adversaries.word_ascc:WordASCCAdversary",
+    },
+    "task": {
+        "sst2": "rift.data.tasks.sst2:SST2",
+        "imdb": "rift.data.tasks.imdb:IMDB",
+        "mr": "rift.data.tasks.mr:MR",
+        "snli": "rift.data.tasks.snli:SNLI",
+        "agnews": "rift.data.tasks.agnews:AGNews",
+        "file": "rift.data.tasks.file:FileTask",
     },
     "attack": {
         "ascc": "rift.attacks.ascc:ASCCAttack",

@@ -156,6 +156,7 @@ class ASCCAttack(Attack):
     result does not depend on which examples share its batch (resumed and multi-process runs agree)."""
 
     name = "ascc"
+    title = "ASCC"
     measures_training_adversary = True
     Options = ASCCAttackOptions
 

@@ -79,6 +79,8 @@ class Attack(ABC):
     # an attack in the training adversary's own space (ASCC's embedding mix), not a discrete one: reported last and
     # marked, and no part of a published protocol
     measures_training_adversary: bool = False
+    # its name in tables and model cards (default: the registered name)
+    title: str | None = None
     # its own rift attack options (flags and YAML keys), a dataclass of rift.config.option fields; options_from
     # reads them from rift attack's options
     Options: type = NoOptions

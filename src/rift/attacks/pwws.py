@@ -22,6 +22,7 @@ class PWWS(WordSubstitutionAttack):
     """
 
     name = "pwws"
+    title = "PWWS"
 
     def search(self, target: Target, rng: random.Random) -> Search:
         positions = target.positions

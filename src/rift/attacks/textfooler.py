@@ -24,6 +24,7 @@ class TextFooler(WordSubstitutionAttack):
     """
 
     name = "textfooler"
+    title = "TextFooler"
 
     @classmethod
     def with_protocol(cls, options, constraints, query_budget_per_word):

@@ -1,11 +1,10 @@
-"""Datasets as lists of labelled examples: the built-in benchmark tasks and user CSV/TSV/JSON-lines files."""
+"""Datasets as lists of labelled examples: the built-in benchmark tasks, user data files and registered tasks."""
 
 from rift.data.examples import DataError, Example, TaskData
 from rift.data.splits import stratified_split, stratified_subset
-from rift.data.tasks import TASK_NAMES, load_task, resolve_data_dir
+from rift.data.tasks import load_task, resolve_data_dir, task_names
 
 __all__ = [
-    "TASK_NAMES",
     "DataError",
     "Example",
     "TaskData",
@@ -13,4 +12,5 @@ __all__ = [
     "resolve_data_dir",
     "stratified_split",
     "stratified_subset",
+    "task_names",
 ]

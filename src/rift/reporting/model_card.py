@@ -21,12 +21,9 @@ from rift.registry import load, names
 from rift.run_folder import CARD_FILE, CONFIG_FILE, METRICS_FILE, ROBUSTNESS_FILE
 
 BASE_MODELS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
-DATASETS = {"sst2": ("SST-2", "stanfordnlp/sst2"), "imdb": ("IMDB", "stanfordnlp/imdb"),
-            "mr": ("MR (rotten tomatoes)", "cornell-movie-review-data/rotten_tomatoes"),
-            "snli": ("SNLI", "stanfordnlp/snli"), "agnews": ("AG News", "fancyzhx/ag_news")}
+# the settings of every attack that its entry keeps, before the attack's own options
 ATTACK_SETTINGS = ("split", "num_examples", "synonyms", "max_substitutes", "max_changed_share", "query_budget",
-                   "protocol", "population", "generations", "ascc_steps")
-OWN_SETTINGS = {"population": "genetic", "generations": "genetic", "ascc_steps": "ascc"}  # read by that attack only
+                   "protocol")
 
 
 def _read(path: Path) -> dict:
@@ -42,8 +39,7 @@ def record_attacks(model_dir: Path, results: dict[str, Any], settings: dict[str,
     path = model_dir / ROBUSTNESS_FILE
     recorded = _read(path).get("attacks", [])
     for name, summary in results["attacks"].items():
-        entry = {"attack": name} | {k: settings.get(k) for k in ATTACK_SETTINGS
-                                    if OWN_SETTINGS.get(k, name) == name} | {
+        entry = {"attack": name} | {k: settings.get(k) for k in _attack_settings(name)} | {
             "num_examples": summary["num_examples"], "task": results["task"],
             "summary": {k: summary.get(k) for k in ("clean_accuracy", "robust_accuracy", "robust_accuracy_interval",
                                                     "attack_success_rate", "mean_queries", "num_robust")}}
@@ -53,9 +49,14 @@ def record_attacks(model_dir: Path, results: dict[str, Any], settings: dict[str,
     write_model_card(model_dir)
 
 
+def _attack_settings(name: str) -> tuple[str, ...]:
+    attack = _component("attack", name)
+    return ATTACK_SETTINGS + (tuple(f.name for f in dataclasses.fields(attack.Options)) if attack else ())
+
+
 def _attack_title(entry: dict) -> str:
-    name = {"pwws": "PWWS", "genetic": "genetic", "textfooler": "TextFooler", "ascc": "ASCC"}.get(entry["attack"],
-                                                                                              entry["attack"])
+    attack = _component("attack", entry["attack"])
+    name = (attack.title if attack else None) or entry["attack"]
     low, high = entry["summary"]["robust_accuracy_interval"] or (None, None)
     interval = f", 95% [{low:.3f}, {high:.3f}]" if low is not None else ""
     return f"accuracy under {name} ({entry['split']}, n={entry['num_examples']}{interval})"
@@ -66,8 +67,9 @@ def write_model_card(model_dir: Path) -> Path:
     config = _read(model_dir / CONFIG_FILE)
     metrics = _read(model_dir / METRICS_FILE)
     attacks = _read(model_dir / ROBUSTNESS_FILE).get("attacks", [])
-    task = config.get("task", "file")
-    dataset_name, dataset_id = DATASETS.get(task, (task, task))
+    task = _component("task", config.get("task", "file"))
+    dataset_name = (task.title if task else None) or config.get("task", "file")
+    dataset_id = (task.hub_dataset if task else None) or dataset_name
     model = config.get("model", "")
     base = BASE_MODELS.get(model, model if model and not Path(model).exists() else None)
     method = config.get("method", "standard")
@@ -81,7 +83,7 @@ def write_model_card(model_dir: Path) -> Path:
         summary = entry["summary"]
         if summary.get("robust_accuracy") is None:
             continue
-        args = {k: entry[k] for k in ATTACK_SETTINGS if entry.get(k) is not None}
+        args = {k: entry[k] for k in _attack_settings(entry["attack"]) if entry.get(k) is not None}
         args["interval_95"] = [round(x, 4) for x in summary["robust_accuracy_interval"]]
         results.append(EvalResult(task_type="text-classification", dataset_type=dataset_id, dataset_name=dataset_name,
                                   dataset_split=entry["split"], metric_type="accuracy",
@@ -89,7 +91,7 @@ def write_model_card(model_dir: Path) -> Path:
                                   metric_args=args))
     data = ModelCardData(
         library_name="transformers", pipeline_tag="text-classification", base_model=base,
-        datasets=[dataset_id] if task in DATASETS else None,
+        datasets=[task.hub_dataset] if task and task.hub_dataset else None,
         tags=list(dict.fromkeys(["rift", "adversarial-robustness", "text-classification", method])),
         model_name=model_dir.name, eval_results=results or None,
     )
@@ -106,8 +108,10 @@ def _component(kind: str, name: str) -> type | None:
 
 def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str | None) -> str:
     method = config.get("method", "standard")
-    task = config.get("task", "file")
-    trained_on = DATASETS.get(task, (task,))[0]
+    task = _component("task", config.get("task", "file"))
+    trained_on = (task.title if task else None) or config.get("task", "file")
+    if task and task.description:
+        trained_on += f" ({task.description})"
     count = metrics.get("num_train_examples")
     objective = _component("objective", method)
     adversarial = objective is not None and objective.uses_adversary
