@@ -284,6 +284,24 @@ def test_a_record_without_weights_is_tabulated_reported_and_continued(grid_copy,
     assert "record without weights" in capsys.readouterr().err
 
 
+def test_a_record_never_overwrites_another_run(grid_copy, tmp_path, capsys):
+    _, out = grid_copy
+    record = tmp_path / "record"
+    assert main(["record", str(out), str(record)]) == 0
+    assert main(["record", str(out), str(record)]) == 0  # the same runs again: their record is brought up to date
+    kept = {p: p.read_bytes() for p in record.rglob("*") if p.is_file()}
+    other = tmp_path / "other"  # another bench whose cell of the same name is another run
+    shutil.copytree(out, other)
+    metrics = other / "cells" / "file-ascc-s1" / "metrics.json"
+    metrics.write_text(json.dumps(json.loads(metrics.read_text()) | {"train_seconds": 1.0}))
+    capsys.readouterr()
+    assert main(["record", str(other), str(record)]) == 2
+    assert capsys.readouterr().err.strip() == (f"rift: error: {record / 'cells' / 'file-ascc-s1'} holds another run "
+                                               f"than {other / 'cells' / 'file-ascc-s1'} (their metrics.json differ); "
+                                               "record into another folder")
+    assert {p: p.read_bytes() for p in record.rglob("*") if p.is_file()} == kept  # nothing copied
+
+
 def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training_data(tmp_path):
     from rift.arguments import BenchArguments
     from rift.bench import attack_arguments, training_arguments

@@ -122,6 +122,25 @@ def test_eval_rejects_a_model_with_the_wrong_label_count(tmp_path, tiny_model_di
     assert "3 labels" in capsys.readouterr().err
 
 
+def test_a_model_without_a_trained_head_is_not_scored_unless_asked(tmp_path, tiny_model_dir, capsys):
+    from test_distributed import data_options
+
+    data = data_options(tmp_path)
+    message = (f"rift: error: model '{tiny_model_dir}' has no trained classification head (classifier.bias, "
+               "classifier.weight not in its weights): its predictions would come from a randomly initialised head; "
+               "fine-tune it first (rift train), or pass --allow-untrained-head")
+    for command in (["eval", "--output", str(tmp_path / "eval.json")],
+                    ["attack", "--num-examples", "4", "--output-dir", str(tmp_path / "attacked")]):
+        capsys.readouterr()
+        assert main([command[0], "--model", tiny_model_dir, *data, *command[1:]]) == 2
+        assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "eval.json").exists() and not (tmp_path / "attacked").exists()
+    assert main(["eval", "--model", tiny_model_dir, *data, "--output", str(tmp_path / "eval.json"),
+                 "--allow-untrained-head"]) == 0
+    scored = json.loads((tmp_path / "eval.json").read_text())
+    assert scored["untrained_head"] == ["classifier.bias", "classifier.weight"]
+
+
 @pytest.mark.slow
 def test_minilm_smoke_run_through_the_console_script(tmp_path):
     """The default model on real SST-2, a few steps, through the installed ``rift`` command."""

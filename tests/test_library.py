@@ -142,6 +142,19 @@ def test_api_options_are_checked_like_flags(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_api_calls_with_wrong_types_are_one_line_errors(tiny_model_dir):
+    with pytest.raises(RiftError, match=r"^--train-file: cannot use 123 \(expected a string, got 123\)$"):
+        rift.load_task("file", train_file=123)
+    with pytest.raises(RiftError, match="^label_names: expected a list of names, one per class, got 'neg,pos'$"):
+        rift.load_classifier(tiny_model_dir, label_names="neg,pos")
+    tokenizer = rift.load_tokenizer(tiny_model_dir)
+    with pytest.raises(RiftError, match="^RobustTrainer needs model, a sequence classifier"):
+        rift.RobustTrainer(model=None, processing_class=tokenizer)
+    with pytest.raises(RiftError, match="^robust_options: expected a dict of rift train options"):
+        rift.RobustTrainer(model=rift.load_classifier(tiny_model_dir, ["a", "b"]), processing_class=tokenizer,
+                           robust_options="discrete")
+
+
 def write_rows(path: Path, examples) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)

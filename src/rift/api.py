@@ -13,6 +13,7 @@ The command line is a thin layer over these functions: the defaults, presets and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
 from rift.config import RESOLVED, build_config, check_output_path, default_value
 from rift.errors import RiftError
-from rift.files import write_atomic
+from rift.files import folder_lock, is_main_process, write_atomic
 from rift.presets import PRESETS
 from rift.reporting.model_card import record_attacks
 from rift.run_folder import CONFIG_FILE
@@ -81,6 +82,7 @@ class EvalResult:
     num_examples: int
     accuracy: float
     output: Path  # the JSON file written
+    untrained_head: list[str] | None = None  # the head's weights drawn at random (--allow-untrained-head)
 
 
 def _arguments(cls, args, options: dict[str, Any], presets=None):
@@ -115,10 +117,17 @@ def run_training(args: TrainingArguments, log=print) -> dict:
     from rift.reporting.model_card import write_model_card
     from rift.training.run import train_run
 
-    metrics = train_run(args, log=log)
-    if PartialState().is_main_process:
-        write_model_card(Path(args.output_dir))
+    with writing(args.output_dir, "rift train"):
+        metrics = train_run(args, log=log)
+        if PartialState().is_main_process:
+            write_model_card(Path(args.output_dir))
     return metrics
+
+
+def writing(folder: str | Path, what: str):
+    """The lock of a folder that this process writes (``rift.files.folder_lock``); other processes of a distributed
+    launch write nothing there and take none."""
+    return folder_lock(folder, what) if is_main_process() else contextlib.nullcontext()
 
 
 def attack(args: AttackArguments | None = None, **options) -> AttackReport:
@@ -152,7 +161,7 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     score = accuracy(model, items, pad, args.batch_size)
     output.parent.mkdir(parents=True, exist_ok=True)
     result = EvalResult(model=args.model, task=task.name, split=args.split, num_examples=len(items), accuracy=score,
-                        output=output)
+                        output=output, untrained_head=model.rift_untrained_head or None)
     write_atomic(output, json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "output"}, indent=2))
     return result
 
@@ -174,7 +183,8 @@ def attack_results(args: AttackArguments) -> dict:
 
     from rift.evaluation.attack_run import run_attacks
 
-    results, args = run_attacks(args)
+    with writing(args.output_dir, "rift attack"):
+        results, args = run_attacks(args)
     model_dir = Path(args.model)
     if PartialState().is_main_process and (model_dir / CONFIG_FILE).is_file():
         # results.json has them whatever happens; the card is a copy

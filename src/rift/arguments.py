@@ -32,6 +32,8 @@ def _chosen(kind: str, flag: str, name: str) -> type:
     return load(kind, name)
 
 
+# numpy's seeds, which every random choice reaches through accelerate's set_seed, are below 2**32
+MAX_SEED = 2**32 - 1
 # an arm of rift bench: a name that is also a folder name's part; options the bench sets for every cell
 ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ARM_FIXED_OPTIONS = {"task", "seed", "output_dir", "resume", "config"}
@@ -50,7 +52,8 @@ class DataArguments:
     min_train_words: int | None = option(None, "train only on examples of at least N words (SST-2's training split "
                                                "is mostly sub-sentence phrases, its dev and test full sentences)", at_least=1)
     max_length: int = option(128, "maximum tokens per input (longer inputs are truncated)", at_least=4)
-    seed: int = option(0, "seed of every random choice (subsets; in training also head init, data order, dropout)")
+    seed: int = option(0, "seed of every random choice (subsets; in training also head init, data order, dropout)",
+                       at_least=0, at_most=MAX_SEED)
     num_threads: int | None = option(None, "CPU threads for torch (default: torch's choice)", at_least=1)
     trust_remote_code: bool = option(False, "allow model code from the model folder (off: it runs arbitrary code)")
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
@@ -161,6 +164,8 @@ class EvalArguments(DataArguments):
                                       "MODEL.eval-TASK-SPLIT.json, which leaves the folder untouched; else "
                                       "./eval-TASK-SPLIT.json)", metavar="FILE", path="file")
     allow_label_mismatch: bool = option(False, "score a model whose saved label names differ from the task's")
+    allow_untrained_head: bool = option(False, "score a model whose classification head is not in its weights "
+                                               "(drawn at random; the results say so)")
 
 
 @dataclass
@@ -172,9 +177,11 @@ class AttackArguments(DataArguments):
                                     path="dir")
     split: str = option("test", "split to attack", choices=("train", "dev", "test"))
     num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all)", at_least=1)
-    sample_seed: int | None = option(None, "seed of that sample (default: --seed)")
+    sample_seed: int | None = option(None, "seed of that sample (default: --seed)", at_least=0, at_most=MAX_SEED)
     batch_size: int = option(64, "inputs per model call", at_least=1)
     allow_label_mismatch: bool = option(False, "attack a model whose saved label names differ from the task's")
+    allow_untrained_head: bool = option(False, "attack a model whose classification head is not in its weights "
+                                               "(drawn at random; the results say so)")
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision; bf16 on a recent "
                                   "CPU is about 3x faster (predictions of the bf16 model are what is attacked)",
                                   choices=("auto", "no", "fp16", "bf16"))
@@ -216,9 +223,10 @@ class BenchArguments:
     arms: str | None = option(None, "YAML file of named variants of the methods, NAME: {method: METHOD, OPTION: "
                                     "VALUE, ...}, with any rift train options but task, seed, output_dir, resume and "
                                     "config; they override the bench's for that arm's cells", metavar="FILE")
-    seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed", aliases=("--seed",))
+    seeds: list[int] = option([0], "seeds, comma-separated: each cell's training seed", aliases=("--seed",),
+                              at_least=0, at_most=MAX_SEED)
     attack_seed: int = option(0, "seed of the attacked sample, the same for every cell so that all models face the "
-                                 "same examples")
+                                 "same examples", at_least=0, at_most=MAX_SEED)
     attacks: list[str] = option(["pwws", "genetic", "ascc"], "attacks on every trained model, comma-separated (ascc "
                                                               "is the training adversary's own measure)",
                                 choices=attack_names, aliases=("--attack",))
@@ -266,6 +274,9 @@ class BenchArguments:
                                    ("--methods", self.methods, method_names()), ("--seeds", self.seeds, ())):
             if not given:
                 raise RiftError(f"{flag}: give at least one" + (f" of {', '.join(known)}" if known else ""))
+            repeated = sorted({str(item) for item in given if given.count(item) > 1})
+            if repeated:  # a cell twice would count its examples twice in the pooled and seed-level statistics
+                raise RiftError(f"{flag}: {', '.join(repeated)} given more than once")
         arms = self.arm_options()
         for entry in self.methods:
             if entry in arms:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from rift.api import attack_results, run_training
+from rift.api import attack_results, run_training, writing
 from rift.arguments import AttackArguments, BenchArguments, DataArguments, TrainingArguments
 from rift.config import build_config
 from rift.errors import RiftError
@@ -94,25 +94,26 @@ def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: 
 
 def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
     """Train and attack what the cell still lacks; False when it was already finished."""
-    train_args = training_arguments(args, cell)
-    trained = (cell.directory / METRICS_FILE).exists()
-    if trained:
-        changed = changed_training_options(train_args, cell.directory / CONFIG_FILE)
-        if changed:
-            raise RiftError(f"{cell.directory} was trained with other options ({', '.join(changed)}); "
-                            "choose another --output-dir")
-    pending = pending_attacks(args, cell)
-    if trained and not pending:
-        return False
-    if not trained:
-        run_training(train_args, log=log)
-    elif not any((cell.directory / name).exists() for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)):
-        raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked with "
-                        f"{', '.join(name for names, _ in pending for name in names)}; train it again in another "
-                        "--output-dir")
-    for names, num_examples in pending:
-        attack_results(attack_arguments(train_args, args, cell, names, num_examples))
-    return True
+    with writing(cell.directory, "rift bench"):  # two benches may share a grid, never a cell
+        train_args = training_arguments(args, cell)
+        trained = (cell.directory / METRICS_FILE).exists()
+        if trained:
+            changed = changed_training_options(train_args, cell.directory / CONFIG_FILE)
+            if changed:
+                raise RiftError(f"{cell.directory} was trained with other options ({', '.join(changed)}); "
+                                "choose another --output-dir")
+        pending = pending_attacks(args, cell)
+        if trained and not pending:
+            return False
+        if not trained:
+            run_training(train_args, log=log)
+        elif not any((cell.directory / name).exists() for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)):
+            raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked with "
+                            f"{', '.join(name for names, _ in pending for name in names)}; train it again in another "
+                            "--output-dir")
+        for names, num_examples in pending:
+            attack_results(attack_arguments(train_args, args, cell, names, num_examples))
+        return True
 
 
 def write_results(args: BenchArguments, records: list[dict], summary: list[dict], comparisons: list[dict]) -> str:

@@ -187,14 +187,19 @@ def default_value(field: dataclasses.Field) -> Any:
     return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
+def _number_text(value: float) -> str:
+    """A bound or value as people write it: whole numbers in full (a seed's 4294967295), others briefly (1e-05)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _bounds_text(meta) -> str:
     parts = []
     if meta.get("above") is not None:
-        parts.append(f"> {meta['above']:g}")
+        parts.append(f"> {_number_text(meta['above'])}")
     if meta.get("at_least") is not None:
-        parts.append(f">= {meta['at_least']:g}")
+        parts.append(f">= {_number_text(meta['at_least'])}")
     if meta.get("at_most") is not None:
-        parts.append(f"<= {meta['at_most']:g}")
+        parts.append(f"<= {_number_text(meta['at_most'])}")
     return " and ".join(parts)
 
 
@@ -278,7 +283,7 @@ def check_values(config, check_paths: bool = True) -> None:
                     (meta.get("above") is None or item > meta["above"])
                     and (meta.get("at_least") is None or item >= meta["at_least"])
                     and (meta.get("at_most") is None or item <= meta["at_most"])):
-                raise RiftError(f"{_flag(field.name)} must be {bounds}, got {item:g}")
+                raise RiftError(f"{_flag(field.name)} must be {bounds}, got {_number_text(item)}")
     for field in fields if check_paths else ():
         value = getattr(config, field.name)
         if field.metadata.get("path") and value is not None:

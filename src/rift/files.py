@@ -1,12 +1,23 @@
-"""Files that are whole or absent: every file rift writes goes to a temporary name beside it, is flushed to disk and
-renamed over the target, so that a run killed while writing leaves the previous version (or nothing), never half a
-file that later reads as a finished result."""
+"""Files that are whole or absent, and folders that one process writes at a time.
+
+Every file rift writes goes to a temporary name beside it, is flushed to disk and renamed over the target, so that a
+run killed while writing leaves the previous version (or nothing), never half a file that later reads as a finished
+result. A folder that a run, an attack, a bench cell or a record writes is locked while it does: a second process
+that would write it stops with one line naming the holder."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from rift.errors import RiftError
+from rift.run_folder import LOCK_FILE
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
@@ -22,3 +33,66 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+_HELD: dict[Path, int] = {}  # the folders this process holds, with how many holds are nested in each
+
+
+def is_main_process() -> bool:
+    """Whether this is the process that writes a run's folders: the only one, or rank 0 of a distributed launch."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+@contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """While the block runs, ``folder`` (created if missing) is written by this process only: another process that
+    asks for it gets a one-line ``RiftError`` naming this one (``what``, pid, host, start time). The kernel holds the
+    lock (``flock``), so a killed process leaves none behind; a hold nested in the same process (a bench cell's
+    training inside the cell) is free. A folder that the lock created and nothing else filled is removed again."""
+    folder = Path(folder).absolute()
+    if folder in _HELD:
+        _HELD[folder] += 1
+        try:
+            yield
+        finally:
+            _HELD[folder] -= 1
+        return
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RiftError(f"{folder}: cannot create the folder ({error.strerror or error})") from None
+    path = folder / LOCK_FILE
+    handle = _acquire(path, folder)
+    try:
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{what}, pid {os.getpid()} on {socket.gethostname()}, since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        _HELD[folder] = 1
+        yield
+    finally:
+        _HELD.pop(folder, None)
+        path.unlink(missing_ok=True)  # before the lock goes: a waiting process then finds no stale file
+        os.close(handle)
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _acquire(path: Path, folder: Path) -> int:
+    """An open handle of ``path`` that holds its lock. The holder removes the file when it is done, so the lock
+    counts only if the file locked is still the one at ``path``."""
+    while True:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(handle, 400).decode(errors="replace").strip() or "unknown"
+            os.close(handle)
+            raise RiftError(f"{folder} is being written by another rift process ({holder}); wait for it to end or "
+                            "choose another folder") from None
+        try:
+            if os.fstat(handle).st_ino == os.stat(path).st_ino:
+                return handle
+        except FileNotFoundError:  # removed by the holder that just finished: lock the new file
+            pass
+        os.close(handle)

@@ -65,11 +65,16 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def load_classifier(name: str, label_names: list[str] | None = None, trust_remote_code: bool = False):
+def load_classifier(name: str, label_names: list[str] | None = None, trust_remote_code: bool = False,
+                    trained_head: bool = False):
     """A sequence classifier. With ``label_names`` the head gets that many outputs (a new head on a bare encoder);
-    a checkpoint that already has a head of another size is an error rather than a silent re-initialisation."""
+    a checkpoint that already has a head of another size is an error rather than a silent re-initialisation.
+    ``trained_head`` (what is scored: evaluation, attacks) refuses a checkpoint whose classification head is not in
+    its weights, so would be drawn at random: its accuracy would mean nothing."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    if label_names is not None and (isinstance(label_names, str) or not all(isinstance(n, str) for n in label_names)):
+        raise RiftError(f"label_names: expected a list of names, one per class, got {label_names!r}")
     config = _load(AutoConfig.from_pretrained, name, trust_remote_code=trust_remote_code)
     kwargs = {}
     if label_names is not None:
@@ -83,9 +88,16 @@ def load_classifier(name: str, label_names: list[str] | None = None, trust_remot
             id2label=dict(enumerate(label_names)),
             label2id={label: i for i, label in enumerate(label_names)},
         )
-    return _load(
-        AutoModelForSequenceClassification.from_pretrained, name, trust_remote_code=trust_remote_code, **kwargs
-    )
+    model, info = _load(AutoModelForSequenceClassification.from_pretrained, name,
+                        trust_remote_code=trust_remote_code, output_loading_info=True, **kwargs)
+    prefix = f"{model.base_model_prefix}."
+    drawn = sorted(key for key in info["missing_keys"] if not key.startswith(prefix))
+    if trained_head and drawn:
+        raise RiftError(f"model {name!r} has no trained classification head ({', '.join(drawn)} not in its weights): "
+                        "its predictions would come from a randomly initialised head; fine-tune it first (rift train), "
+                        "or pass --allow-untrained-head")
+    model.rift_untrained_head = drawn  # what was drawn at random, for the results to say so
+    return model
 
 
 def check_label_names(model: nn.Module, name: str, label_names: Sequence[str], allow_mismatch: bool = False) -> None:

@@ -1,6 +1,9 @@
 """The names of the files in the folders rift writes, declared once: a training run (``rift train``), an attack run
 (``rift attack``) and a bench (``rift bench``) whose cells are training runs with an attack run inside."""
 
+# in any folder while a rift process writes it (rift.files.folder_lock); gone when the process ends
+LOCK_FILE = ".rift.lock"
+
 # a training run
 CONFIG_FILE = "rift_config.yaml"  # every option of the run
 METRICS_FILE = "metrics.json"  # written when the run finishes: a folder without it is unfinished

@@ -91,6 +91,9 @@ def _read_table(
             if fields:
                 if header is None:
                     header = fields
+                    repeated = sorted({name for name in header if header.count(name) > 1})
+                    if repeated:  # a row would keep only the last of them
+                        raise DataError(f"{path}, line {start}: the header names column {repeated[0]!r} more than once")
                     _check_columns(f"{path}", "column", columns, header)
                 elif len(fields) != len(header):
                     raise DataError(f"{path}, line {start}: {len(fields)} fields, but the header has {len(header)}")

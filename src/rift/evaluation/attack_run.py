@@ -31,7 +31,8 @@ from rift.substitutions import build_substitution_source
 def scored_classifier(args: EvalArguments | AttackArguments, task):
     """The classifier that ``rift eval`` or ``rift attack`` scores, and its tokenizer, refused when its labels are
     not the task's."""
-    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code)
+    model = load_classifier(args.model, trust_remote_code=args.trust_remote_code,
+                            trained_head=not args.allow_untrained_head)
     if model.config.num_labels != task.num_labels:
         raise RiftError(f"model {args.model} predicts {model.config.num_labels} labels, task {task.name} has {task.num_labels}")
     check_label_names(model, args.model, task.label_names, args.allow_label_mismatch)
@@ -127,7 +128,8 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
                    mixed_precision=accelerator.mixed_precision,
-                   protocol=protocol.settings(task.name) if protocol else None)
+                   protocol=protocol.settings(task.name) if protocol else None,
+                   untrained_head=model.rift_untrained_head or None)
     results.setdefault("attacks", {})
     # which changes the model's own training adversary could have made (a model rift trained against one)
     adversary = training_adversary(args.model, tokenizer, args.data_dir)

@@ -21,7 +21,7 @@ from rift.arguments import BenchArguments
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import compressed, examples_file
-from rift.files import write_atomic
+from rift.files import folder_lock, write_atomic
 from rift.objectives import OBJECTIVES
 from rift.run_folder import (
     ATTACK_RESULTS_FILE,
@@ -31,6 +31,7 @@ from rift.run_folder import (
     CONFIG_FILE,
     GRID_RESULTS_FILE,
     GRID_RESULTS_FILES,
+    LOCK_FILE,
     LOG_FILE,
     METRICS_FILE,
     ROBUSTNESS_FILE,
@@ -151,22 +152,34 @@ def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:
 def write_record(bench_dir: Path, destination: Path) -> list[str]:
     """Copy the grid's results and every cell whose training finished, without weights, tokenizer or resume state;
     returns the names of the cells left out because their training had not finished (a record of them could not
-    be continued: their resume state stays behind)."""
+    be continued: their resume state stays behind). A cell the destination holds already is updated only if it is
+    the same run (the same metrics.json, which its training wrote once); another run there is refused before
+    anything is copied."""
     cells_dir = bench_dir / CELLS_DIR
     if not cells_dir.is_dir():
         raise RiftError(f"{bench_dir} is not a rift bench folder (no {CELLS_DIR}/ inside)")
     if destination.resolve() == bench_dir.resolve():
         raise RiftError("the record must go to another folder than the bench itself")
-    destination.mkdir(parents=True, exist_ok=True)
+    with folder_lock(destination, "rift record"):
+        return _copy_record(cells_dir, bench_dir, destination)
+
+
+def _copy_record(cells_dir: Path, bench_dir: Path, destination: Path) -> list[str]:
+    finished = [cell for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir())
+                if (cell / METRICS_FILE).exists()]
+    for cell in finished:
+        target = destination / CELLS_DIR / cell.name
+        if target.exists() and not ((target / METRICS_FILE).is_file() and (target / METRICS_FILE).read_bytes()
+                                    == (cell / METRICS_FILE).read_bytes()):
+            raise RiftError(f"{target} holds another run than {cell} (their {METRICS_FILE} differ); record into "
+                            "another folder")
     for name in GRID_RESULTS_FILES:  # the tables of every split attacked
         for path in sorted(bench_dir.glob(for_split(name, "*"))) + [bench_dir / name]:
             if path.is_file():
                 shutil.copy2(path, destination / path.name)
-    unfinished = []
-    for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir()):
-        if not (cell / METRICS_FILE).exists():
-            unfinished.append(cell.name)
-            continue
+    unfinished = [cell.name for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir())
+                  if cell not in finished]
+    for cell in finished:
         target = destination / CELLS_DIR / cell.name
         target.mkdir(parents=True, exist_ok=True)
         for name in RECORDED_CELL_FILES:
@@ -183,6 +196,8 @@ def copy_attacks(source: Path, target: Path) -> None:
     bytes, no name or time in the header), whichever form the source holds them in."""
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.iterdir()):
+        if path.name == LOCK_FILE:  # an attack still running there holds it
+            continue
         if path.is_dir():
             copy_attacks(path, target / path.name)
         elif path.name.startswith("examples_") and path.suffix == ".jsonl":

@@ -126,6 +126,12 @@ class RobustTrainer(transformers.Trainer):
         or rift's (128). The datasets have a text column and an integer label column (``datasets.ClassLabel``).
         ``robust_args``, a whole ``rift.TrainingArguments``, replaces ``robust_options`` (``rift train`` passes its
         own)."""
+        if not isinstance(model, torch.nn.Module):
+            raise RiftError(f"RobustTrainer needs model, a sequence classifier (rift.load_classifier), got "
+                            f"{type(model).__name__}")
+        if robust_options is not None and not isinstance(robust_options, dict):
+            raise RiftError(f"robust_options: expected a dict of rift train options ({{'adversary': 'discrete'}}), got "
+                            f"{robust_options!r}")
         if processing_class is None or not getattr(processing_class, "is_fast", False):
             raise RiftError("RobustTrainer needs processing_class, a fast tokenizer (rift aligns words with tokens)")
         args = args or transformers.TrainingArguments("rift_trainer_output")

@@ -18,6 +18,7 @@ from rift.data.tasks.base import SPLIT_SEED, SPLITS, Task, examples_of, label_ke
 from rift.errors import RiftError
 
 _INTEGER = re.compile(r"0|[1-9][0-9]*")
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 @dataclass
@@ -47,12 +48,13 @@ class FileTask(Task):
 
 
 def label_ids(
-    label_names: list[str] | None, train_values: Sequence[object], log: Callable[[str], None]
+    label_names: list[str] | None, train_values: Sequence[object], log: Callable[[str], None], where: str = "file"
 ) -> tuple[list[str], dict[str, int]]:
     """Label names and the map from label values to ids.
 
     Given names accept a name or its 0-based index; otherwise integer labels are ids as they are (names '0'..'max')
-    and string labels are numbered in sorted order of the distinct training labels.
+    and string labels are numbered in sorted order of the distinct training labels. A number that is not such an id
+    (-1, 1.0, 01) is refused: read as a name, it would make a class of its own beside 1.
     """
     if label_names is not None:
         if len(set(label_names)) != len(label_names):
@@ -62,6 +64,10 @@ def label_ids(
             ids.setdefault(str(i), i)  # a name wins over an index that reads the same
         return list(label_names), ids
     keys = {k for k in map(label_key, train_values) if k}
+    odd = sorted(k for k in keys if _NUMBER.fullmatch(k) and not _INTEGER.fullmatch(k))
+    if odd:
+        raise DataError(f"{where}: label {odd[0]!r} is a number but not a class id (0, 1, 2, ...); write the labels as "
+                        "class ids or as names (--label-names names the classes in id order)")
     if keys and all(_INTEGER.fullmatch(k) for k in keys):
         names = [str(i) for i in range(max(map(int, keys)) + 1)]
         unused = [n for n in names if n not in keys]
@@ -92,11 +98,11 @@ def load_files(
             raise RiftError(f"task 'file' needs the file of the {scored_split} split (--{scored_split}-file)")
         path = files[scored_split]
         records = read_records(path, columns)
-        names, ids = label_ids(label_names, [rec[label_column] for _, rec in records], log)
+        names, ids = label_ids(label_names, [rec[label_column] for _, rec in records], log, str(path))
         scored = examples_of(path, records, text_column, text_pair_column, label_column, ids)
         return TaskData("file", names, {s: scored if s == scored_split else [] for s in SPLITS})
     records = {s: read_records(path, columns) for s, path in files.items()}
-    names, ids = label_ids(label_names, [rec[label_column] for _, rec in records["train"]], log)
+    names, ids = label_ids(label_names, [rec[label_column] for _, rec in records["train"]], log, str(files["train"]))
     splits = {
         s: examples_of(files[s], recs, text_column, text_pair_column, label_column, ids) for s, recs in records.items()
     }
