@@ -236,6 +236,10 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
     saved = yaml.safe_load((tmp_path / "api" / "rift_config.yaml").read_text())
     assert (saved["smoothing"], saved["toy_examples"]) == (0.3, 16)
     assert [len(split) for split in rift.load_task("toy", toy_examples=12).splits.values()] == [12, 12, 12]
+    report = rift.attack(model=str(tmp_path / "api"), task="toy", toy_examples=8, max_length=16, attack=["first-word"],
+                         first_words=2, output_dir=str(tmp_path / "api-attacked"))
+    assert report.attacks["first-word"].num_examples == 8
+    assert yaml.safe_load((tmp_path / "api-attacked" / "attack_config.yaml").read_text())["first_words"] == 2
     with pytest.raises(rift.RiftError, match="^--smoothing is not read by --method standard; it is an option of "
                                              "--method smoothed$"):
         rift.train(method="standard", smoothing=0.3, output_dir=str(tmp_path / "refused"))
@@ -267,11 +271,12 @@ def test_own_components_through_the_api_robust_trainer_and_bench(own_components,
     arms = tmp_path / "arms.yaml"
     arms.write_text("smoothed-0.3: {method: smoothed, smoothing: 0.3}\n")
     assert main(["bench", "--task", "file", "--train-config", str(config), "--arms", str(arms),
-                 "--methods", "standard,smoothed,smoothed-0.3", "--attacks", "first-word", "--model", tiny_model_dir,
+                 "--methods", "standard,smoothed,smoothed-0.3,ascc+first-substitute", "--attacks", "first-word",
+                 "--model", tiny_model_dir,
                  "--epochs", "1", "--max-length", "32", "--num-examples", "8", "--num-threads", "1",
                  "--output-dir", str(bench)]) == 0
     summary = json.loads((bench / "results.json").read_text())["summary"]
-    assert [row["method"] for row in summary] == ["standard", "smoothed", "smoothed-0.3"]
+    assert [row["method"] for row in summary] == ["standard", "smoothed", "smoothed-0.3", "ascc+first-substitute"]
     saved = [yaml.safe_load((bench / "cells" / f"file-{name}-s0" / "rift_config.yaml").read_text()).get("smoothing")
              for name in ("standard", "smoothed", "smoothed-0.3")]
     assert saved == [None, 0.1, 0.3]
