@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,41 @@ def test_a_model_folder_without_config(tmp_path, tiny_model_dir, data, capsys):
     folder = model_copy(tiny_model_dir, tmp_path / "model", ("config.json",))
     fails_with(["train", "--model", str(folder), *data, "--output-dir", str(tmp_path / "out")],
                f"{folder} is not a Hugging Face model folder (no config.json)", capsys)
+
+
+def damaged(folder: Path, damage: str) -> None:
+    weights = folder / "model.safetensors"
+    if damage == "empty weights":
+        weights.write_bytes(b"")
+    elif damage == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "config that is not JSON":
+        (folder / "config.json").write_text("{not json")
+    elif damage == "head of another size than config.json says":
+        config = json.loads((folder / "config.json").read_text())
+        config |= {"id2label": {"0": "a", "1": "b", "2": "c"}, "label2id": {"a": 0, "b": 1, "c": 2}}
+        (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("damage", ["empty weights", "truncated weights", "config that is not JSON",
+                                    "head of another size than config.json says"])
+def test_a_damaged_model_folder_is_one_line_naming_it(tmp_path, trained_tiny_dir, data, capsys, damage):
+    folder = Path(shutil.copytree(trained_tiny_dir, tmp_path / "model"))
+    damaged(folder, damage)
+    fails_with(["eval", "--model", str(folder), *data[:-2], "--test-file", data[3], "--output",
+                str(tmp_path / "eval.json")], f"cannot load model from folder {folder}: ", capsys)
+
+
+def test_a_model_folder_with_pickle_weights_only_is_refused(tmp_path, tiny_model_dir, data, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = Path(shutil.copytree(tiny_model_dir, tmp_path / "pickled"))
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    fails_with(["train", "--model", str(folder), *data, "--output-dir", str(tmp_path / "out")],
+               f"{folder} has no safetensors weights (only pytorch_model.bin, pickle files that can run code when "
+               "loaded); rift loads safetensors only", capsys)
 
 
 def test_a_model_folder_without_tokenizer(tmp_path, tiny_model_dir, data, capsys):

@@ -46,11 +46,28 @@ def _offline() -> bool:
 
 def _load(loader, name: str, **kwargs):
     path = resolve_model_path(name)
+    if not Path(path).is_dir():
+        try:
+            return loader(path, **kwargs)
+        except OSError as error:
+            hint = " (downloads are off: HF_HUB_OFFLINE is set)" if _offline() else ""
+            raise RiftError(f"cannot load model {name!r}: not a local folder and not found in the Hugging Face "
+                            f"cache{hint}") from error
     try:
         return loader(path, **kwargs)
-    except OSError as error:
-        hint = " (downloads are off: HF_HUB_OFFLINE is set)" if _offline() else ""
-        raise RiftError(f"cannot load model {name!r}: not a local folder and not found in the Hugging Face cache{hint}") from error
+    except Exception as error:  # noqa: BLE001 - transformers, safetensors and torch each raise their own: a bad folder
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise RiftError(f"cannot load model from folder {path}: {first}") from error
+
+
+def _check_weights(path: str) -> None:
+    """A local model folder's weights are safetensors: a pickle file (pytorch_model.bin) can run code when loaded."""
+    folder = Path(path)
+    if folder.is_dir() and not any(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        raise RiftError(f"{folder} has no safetensors weights" + (
+            f" (only {', '.join(pickles)}, pickle files that can run code when loaded); rift loads safetensors only: "
+            "save the model again with save_pretrained(safe_serialization=True)" if pickles else ""))
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
@@ -88,8 +105,9 @@ def load_classifier(name: str, label_names: list[str] | None = None, trust_remot
             id2label=dict(enumerate(label_names)),
             label2id={label: i for i, label in enumerate(label_names)},
         )
-    model, info = _load(AutoModelForSequenceClassification.from_pretrained, name,
-                        trust_remote_code=trust_remote_code, output_loading_info=True, **kwargs)
+    _check_weights(resolve_model_path(name))
+    model, info = _load(AutoModelForSequenceClassification.from_pretrained, name, trust_remote_code=trust_remote_code,
+                        output_loading_info=True, use_safetensors=True, **kwargs)
     prefix = f"{model.base_model_prefix}."
     drawn = sorted(key for key in info["missing_keys"] if not key.startswith(prefix))
     if trained_head and drawn:
