@@ -55,6 +55,31 @@ def test_ascc_attack_writes_results_and_every_example_and_resumes(tmp_path, trai
         summary["robust_accuracy"])
 
 
+def test_an_attack_with_nothing_to_substitute_is_refused(tmp_path, trained_tiny_dir, data_files, capsys,
+                                                         monkeypatch):
+    from rift.evaluation import attack_run
+    from rift.substitutions import SubstitutionSource
+
+    class Nothing(SubstitutionSource):  # a synonym table that matches none of the data's words
+        name = "nothing"
+
+        def substitutes(self, words, position):
+            return []
+
+    out = tmp_path / "attack"
+    command = ["attack", "--model", trained_tiny_dir, *data_files, "--num-examples", "8", "--output-dir", str(out)]
+    monkeypatch.setattr(attack_run, "build_substitution_source", lambda *args, **kwargs: Nothing())
+    assert main(command) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rift: error: the counterfitted substitutions offer no substitute for any word of the 8 sampled examples: "
+        "every attack would leave them as they are and report robust accuracy equal to clean accuracy; check the "
+        "substitution table")
+    assert not out.exists()
+    monkeypatch.undo()
+    assert main(command) == 0
+    assert json.loads((out / "results.json").read_text())["examples_with_substitutes"] == 8
+
+
 def test_attack_bad_input_is_one_line(tmp_path, trained_tiny_dir, data_files, capsys):
     assert main(["attack", "--model", trained_tiny_dir, *data_files, "--attack", "nope", "--output-dir",
                  str(tmp_path / "o")]) == 2

@@ -299,6 +299,16 @@ def test_bad_train_file(tmp_path, name, content, message):
     assert "\n" not in str(error.value)
 
 
+def test_texts_that_span_lines_are_counted_in_a_warning(tmp_path):
+    # a stray quote in row 2 swallows the rows after it, up to the next quote, into one text
+    train = write(tmp_path / "train.csv", 'text,label\na,0\n"b,1\nc,0\nd",1\ne,0\nf,1\n')
+    lines = []
+    task = load_task("file", train_file=train, dev_file=train, test_file=train, log=lines.append)
+    assert len(task.splits["train"]) == 4
+    assert f"warning: {train}: 1 of 4 texts span several lines (a quoted field with line breaks, or a stray quote " \
+           "that merged the rows after it)" in lines
+
+
 def test_bad_labels(tmp_path):
     train = write(tmp_path / "train.csv", "text,label\na,neg\nb,pos\n")
     dev = write(tmp_path / "dev.csv", "text,label\nc,neg\nd,neutral\n")

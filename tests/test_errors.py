@@ -88,6 +88,31 @@ def test_a_model_folder_with_pickle_weights_only_is_refused(tmp_path, tiny_model
                "loaded); rift loads safetensors only", capsys)
 
 
+@pytest.mark.parametrize("command", ["train", "attack"])
+def test_a_full_disk_is_one_line_and_the_command_continues_after(tmp_path, trained_tiny_dir, tiny_model_dir, data,
+                                                                  capsys, monkeypatch, command):
+    import errno
+    import os
+
+    out = tmp_path / "out"
+    model = tiny_model_dir if command == "train" else trained_tiny_dir
+    argv = [command, "--model", model, *data[:-2], "--test-file", data[3], "--output-dir", str(out)]
+    if command == "attack":
+        argv += ["--num-examples", "4", "--allow-label-mismatch"]
+    fsync = os.fsync
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    capsys.readouterr()
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line.startswith(f"rift: error: cannot write ({out}") and "No space left on device; free the space" in line
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert main([*argv, *(["--resume"] if command == "train" else [])]) == 0
+
+
 def test_a_model_folder_without_tokenizer(tmp_path, tiny_model_dir, data, capsys):
     # transformers builds a tokenizer of the special tokens alone for such a folder: every word would be [UNK]
     tokenizer_files = [path.name for path in Path(tiny_model_dir).iterdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import gc
 import json
 import os
@@ -134,6 +135,8 @@ COMMANDS = {
     "record": (RecordArguments, cmd_record, "copy a rift bench folder without weights: the results, logs and "
                                             "adversarial examples, from which rift bench and rift report go on"),
 }
+# the system's refusals to write: the disk is full, over quota, read-only, or the folder is not the user's
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 # options that may also be given as positional arguments: rift report OUT, rift record OUT DEST
 POSITIONAL = {"report": ["bench_dir"], "record": ["bench_dir", "destination"]}
 
@@ -185,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         code = COMMANDS[command][1](args)
     except RiftError as error:
         print(f"rift: error: {error}", file=sys.stderr)
+        code = 2
+    except OSError as error:
+        if error.errno not in WRITE_ERRORS:
+            raise
+        # every file is written whole or not at all (rift.files): what was finished before stays as it was
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"rift: error: cannot write{where}: {error.strerror or error}; free the space or fix the permission, "
+              "then run the same command again (rift train with --resume): it continues where it stopped", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
         print("rift: interrupted", file=sys.stderr)

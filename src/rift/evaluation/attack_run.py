@@ -26,6 +26,7 @@ from rift.models import check_label_names, load_classifier, load_tokenizer
 from rift.registry import load
 from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE
 from rift.substitutions import build_substitution_source
+from rift.text.words import split_words
 
 
 def scored_classifier(args: EvalArguments | AttackArguments, task):
@@ -43,6 +44,16 @@ def scored_classifier(args: EvalArguments | AttackArguments, task):
 # record is keyed by its example's index and each summary covers exactly its own sample (rift bench runs genetic
 # on fewer examples than the other attacks, into the same folder); output_dir, since a folder may be moved or copied
 ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples", "output_dir"}
+
+
+def substitutable(source, examples) -> int:
+    """How many of ``examples`` have a word of their attacked text (a pair's hypothesis) that ``source`` offers a
+    substitute for: the examples an attack can change at all."""
+    count = 0
+    for example in examples:
+        words = [word.text for word in split_words(example.text if example.text_pair is None else example.text_pair)]
+        count += any(source.substitutes(words, i) for i in range(len(words)))
+    return count
 
 
 def check_attack_output(args: AttackArguments, output_dir: Path) -> None:
@@ -119,6 +130,11 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
         raise RiftError(f"no example of the {args.split} split of {task.name} is long enough for --protocol {args.protocol}")
     picked = sample_indices(len(pool), args.num_examples, args.seed if args.sample_seed is None else args.sample_seed)
     indices = [pool[k] for k in picked]
+    with_substitutes = substitutable(source, [examples[i] for i in indices])
+    if not with_substitutes:
+        raise RiftError(f"the {args.synonyms} substitutions offer no substitute for any word of the {len(indices)} "
+                        "sampled examples: every attack would leave them as they are and report robust accuracy equal "
+                        "to clean accuracy; check the substitution table")
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         check_attack_output(args, output_dir)
@@ -129,7 +145,8 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
     results.update(model=args.model, task=task.name, split=args.split, seed=args.seed, synonyms=args.synonyms,
                    mixed_precision=accelerator.mixed_precision,
                    protocol=protocol.settings(task.name) if protocol else None,
-                   untrained_head=model.rift_untrained_head or None)
+                   untrained_head=model.rift_untrained_head or None,
+                   examples_with_substitutes=with_substitutes)
     results.setdefault("attacks", {})
     # which changes the model's own training adversary could have made (a model rift trained against one)
     adversary = training_adversary(args.model, tokenizer, args.data_dir)

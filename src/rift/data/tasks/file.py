@@ -78,6 +78,15 @@ def label_ids(
     return names, {n: i for i, n in enumerate(names)}
 
 
+def warn_multiline(path: Path, examples: list, log: Callable[[str], None]) -> None:
+    """Says how many texts span several lines: a quoted field with line breaks, or a stray quote that merged the
+    rows after it into one text."""
+    spanning = [e for e in examples if "\n" in e.text or "\n" in (e.text_pair or "")]
+    if spanning:
+        log(f"warning: {path}: {len(spanning)} of {len(examples)} texts span several lines (a quoted field with line "
+            "breaks, or a stray quote that merged the rows after it)")
+
+
 def load_files(
     train_file: str | os.PathLike | None,
     dev_file: str | os.PathLike | None,
@@ -100,12 +109,15 @@ def load_files(
         records = read_records(path, columns)
         names, ids = label_ids(label_names, [rec[label_column] for _, rec in records], log, str(path))
         scored = examples_of(path, records, text_column, text_pair_column, label_column, ids)
+        warn_multiline(path, scored, log)
         return TaskData("file", names, {s: scored if s == scored_split else [] for s in SPLITS})
     records = {s: read_records(path, columns) for s, path in files.items()}
     names, ids = label_ids(label_names, [rec[label_column] for _, rec in records["train"]], log, str(files["train"]))
     splits = {
         s: examples_of(files[s], recs, text_column, text_pair_column, label_column, ids) for s, recs in records.items()
     }
+    for split, examples in splits.items():
+        warn_multiline(files[split], examples, log)
     missing = [s for s in ("dev", "test") if s not in splits]
     if missing:
         parts = stratified_split(splits["train"], (1 - 0.1 * len(missing),) + (0.1,) * len(missing), SPLIT_SEED)
