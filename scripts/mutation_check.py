@@ -35,6 +35,14 @@ TEXTFOOLER_ORDER = "test_guards_attacks.py::test_textfooler_tries_words_in_desce
 SKIPPED = "test_guards_attacks.py::test_every_attack_skips_a_misclassified_example_untouched"
 
 MUTATIONS = [
+    Mutation("pgd: the ascent step along the raw gradient, not the normalised one", "objectives/pgd.py",
+             "self.args.adv_step_size * gradient / per_example_norm(gradient).clamp(min=1e-8)",
+             "self.args.adv_step_size * gradient", ("test_defences.py",)),
+    Mutation("pgd: no projection onto the ball", "objectives/pgd.py",
+             "if self.args.adv_max_norm > 0:", "if False:", ("test_defences.py",)),
+    Mutation("pgd: trains on the clean input", "objectives/pgd.py",
+             "inputs_embeds=input_embeddings(model)(ids) + delta", "inputs_embeds=input_embeddings(model)(ids)",
+             ("test_defences.py",)),
     Mutation("rift: MI term detached from the graph (rift becomes ascc)", "objectives/rift.py",
              'return {"mi": self.args.alpha * mi}', 'return {"mi": self.args.alpha * mi.detach()}',
              ("test_objectives.py",)),

@@ -25,6 +25,7 @@ _COMPONENTS: dict[str, dict[str, str]] = {
         "rift-clean": "rift.objectives.rift:CleanRIFTObjective",
         "l2sp": "rift.objectives.adversarial:L2SPObjective",
         "mixout": "rift.objectives.adversarial:MixoutObjective",
+        "pgd": "rift.objectives.pgd:PGDObjective",
     },
     "adversary": {
         "ascc": "rift.adversaries.ascc:TokenASCCAdversary",
