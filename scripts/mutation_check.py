@@ -36,10 +36,12 @@ SKIPPED = "test_guards_attacks.py::test_every_attack_skips_a_misclassified_examp
 
 MUTATIONS = [
     Mutation("pgd: the ascent step along the raw gradient, not the normalised one", "objectives/pgd.py",
-             "self.args.adv_step_size * gradient / per_example_norm(gradient).clamp(min=1e-8)",
-             "self.args.adv_step_size * gradient", ("test_defences.py",)),
-    Mutation("pgd: no projection onto the ball", "objectives/pgd.py",
-             "if self.args.adv_max_norm > 0:", "if False:", ("test_defences.py",)),
+             "step_size * gradient / per_example_norm(gradient).clamp(min=1e-8)", "step_size * gradient",
+             ("test_defences.py",)),
+    Mutation("pgd: no projection onto the ball", "objectives/pgd.py", "if max_norm > 0:", "if False:",
+             ("test_defences.py",)),
+    Mutation("freelb: trains on the last iterate only", "objectives/freelb.py",
+             "loss = torch.stack(losses).mean()", "loss = losses[-1]", ("test_defences.py",)),
     Mutation("pgd: trains on the clean input", "objectives/pgd.py",
              "inputs_embeds=input_embeddings(model)(ids) + delta", "inputs_embeds=input_embeddings(model)(ids)",
              ("test_defences.py",)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import prepared
@@ -77,3 +78,66 @@ def test_pgd_trains_from_the_command_line_with_its_options(tmp_path, tiny_model_
     card = (run / "README.md").read_text()
     assert "PGD-K adversarial training on the word embeddings" in card and "| `adv_steps` | 2 |" in card
 
+
+def test_freelb_trains_on_the_mean_loss_of_pgds_iterates(tmp_path, trained_tiny_dir, sentiment_task):
+    # FreeLB's k-th iterate is PGD's perturbation after k steps (the same start): its loss is the mean of their CE
+    options = dict(adv_step_size=0.2, adv_init_magnitude=0.5, adv_max_norm=0.4)
+    model, pgd, batch = pgd_parts(tmp_path, trained_tiny_dir, sentiment_task, **options)
+    iterates = []
+    for steps in range(3):
+        pgd.args.adv_steps = steps
+        torch.manual_seed(0)
+        iterates.append(pgd.perturbation(model, batch))
+    args = TrainingArguments.build(output_dir=str(tmp_path / "freelb"), model=trained_tiny_dir, method="freelb",
+                                   max_length=32, adv_steps=3, **options)
+    freelb = prepared(args, sentiment_task).objective
+    torch.manual_seed(0)
+    terms = freelb(model, batch)
+    expected = torch.stack([clean_loss(model, batch, delta) for delta in iterates]).mean()
+    assert torch.allclose(terms["loss"], expected, atol=1e-6)
+    assert all((delta.flatten(1).norm(dim=1) <= 0.4 + 1e-5).all() for delta in iterates[1:])
+    # one backward accumulates the mean of the K steps' gradients, as the reference's K backward passes of loss / K
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    separate = [torch.autograd.grad(clean_loss(model, batch, delta), parameters, allow_unused=True)
+                for delta in iterates]
+    terms["loss"].backward()
+    for index, parameter in enumerate(parameters):
+        found = [g[index] for g in separate if g[index] is not None]
+        if found:
+            assert torch.allclose(parameter.grad, torch.stack(found).mean(0), atol=1e-6)
+    assert input_embeddings(model).weight.grad.abs().sum() > 0
+
+
+def test_freelb_plus_plus_is_freelb_unbounded_with_ten_steps(capsys):
+    from rift.objectives.freelb import FreeLBObjective, FreeLBPlusPlusObjective
+
+    plain = TrainingArguments.build(output_dir="unused", method="freelb")
+    longer = TrainingArguments.build(output_dir="unused", method="freelb++")
+    assert issubclass(FreeLBPlusPlusObjective, FreeLBObjective)
+    assert (plain.adv_steps, plain.adv_step_size, plain.adv_init_magnitude, plain.adv_max_norm) == (3, 0.1, 1.0, 0.6)
+    assert (longer.adv_steps, longer.adv_step_size, longer.adv_init_magnitude, longer.adv_max_norm) == (
+        10, 0.1, 1.0, 0.0)
+    with pytest.raises(SystemExit):  # one flag, each method's own default
+        main(["train", "--help"])
+    assert "(default: 5 for --method pgd; 3 for --method freelb; 10 for --method freelb++)" in " ".join(
+        capsys.readouterr().out.split())
+
+
+def test_the_defences_run_in_a_bench_grid_by_name(tmp_path, tiny_model_dir):
+    from rift.arguments import method_entry
+
+    assert method_entry("freelb++") == ("freelb++", None) and method_entry("rift+discrete") == ("rift", "discrete")
+    assert method_entry("freelb+++discrete") == ("freelb++", "discrete")
+    config = tmp_path / "train.yaml"  # rift bench takes every cell's data options from a file
+    data = data_options(tmp_path)
+    config.write_text("".join(f"{flag[2:].replace('-', '_')}: {value}\n" for flag, value in zip(data[2::2], data[3::2])
+                              if flag != "--max-length"))
+    out = tmp_path / "bench"
+    assert main(["bench", "--task", "file", "--train-config", str(config), "--model", tiny_model_dir,
+                 "--methods", "pgd,freelb++", "--attacks", "pwws", "--num-examples", "4", "--epochs", "1",
+                 "--max-length", "32", "--num-threads", "1", "--output-dir", str(out)]) == 0
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert [row["method"] for row in summary] == ["pgd", "freelb++"]
+    saved = [json.loads((out / "cells" / f"file-{name}-s0" / "metrics.json").read_text())["method"]
+             for name in ("pgd", "freelb++")]
+    assert saved == ["pgd", "freelb++"]

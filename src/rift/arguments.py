@@ -25,6 +25,16 @@ def attack_names() -> tuple[str, ...]:
     return names("attack")
 
 
+def method_entry(entry: str) -> tuple[str, str | None]:
+    """A bench's ``--methods`` entry as (method, adversary): METHOD, or METHOD+ADVERSARY (``rift+discrete``) for an
+    adversarial method trained against another adversary than the bench's. A method's own name may hold '+'
+    (``freelb++``): the adversary follows the last one."""
+    if entry in method_names():
+        return entry, None
+    method, plus, adversary = entry.rpartition("+")
+    return (method, adversary) if plus else (entry, None)
+
+
 def _chosen(kind: str, flag: str, name: str) -> type:
     """The registered class of a name given for ``flag``; an unknown one is the one-line error of a bad choice."""
     if name not in names(kind):
@@ -281,7 +291,7 @@ class BenchArguments:
         for entry in self.methods:
             if entry in arms:
                 continue
-            method, _, adversary = entry.partition("+")
+            method, adversary = method_entry(entry)
             if method not in method_names():
                 raise RiftError(f"--methods: unknown method {method!r}; choose from {', '.join(method_names())}")
             if adversary and adversary not in adversary_names():
@@ -319,7 +329,7 @@ class BenchArguments:
         arms = self.arm_options()
         if entry in arms:
             return arms[entry]
-        method, _, adversary = entry.partition("+")
+        method, adversary = method_entry(entry)
         return {"method": method} | ({"adversary": adversary} if adversary else {})
 
 

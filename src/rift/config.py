@@ -147,15 +147,29 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, components: bo
     groups: dict[str, argparse._ArgumentGroup] = {}
     hints = _field_types(cls)
     options = every_option(cls) if components else {f.name: (f, hints[f.name], []) for f in dataclasses.fields(cls)}
+    defaults = _component_defaults(cls) if components else {}
     for name, (field, hint, owners) in options.items():
         target = parser
         if owners:
             title = owner_text(owners)
             target = groups.get(title) or groups.setdefault(title, parser.add_argument_group(f"options of {title}"))
-        _add_argument(target, field, hint)
+        _add_argument(target, field, hint, defaults.get(name))
 
 
-def _add_argument(parser, field: dataclasses.Field, hint) -> None:
+def _component_defaults(cls) -> dict[str, str]:
+    """For each option that components declare with different defaults, the defaults said per component:
+    ``"5 for --method pgd; 3 for --method freelb"``."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for label, component in _components(cls, "every_component"):
+        for field in dataclasses.fields(component.Options):
+            value = default_value(field)
+            text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            found.setdefault(field.name, {}).setdefault(text, []).append(label)
+    return {name: "; ".join(f"{value} for {owner_text(labels)}" for value, labels in by_value.items())
+            for name, by_value in found.items() if len(by_value) > 1}
+
+
+def _add_argument(parser, field: dataclasses.Field, hint, default_text: str | None = None) -> None:
     element, is_list = _base_type(hint)
     flag = "--" + field.name.replace("_", "-")
     meta = field.metadata
@@ -175,7 +189,9 @@ def _add_argument(parser, field: dataclasses.Field, hint) -> None:
     else:
         kwargs["type"] = element
     default = default_value(field)
-    if default is not None and element is not bool:
+    if default_text is not None:
+        kwargs["help"] += f" (default: {default_text})"
+    elif default is not None and element is not bool:
         kwargs["help"] += f" (default: {','.join(map(str, default)) if is_list else default})"
     bounds = _bounds_text(meta)
     if bounds:

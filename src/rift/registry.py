@@ -26,6 +26,8 @@ _COMPONENTS: dict[str, dict[str, str]] = {
         "l2sp": "rift.objectives.adversarial:L2SPObjective",
         "mixout": "rift.objectives.adversarial:MixoutObjective",
         "pgd": "rift.objectives.pgd:PGDObjective",
+        "freelb": "rift.objectives.freelb:FreeLBObjective",
+        "freelb++": "rift.objectives.freelb:FreeLBPlusPlusObjective",
     },
     "adversary": {
         "ascc": "rift.adversaries.ascc:TokenASCCAdversary",

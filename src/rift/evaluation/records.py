@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from rift.arguments import BenchArguments
+from rift.arguments import BenchArguments, method_entry
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import compressed, examples_file
@@ -68,17 +68,10 @@ class Cell:
         return self.directory / for_split(ATTACKS_DIR, self.split)
 
 
-def method_and_adversary(entry: str) -> tuple[str, str | None]:
-    """A grid's method entry: METHOD, or METHOD+ADVERSARY (``rift+discrete``) for an adversarial method trained
-    against another adversary than the bench's."""
-    method, _, adversary = entry.partition("+")
-    return method, adversary or None
-
-
 def grid(args: BenchArguments) -> list[Cell]:
     # names are checked with the options (BenchArguments.check); here what needs the registries
     for entry in args.methods:
-        method, adversary = method_and_adversary(entry)
+        method, adversary = method_entry(entry)
         if adversary is not None and not OBJECTIVES[method].uses_adversary:
             raise RiftError(f"method {entry}: {method} trains on clean inputs only; adversaries go with "
                             f"{', '.join(name for name, cls in OBJECTIVES.items() if cls.uses_adversary)}")

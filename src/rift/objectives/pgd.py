@@ -24,21 +24,44 @@ from rift.models import classify, input_embeddings, unwrap
 from rift.objectives.base import Objective
 
 
+# what the options of the embedding-perturbation defences mean (pgd's and freelb's, each with its own defaults)
+STEPS_HELP = "ascent steps on the word-embedding perturbation (K)"
+STEP_SIZE_HELP = "size of each ascent step, along the gradient normalised to L2 norm 1 per example"
+INIT_HELP = ("scale of the random initial perturbation: uniform in [-1, 1] per coordinate times this over "
+             "sqrt(tokens x hidden) (0 = start at zero)")
+MAX_NORM_HELP = "L2 radius per example that the perturbation is projected onto after each step (0 = unbounded)"
+
+
 @dataclass
 class PGDOptions:
-    adv_steps: int = option(5, "ascent steps on the word-embedding perturbation (K)", at_least=1)
-    adv_step_size: float = option(0.03, "size of each ascent step, along the gradient normalised to L2 norm 1 per "
-                                        "example", above=0)
-    adv_init_magnitude: float = option(0.05, "scale of the random initial perturbation: uniform in [-1, 1] per "
-                                             "coordinate times this over sqrt(tokens x hidden) (0 = start at zero)",
-                                       at_least=0)
-    adv_max_norm: float = option(0.0, "L2 radius per example that the perturbation is projected onto after each "
-                                      "step (0 = unbounded, the reference's default)", at_least=0)
+    adv_steps: int = option(5, STEPS_HELP, at_least=1)
+    adv_step_size: float = option(0.03, STEP_SIZE_HELP, above=0)
+    adv_init_magnitude: float = option(0.05, INIT_HELP, at_least=0)
+    adv_max_norm: float = option(0.0, MAX_NORM_HELP, at_least=0)
 
 
 def per_example_norm(tensor: torch.Tensor) -> torch.Tensor:
     """The L2 norm of each example's whole slice, shaped to broadcast over (batch, tokens, hidden)."""
     return tensor.flatten(1).norm(dim=1).view(-1, 1, 1)
+
+
+def initial_perturbation(embedded: torch.Tensor, mask: torch.Tensor, magnitude: float) -> torch.Tensor:
+    """The random start: uniform in [-1, 1] on the real tokens (``mask``, (batch, tokens, 1)), times ``magnitude``
+    over sqrt(real tokens x hidden) per example; zero for magnitude 0."""
+    if magnitude <= 0:
+        return torch.zeros_like(embedded)
+    dims = mask.sum(dim=(1, 2)) * embedded.size(-1)
+    return torch.empty_like(embedded).uniform_(-1, 1) * mask * (magnitude / dims.sqrt()).view(-1, 1, 1)
+
+
+def ascent_step(delta: torch.Tensor, gradient: torch.Tensor, step_size: float, max_norm: float) -> torch.Tensor:
+    """``delta`` moved by ``step_size`` along ``gradient`` normalised to L2 norm 1 per example, then, for
+    ``max_norm`` > 0, scaled back onto the L2 ball of that radius."""
+    delta = delta + step_size * gradient / per_example_norm(gradient).clamp(min=1e-8)
+    if max_norm > 0:
+        norm = per_example_norm(delta)
+        delta = delta * torch.where(norm > max_norm, max_norm / norm, 1.0)
+    return delta
 
 
 class PGDObjective(Objective):
@@ -57,21 +80,13 @@ class PGDObjective(Objective):
         ids = inputs.pop("input_ids")
         embedded = input_embeddings(model)(ids).detach()
         mask = inputs["attention_mask"].to(embedded.dtype).unsqueeze(-1)  # real tokens only
-        delta = torch.zeros_like(embedded)
-        if self.args.adv_init_magnitude > 0:
-            dims = mask.sum(dim=(1, 2)) * embedded.size(-1)
-            scale = (self.args.adv_init_magnitude / dims.sqrt()).view(-1, 1, 1)
-            delta = torch.empty_like(embedded).uniform_(-1, 1) * mask * scale
+        delta = initial_perturbation(embedded, mask, self.args.adv_init_magnitude)
         searched = unwrap(model)  # the ascent needs no distributed gradient synchronisation
         for _ in range(self.args.adv_steps):
             delta.requires_grad_(True)
             logits = classify(searched, inputs_embeds=embedded + delta, **inputs).logits
             (gradient,) = torch.autograd.grad(F.cross_entropy(logits, batch["labels"]), delta)
-            gradient = gradient * mask
-            delta = (delta + self.args.adv_step_size * gradient / per_example_norm(gradient).clamp(min=1e-8)).detach()
-            if self.args.adv_max_norm > 0:
-                norm = per_example_norm(delta)
-                delta = delta * torch.where(norm > self.args.adv_max_norm, self.args.adv_max_norm / norm, 1.0)
+            delta = ascent_step(delta.detach(), gradient * mask, self.args.adv_step_size, self.args.adv_max_norm)
         return delta
 
     def loss(self, model, batch) -> dict[str, torch.Tensor]:
