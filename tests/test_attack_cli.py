@@ -266,3 +266,34 @@ def test_a_label_order_other_than_the_models_is_refused(tmp_path, trained_tiny_d
     assert main([*command, "--allow-label-mismatch", "--output-dir", str(tmp_path / "c")]) == 0
     held = json.loads((tmp_path / "c" / "results.json").read_text())["attacks"]["ascc"]["clean_accuracy"]
     assert held <= 0.25  # what the flag lets through: the swapped labels score the model as mostly wrong
+
+
+def test_the_worst_case_over_the_attacks_is_a_hand_count_of_their_results(tmp_path, trained_tiny_dir, data_files,
+                                                                          capsys):
+    from rift.attacks.results import AttackResult, worst_case
+
+    def results(statuses: dict[int, str]) -> dict[int, AttackResult]:
+        return {i: AttackResult(index=i, label=0, status=status, text="t", text_pair=None, adversarial_text="t",
+                                adversarial_text_pair=None, clean_prediction=0, clean_probabilities=[1.0, 0.0],
+                                adversarial_prediction=0, adversarial_probabilities=[1.0, 0.0], changes=[],
+                                num_words=1, queries=1, seconds=0.0) for i, status in statuses.items()}
+
+    first = results({0: "failed", 1: "succeeded", 2: "skipped", 3: "failed", 5: "failed"})
+    second = results({0: "failed", 1: "failed", 3: "succeeded", 4: "failed", 5: "failed"})
+    found = worst_case({"a": first, "b": second})  # in common: 0, 1, 3, 5; held by both: 0 and 5
+    assert (found["num_examples"], found["num_robust"], found["robust_accuracy"]) == (4, 2, 0.5)
+    assert worst_case({"a": first}) is None
+
+    out = tmp_path / "attack"
+    assert main(["attack", "--model", trained_tiny_dir, *data_files, "--attack", "pwws,textfooler,ascc",
+                 "--num-examples", "16", "--output-dir", str(out)]) == 0
+    assert "worst case" in capsys.readouterr().out.splitlines()[1]  # the first row of the printed table
+    saved = json.loads((out / "results.json").read_text())
+    worst = saved["worst_case"]
+    assert worst["attacks"] == ["pwws", "textfooler"]  # ascc, the training adversary's measure, is no text attack
+    statuses = {name: {r["index"]: r["status"] for r in map(json.loads, (out / f"examples_{name}.jsonl")
+                                                           .read_text().splitlines())}
+                for name in ("pwws", "textfooler")}
+    held = [i for i in statuses["pwws"] if statuses["pwws"][i] == statuses["textfooler"][i] == "failed"]
+    assert (worst["num_examples"], worst["num_robust"]) == (16, len(held))
+    assert worst["robust_accuracy"] <= min(saved["attacks"][name]["robust_accuracy"] for name in statuses)

@@ -66,14 +66,14 @@ def cmd_attack(args: AttackArguments) -> int:
 
     result = api.attack(args)
     if PartialState().is_main_process:
-        print(format_table(result.results["attacks"]))
+        print(format_table(result.results["attacks"], result.results.get("worst_case")))
         print(f"results and every attacked example written to {result.output_dir}")
     return 0
 
 
-def format_table(attacks: dict[str, dict]) -> str:
-    """The terminal table of ``rift attack``: the discrete attacks first; ASCC, the training adversary's own
-    measure, last and marked."""
+def format_table(attacks: dict[str, dict], worst: dict | None = None) -> str:
+    """The terminal table of ``rift attack``: the worst case over the discrete attacks first (when there are
+    several), then each discrete attack; ASCC, the training adversary's own measure, last and marked."""
     from rift.reporting.tables import discrete_first, format_interval, measures_training_adversary
 
     columns = [("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
@@ -83,8 +83,8 @@ def format_table(attacks: dict[str, dict]) -> str:
                ("num_examples", "n", "{}")]
     widths = [16 if key.endswith("interval") else 12 for key, _, _ in columns]
     lines = [f"{'attack':<12}" + "".join(f"{title:>{w}}" for (_, title, _), w in zip(columns, widths))]
-    for name in discrete_first(list(attacks)):
-        summary = attacks[name]
+    rows = [("worst case", worst)] if worst else []
+    for name, summary in rows + [(name, attacks[name]) for name in discrete_first(list(attacks))]:
         cells = ["-" if summary.get(key) is None else format_interval(summary[key], fmt) if key.endswith("interval")
                  else fmt.format(summary[key]) for key, _, fmt in columns]
         lines.append(f"{name + '*' if measures_training_adversary(name) else name:<12}"

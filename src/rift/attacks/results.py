@@ -99,3 +99,18 @@ def outside_training_surface(results: Sequence[AttackResult]) -> dict[str, Any] 
     attacks = sum(any(not c.in_training_surface for c in r.changes) for r in marked)
     return {"succeeded": len(marked), "with_change_outside": attacks, "share_with_change_outside": attacks / len(marked),
             "changes": len(changes), "changes_outside": outside, "share_changes_outside": outside / len(changes)}
+
+
+def worst_case(results_by_attack: dict[str, dict[int, AttackResult]]) -> dict[str, Any] | None:
+    """Accuracy under the worst case of several attacks, over the examples every one of them attacked: an example
+    is robust only if it was classified correctly and no attack broke it. None for fewer than two attacks or no
+    example in common. The robust accuracy of any single attack on the same examples is at least this."""
+    if len(results_by_attack) < 2:
+        return None
+    common = sorted(set.intersection(*(set(results) for results in results_by_attack.values())))
+    if not common:
+        return None
+    robust = sum(all(results[i].status == "failed" for results in results_by_attack.values()) for i in common)
+    n = len(common)
+    return {"attacks": list(results_by_attack), "num_examples": n, "num_robust": robust,
+            "robust_accuracy": robust / n, "robust_accuracy_interval": list(wilson_interval(robust, n))}

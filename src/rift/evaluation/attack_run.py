@@ -15,11 +15,12 @@ import yaml
 from rift.accelerator import make_accelerator, pick_mixed_precision
 from rift.arguments import AttackArguments, EvalArguments
 from rift.attacks.registry import build_attack
+from rift.attacks.results import worst_case
 from rift.config import changed_options
 from rift.data import resolve_data_dir
 from rift.errors import RiftError
 from rift.evaluation.protocols import get_protocol
-from rift.evaluation.robustness import run_attack, sample_indices
+from rift.evaluation.robustness import examples_file, read_results, run_attack, sample_indices
 from rift.evaluation.surface import mark_training_surface, training_adversary
 from rift.files import write_atomic
 from rift.models import check_label_names, load_classifier, load_tokenizer
@@ -157,6 +158,11 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
         with accelerator.autocast():
             summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
         results["attacks"][name] = summary
+        # the worst case over every word-substitution attack this folder holds (the training adversary's own
+        # measure, ascc, is no attack on texts and stays out)
+        results["worst_case"] = worst_case({
+            attack: read_results(examples_file(output_dir, attack)) for attack in results["attacks"]
+            if not load("attack", attack).measures_training_adversary})
         if accelerator.is_main_process:
             write_atomic(results_path, json.dumps(results, indent=2))
     return results, args
