@@ -45,7 +45,7 @@ import torch
 import transformers
 
 from rift.adversaries.context import TrainingContext
-from rift.arguments import TrainingArguments
+from rift.arguments import TrainingArguments, method_entry
 from rift.config import build_config
 from rift.data.batching import encode_examples
 from rift.data.sampling import ClassBalancedBatchSampler
@@ -145,15 +145,17 @@ def main() -> None:
 
     trainers, batches = {}, None
     for entry in methods:
-        method, _, adversary = entry.partition("+")
+        method, adversary = method_entry(entry)
+        # every entry gets the same adversary settings; each method reads its own (rift-authors: rift's)
         args = build_config(TrainingArguments, dict(
-            output_dir="/tmp/rift-objective-cost", task="sst2", model=options.model, method=method,
+            output_dir="/tmp/rift-objective-cost", task="sst2", model=options.model,
+            method="rift" if method == "rift-authors" else method,
             adversary=adversary or "ascc", adversary_candidates=options.adversary_candidates,
             adversary_query_budget=options.adversary_query_budget,
             max_train_examples=options.batch_size * (options.steps + 1), max_dev_examples=8, max_test_examples=8,
             batch_size=options.batch_size, max_length=options.max_length, ascc_steps=options.ascc_steps, seed=0,
             resume=True, preset=options.preset,
-        ), PRESETS)
+        ), PRESETS, unread="drop")
         trainer = Prepared(args, classes[method](args))
         if batches is None:  # the same class-balanced batches for every objective
             labels = [item.label for item in trainer.items]
