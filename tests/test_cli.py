@@ -38,6 +38,9 @@ def test_help_lists_commands_and_flags(capsys):
                  "--learning-rate", "--batch-size", "--max-length", "--max-dev-examples", "--max-test-examples",
                  "--config", "--resume"):
         assert flag in out
+    assert main([]) == 2  # no command: the list of commands
+    listed = capsys.readouterr().out
+    assert all(command in listed for command in ("train", "attack", "bench", "record"))
 
 
 def test_wrong_flag_is_a_one_line_error(capsys):

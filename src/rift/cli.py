@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     # the commands' own options first: a command that gives no component's option (and asks for no help) is
     # parsed and checked before any component's module, and torch, is imported
     asks_help = "-h" in argv or "--help" in argv
-    namespace, unparsed = (None, True) if asks_help else build_parser(components=False).parse_known_args(argv)
+    parser = build_parser(components=False)
+    namespace, unparsed = (None, True) if asks_help else parser.parse_known_args(argv)
     if unparsed:
         namespace = build_parser().parse_args(argv)
     namespace = vars(namespace)
