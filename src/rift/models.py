@@ -46,18 +46,17 @@ def _offline() -> bool:
 
 def _load(loader, name: str, **kwargs):
     path = resolve_model_path(name)
-    if not Path(path).is_dir():
-        try:
-            return loader(path, **kwargs)
-        except OSError as error:
-            hint = " (downloads are off: HF_HUB_OFFLINE is set)" if _offline() else ""
-            raise RiftError(f"cannot load model {name!r}: not a local folder and not found in the Hugging Face "
-                            f"cache{hint}") from error
     try:
         return loader(path, **kwargs)
     except Exception as error:  # noqa: BLE001 - transformers, safetensors and torch each raise their own: a bad folder
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise RiftError(f"cannot load model from folder {path}: {first}") from error
+        if Path(path).is_dir():
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise RiftError(f"cannot load model from folder {path}: {first}") from error
+        if not isinstance(error, OSError):
+            raise
+        hint = " (downloads are off: HF_HUB_OFFLINE is set)" if _offline() else ""
+        raise RiftError(f"cannot load model {name!r}: not a local folder and not found in the Hugging Face "
+                        f"cache{hint}") from error
 
 
 def _check_weights(path: str) -> None:

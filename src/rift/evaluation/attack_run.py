@@ -158,11 +158,13 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
         with accelerator.autocast():
             summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
         results["attacks"][name] = summary
-        # the worst case over every word-substitution attack this folder holds (the training adversary's own
-        # measure, ascc, is no attack on texts and stays out)
-        results["worst_case"] = worst_case({
-            attack: read_results(examples_file(output_dir, attack)) for attack in results["attacks"]
-            if not load("attack", attack).measures_training_adversary})
         if accelerator.is_main_process:
             write_atomic(results_path, json.dumps(results, indent=2))
+    # the worst case over every word-substitution attack this folder holds (the training adversary's own measure,
+    # ascc, is no attack on texts and stays out)
+    on_texts = [name for name in results["attacks"] if not load("attack", name).measures_training_adversary]
+    results["worst_case"] = worst_case({name: read_results(examples_file(output_dir, name)) for name in on_texts}
+                                       if len(on_texts) > 1 else {})
+    if accelerator.is_main_process:
+        write_atomic(results_path, json.dumps(results, indent=2))
     return results, args

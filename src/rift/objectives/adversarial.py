@@ -45,8 +45,7 @@ class ASCCObjective(Objective):
     uses_adversary = True
 
     def __init__(self, args):
-        super().__init__()
-        self.args = args
+        super().__init__(args)
         self.beta = args.beta
         self.adversary = build_adversary(args)
 

@@ -29,6 +29,12 @@ class Objective(nn.Module):
     # whether it trains on an adversary's x' (and so reads the options of --adversary)
     uses_adversary: ClassVar[bool] = False
 
+    def __init__(self, args=None):
+        """``args``: the run's options, the objective's own among them (None for an objective built by hand that
+        reads none)."""
+        super().__init__()
+        self.args = args
+
     def setup(self, context: TrainingContext) -> None:
         """Called once before training, after the model is built (e.g. to freeze a teacher copy)."""
 

@@ -50,10 +50,6 @@ class FreeLBObjective(Objective):
                    "normalised gradient ascent, one optimiser step for all of them (Zhu et al. 2020)")
     Options = FreeLBOptions
 
-    def __init__(self, args):
-        super().__init__()
-        self.args = args
-
     def loss(self, model, batch) -> dict[str, torch.Tensor]:
         inputs = model_inputs(batch)
         ids = inputs.pop("input_ids")

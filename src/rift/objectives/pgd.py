@@ -70,10 +70,6 @@ class PGDObjective(Objective):
                    "perturbed by K normalised gradient-ascent steps (Madry et al. 2018)")
     Options = PGDOptions
 
-    def __init__(self, args):
-        super().__init__()
-        self.args = args
-
     def perturbation(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """delta, (batch, tokens, hidden), zero at padding: K ascent steps on CE(f(e(x) + delta), y)."""
         inputs = model_inputs(batch)

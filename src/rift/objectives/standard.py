@@ -14,9 +14,6 @@ class StandardObjective(Objective):
     name = "standard"
     description = "standard fine-tuning (cross-entropy on clean inputs)"
 
-    def __init__(self, args=None):
-        super().__init__()
-
     def loss(self, model, batch) -> dict[str, torch.Tensor]:
         logits = classify(model, **model_inputs(batch)).logits
         ce = F.cross_entropy(logits, batch["labels"])

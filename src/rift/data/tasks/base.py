@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from rift.config import NoOptions
 from rift.data.examples import DataError, Example, TaskData
-from rift.data.readers import Record
+from rift.data.readers import Record, read_records
 from rift.errors import RiftError
 
 # Dataset splits carved by the tasks (mr, snli, agnews, and missing dev/test of user files) use this seed, never the
@@ -108,6 +108,14 @@ def label_id(path: Path, line: int, value: object, ids: dict[str, int]) -> int:
         allowed = ", ".join(repr(k) for k in ids)
         raise DataError(f"{path}, line {line}: label {value!r} is not one of: {allowed}")
     return ids[key]
+
+
+def shared_examples(root: Path, folder: str, filename: str, text_column: str, pair_column: str | None,
+                    label_column: str, ids: dict[str, int]) -> list[Example]:
+    """The checked examples of a built-in task's file in the shared data folder."""
+    path = shared_file(root, folder, filename)
+    columns = tuple(c for c in (text_column, pair_column, label_column) if c is not None)
+    return examples_of(path, read_records(path, columns), text_column, pair_column, label_column, ids)
 
 
 def examples_of(

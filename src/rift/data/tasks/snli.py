@@ -3,10 +3,9 @@ train (8,842) and dev (1,000) are a fixed split of its validation split; test is
 
 from __future__ import annotations
 
-from rift.data.examples import Example, TaskData
-from rift.data.readers import read_records
+from rift.data.examples import TaskData
 from rift.data.splits import stratified_split
-from rift.data.tasks.base import SPLIT_SEED, Task, examples_of, resolve_data_dir, shared_file
+from rift.data.tasks.base import SPLIT_SEED, Task, resolve_data_dir, shared_examples
 
 
 class SNLI(Task):
@@ -18,10 +17,8 @@ class SNLI(Task):
     def read(self, data_dir, log, scored_split=None) -> TaskData:
         root = resolve_data_dir(data_dir)
 
-        def read(filename: str) -> list[Example]:
-            path = shared_file(root, "snli", filename)
-            records = read_records(path, ("premise", "hypothesis", "label"))
-            return examples_of(path, records, "premise", "hypothesis", "label", {"0": 0, "1": 1, "2": 2})
+        def read(filename: str):
+            return shared_examples(root, "snli", filename, "premise", "hypothesis", "label", {"0": 0, "1": 1, "2": 2})
 
         validation = read("validation.tsv")
         dev_fraction = 1000 / len(validation)

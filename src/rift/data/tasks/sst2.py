@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rift.data.examples import Example, TaskData
-from rift.data.readers import read_records
-from rift.data.tasks.base import SPLITS, Task, examples_of, resolve_data_dir, shared_file
+from rift.data.examples import TaskData
+from rift.data.tasks.base import SPLITS, Task, resolve_data_dir, shared_examples
 
 BINARY = {"0": 0, "1": 1}
 
@@ -17,10 +16,7 @@ class SST2(Task):
 
     def read(self, data_dir, log, scored_split=None) -> TaskData:
         root = resolve_data_dir(data_dir)
-
-        def read(filename: str) -> list[Example]:
-            path = shared_file(root, "sst2", filename)
-            return examples_of(path, read_records(path, ("sentence", "label")), "sentence", None, "label", BINARY)
-
         files = ("train_full.tsv", "dev.tsv", "test-labeled.tsv")
-        return TaskData("sst2", ["negative", "positive"], {s: read(f) for s, f in zip(SPLITS, files)})
+        return TaskData("sst2", ["negative", "positive"], {
+            split: shared_examples(root, "sst2", name, "sentence", None, "label", BINARY)
+            for split, name in zip(SPLITS, files)})
