@@ -30,7 +30,8 @@ from rift.arguments import TrainingArguments
 from rift.config import every_option
 from rift.data import Example
 from rift.data.batching import collate, encode_examples
-from rift.evaluation.paired import exact_mcnemar, held_after_attack
+from rift.attacks.results import held_by_all
+from rift.evaluation.paired import exact_mcnemar
 from rift.evaluation.robustness import read_results
 from rift.models import classify, load_classifier, load_tokenizer
 from rift.statistics import paired_difference_interval, wilson_interval
@@ -85,7 +86,7 @@ def main() -> None:
     args = TrainingArguments.build(unread="drop", **{k: v for k, v in config.items() if k in every_option(TrainingArguments)})
 
     rows = [records[index] for index in sorted(records)]
-    by_attack = held_after_attack(examples_file)
+    by_attack = held_by_all({cli.attack: records})
     examples = [Example(row.text, row.label, row.text_pair) for row in rows]
 
     tokenizer = load_tokenizer(str(cli.model_dir))

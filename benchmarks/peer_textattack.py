@@ -186,7 +186,7 @@ def main() -> None:
     from rift.attacks.registry import build_attack
     from rift.data import load_task, resolve_data_dir
     from rift.statistics import paired_difference_interval
-    from rift.evaluation.robustness import read_results, run_attack, sample_indices
+    from rift.evaluation.robustness import attack_sample, read_results, run_attack
     from rift.models import load_classifier, load_tokenizer
     from rift.substitutions import build_substitution_source
     from rift.substitutions.wordnet import default_wordnet_dir
@@ -198,7 +198,7 @@ def main() -> None:
     data_dir = resolve_data_dir(args.data_dir)
     task = load_task(args.task, data_dir, seed=args.seed, log=lambda _: None)
     split = task.splits[args.split]
-    indices = sample_indices(len(split), args.num_examples, args.seed)
+    indices = attack_sample(len(split), args.num_examples, args.seed)
     examples = [split[i] for i in indices]
     if any(e.text_pair is not None for e in examples):
         sys.exit("peer_textattack: single-text tasks only")

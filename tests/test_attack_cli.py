@@ -297,3 +297,25 @@ def test_the_worst_case_over_the_attacks_is_a_hand_count_of_their_results(tmp_pa
     held = [i for i in statuses["pwws"] if statuses["pwws"][i] == statuses["textfooler"][i] == "failed"]
     assert (worst["num_examples"], worst["num_robust"]) == (16, len(held))
     assert worst["robust_accuracy"] <= min(saved["attacks"][name]["robust_accuracy"] for name in statuses)
+    # the model card leads with it
+    from pathlib import Path
+    entries = json.loads((Path(trained_tiny_dir) / "robustness.json").read_text())["attacks"]
+    [entry] = [e for e in entries if e["attack"] == "worst-case" and e["num_examples"] == 16]
+    assert entries[0]["attack"] == "worst-case" and entry["attacks"] == ["pwws", "textfooler"]
+    assert entry["summary"]["num_robust"] == len(held)
+    card = (Path(trained_tiny_dir) / "README.md").read_text()
+    assert "accuracy under the worst case of PWWS" in card
+
+
+def test_samples_of_one_seed_are_nested_across_sizes_and_eligibility():
+    from rift.evaluation.robustness import attack_sample
+
+    everything = attack_sample(50, None, seed=3)
+    assert everything == list(range(50))
+    small, large = attack_sample(50, 10, seed=3), attack_sample(50, 30, seed=3)
+    assert len(small) == 10 and len(large) == 30 and set(small) <= set(large)
+    even = attack_sample(50, 20, seed=3, eligible=lambda i: i % 2 == 0)  # a protocol admitting even positions only
+    assert len(even) == 20 and all(i % 2 == 0 for i in even)
+    # every admitted example of the smaller sample is in the larger sample of admitted ones
+    assert {i for i in small if i % 2 == 0} <= set(even)
+    assert attack_sample(50, 10, seed=4) != small  # the seed chooses

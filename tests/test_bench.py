@@ -111,28 +111,45 @@ def test_grid_trains_attacks_and_tabulates_mean_and_std_over_seeds(grid):
     markdown = (out / "results.md").read_text()
     assert "| file | ascc | genetic |" in markdown and " ± " in markdown and "CKA" in markdown
     assert "| file | ascc − standard | 2 |" in markdown
-    for record in results["cells"]:  # one row per cell with its own numbers, discrete attacks first
+    for record in results["cells"]:  # one row per cell with its own numbers: the worst case, then discrete attacks
         low, high = wilson_interval(record["pwws/num_robust"], 8)
+        worst_low, worst_high = record["worst-case/robust_accuracy_interval"]
         assert record["pwws/num_robust"] == round(8 * record["pwws/robust_accuracy"])
         assert (f"| file | {record['method']} | {record['seed']} | {record['test_accuracy']:.3f} | "
-                f"{record['dev_accuracy']:.3f} | {record['pwws/robust_accuracy']:.3f} [{low:.3f}, {high:.3f}] |") in markdown
+                f"{record['dev_accuracy']:.3f} | {record['worst-case/robust_accuracy']:.3f} [{worst_low:.3f}, "
+                f"{worst_high:.3f}] | {record['pwws/robust_accuracy']:.3f} [{low:.3f}, {high:.3f}] |") in markdown
     for method, row in summary.items():  # the interval of the examples pooled over seeds
         pooled = sum(c["genetic/num_robust"] for c in results["cells"] if c["method"] == method)
         assert row["metrics"]["genetic/robust_accuracy"]["interval"] == pytest.approx(list(wilson_interval(pooled, 8)))
     assert "| file | ascc | ascc (training adversary) |" in markdown
+    # the worst case over the word-substitution attacks (pwws and genetic, not ascc): a hand count over the examples
+    # both attacked, its row first among each method's attacks
+    for record in results["cells"]:
+        statuses = {name: {r["index"]: r["status"] for r in map(json.loads, (out / record["directory"] / "attacks" /
+                                                                           f"examples_{name}.jsonl").read_text().splitlines())}
+                    for name in ("pwws", "genetic")}
+        common = statuses["pwws"].keys() & statuses["genetic"].keys()
+        held = sum(statuses["pwws"][i] == statuses["genetic"][i] == "failed" for i in common)
+        assert (len(common), record["worst-case/num_examples"], record["worst-case/num_robust"]) == (4, 4, held)
+        assert record["worst-case/robust_accuracy"] <= record["genetic/robust_accuracy"]
+        assert record["worst-case/robust_accuracy_interval"] == pytest.approx(list(wilson_interval(held, 4)))
+    rows = [line for line in markdown.splitlines() if line.startswith("| file | ascc | ")]
+    assert rows[1].startswith("| file | ascc | worst case |")  # the models table's row, then the attacks'
 
     [comparison] = results["comparisons"]
     assert (comparison["method"], comparison["baseline"], comparison["seeds"]) == ("ascc", "standard", [0, 1])
+    assert list(comparison["held_only"]) == ["worst-case", "ascc", "pwws", "genetic"]
     records = {(c["method"], c["seed"]): c for c in results["cells"]}
     for name in ("test_accuracy", "retention_mi_nce", "pwws/robust_accuracy"):
         assert comparison["differences"][name]["values"] == pytest.approx(
             [records["ascc", seed][name] - records["standard", seed][name] for seed in (0, 1)])
     for attack, held in comparison["held_only"].items():
         # examples only one model holds differ in number exactly as the two models' robust counts do
-        robust_counts = [round(records[method, seed][f"{attack}/robust_accuracy"] * (4 if attack == "genetic" else 8))
+        attacked = 4 if attack in ("genetic", "worst-case") else 8
+        robust_counts = [round(records[method, seed][f"{attack}/robust_accuracy"] * attacked)
                          for method in ("ascc", "standard") for seed in (0, 1)]
         assert held["method"] - held["baseline"] == sum(robust_counts[:2]) - sum(robust_counts[2:])
-        assert held["examples"] == (8 if attack == "genetic" else 16)
+        assert held["examples"] == 2 * attacked
         assert held["p_value"] == pytest.approx(exact_mcnemar(held["method"], held["baseline"]))
     assert markdown in stdout  # the table is printed at the end
 

@@ -16,11 +16,12 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from rift.attacks.ascc import REFERENCE_BATCH, ASCCAttack, ASCCSearch
 from rift.attacks.genetic import Genetic
+from rift.attacks.results import held_by_all
 from rift.attacks.registry import build_attack
 from rift.attacks.wrapper import ModelWrapper
 from rift.data import Example
 from rift.evaluation.paired import compare_methods
-from rift.evaluation.robustness import examples_file, run_attack
+from rift.evaluation.robustness import examples_file, read_results, run_attack
 from rift.text.words import split_words
 
 
@@ -264,7 +265,8 @@ def test_a_paired_comparison_does_not_count_a_skipped_example_as_held(tokenizer,
         records.append(dict(task="t", method=method, seed=0, directory=str(directory)))
 
     [comparison] = compare_methods(records, ["baseline", "method"], ["pwws"],
-                                   lambda record, attack: examples_file(Path(record["directory"]), attack))
+                                   lambda record, attack: held_by_all(
+                                       {attack: read_results(examples_file(Path(record["directory"]), attack))}))
     held = comparison["held_only"]["pwws"]
     # "good": the method only; "great": the baseline only; "superb": both; "fine": neither
     assert (held["method"], held["baseline"], held["both"], held["examples"]) == (1, 1, 1, 4)

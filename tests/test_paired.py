@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rift.attacks.results import AttackResult
+from rift.attacks.results import AttackResult, held_by_all
 from rift.evaluation.paired import compare_methods, exact_mcnemar
+from rift.evaluation.robustness import read_results
 
 
 def write_outcomes(path: Path, statuses: dict[int, str]) -> None:
@@ -48,7 +49,8 @@ def test_mcnemar_counts_and_p_value_of_hand_made_result_files(tmp_path):
                             test_accuracy=accuracy[method, seed], **{"pwws/robust_accuracy": robust}))
 
     [comparison] = compare_methods(records, ["baseline", "method"], ["pwws"],
-                                   lambda record, attack: Path(record["directory"]) / f"examples_{attack}.jsonl")
+                                   lambda record, attack: held_by_all(
+                                       {attack: read_results(Path(record["directory"]) / f"examples_{attack}.jsonl")}))
     assert (comparison["method"], comparison["baseline"], comparison["seeds"]) == ("method", "baseline", [0, 1])
     held = comparison["held_only"]["pwws"]
     assert (held["method"], held["baseline"], held["examples"]) == (8, 4, 15)

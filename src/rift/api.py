@@ -189,8 +189,8 @@ def attack_results(args: AttackArguments) -> dict:
     if PartialState().is_main_process and (model_dir / CONFIG_FILE).is_file():
         # results.json has them whatever happens; the card is a copy
         try:
-            record_attacks(model_dir, {"task": results["task"], "attacks": {n: results["attacks"][n] for n in args.attack}},
-                           dataclasses.asdict(args))
+            record_attacks(model_dir, {"task": results["task"], "attacks": {n: results["attacks"][n] for n in args.attack},
+                                       "worst_case": results.get("worst_case")}, dataclasses.asdict(args))
         except OSError as error:
             print(f"the model card of {model_dir} was not updated ({error.strerror or error})", file=sys.stderr)
     return results

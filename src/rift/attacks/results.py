@@ -6,9 +6,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rift.registry import load, names
 from rift.statistics import wilson_interval
 
 STATUSES = ("skipped", "failed", "succeeded")  # skipped: the clean prediction was already wrong
+# the name under which tables, grids and model cards report the worst case over the word-substitution attacks
+WORST_CASE = "worst-case"
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,23 @@ def outside_training_surface(results: Sequence[AttackResult]) -> dict[str, Any] 
             "changes": len(changes), "changes_outside": outside, "share_changes_outside": outside / len(changes)}
 
 
+def measures_training_adversary(name: str) -> bool:
+    """Whether the attack ``name`` works in the training adversary's own space (ASCC) rather than on words; False
+    for a name that is not registered (a record made with an attack of one's own)."""
+    return name in names("attack") and load("attack", name).measures_training_adversary
+
+
+def text_attacks(attacks: Iterable[str]) -> list[str]:
+    """The attacks of ``attacks`` that change words: those a worst case is taken over."""
+    return [name for name in attacks if not measures_training_adversary(name)]
+
+
+def with_worst_case(attacks: Sequence[str]) -> list[str]:
+    """The robustness columns of a set of attacks: the worst case first when two or more of them change words,
+    then each attack."""
+    return ([WORST_CASE] if len(text_attacks(attacks)) > 1 else []) + list(attacks)
+
+
 def worst_case(results_by_attack: dict[str, dict[int, AttackResult]]) -> dict[str, Any] | None:
     """Accuracy under the worst case of several attacks, over the examples every one of them attacked: an example
     is robust only if it was classified correctly and no attack broke it. None for fewer than two attacks or no
@@ -110,7 +130,17 @@ def worst_case(results_by_attack: dict[str, dict[int, AttackResult]]) -> dict[st
     common = sorted(set.intersection(*(set(results) for results in results_by_attack.values())))
     if not common:
         return None
-    robust = sum(all(results[i].status == "failed" for results in results_by_attack.values()) for i in common)
-    n = len(common)
-    return {"attacks": list(results_by_attack), "num_examples": n, "num_robust": robust,
-            "robust_accuracy": robust / n, "robust_accuracy_interval": list(wilson_interval(robust, n))}
+    held = held_by_all(results_by_attack)
+    robust, n = sum(held.values()), len(common)
+    # the clean prediction is the same model's on the same input for every attack: any attack's record says it
+    correct = sum(next(iter(results_by_attack.values()))[i].status != "skipped" for i in common)
+    return {"attacks": list(results_by_attack), "num_examples": n, "num_correct": correct,
+            "clean_accuracy": correct / n, "clean_accuracy_interval": list(wilson_interval(correct, n)),
+            "num_robust": robust, "robust_accuracy": robust / n,
+            "robust_accuracy_interval": list(wilson_interval(robust, n))}
+
+
+def held_by_all(results_by_attack: dict[str, dict[int, AttackResult]]) -> dict[int, bool]:
+    """Per example that every attack attacked: whether it is classified correctly and no attack broke it."""
+    common = set.intersection(*(set(results) for results in results_by_attack.values()))
+    return {i: all(results[i].status == "failed" for results in results_by_attack.values()) for i in sorted(common)}

@@ -15,12 +15,12 @@ import yaml
 from rift.accelerator import make_accelerator, pick_mixed_precision
 from rift.arguments import AttackArguments, EvalArguments
 from rift.attacks.registry import build_attack
-from rift.attacks.results import worst_case
+from rift.attacks.results import text_attacks, worst_case
 from rift.config import changed_options
 from rift.data import resolve_data_dir
 from rift.errors import RiftError
 from rift.evaluation.protocols import get_protocol
-from rift.evaluation.robustness import examples_file, read_results, run_attack, sample_indices
+from rift.evaluation.robustness import attack_sample, examples_file, read_results, run_attack
 from rift.evaluation.surface import mark_training_surface, training_adversary
 from rift.files import write_atomic
 from rift.models import check_label_names, load_classifier, load_tokenizer
@@ -126,11 +126,11 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
     if not examples:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
     # a protocol attacks only the texts it admits: the sample is drawn from those
-    pool = [i for i, e in enumerate(examples) if protocol.eligible(e)] if protocol else range(len(examples))
-    if not pool:
+    eligible = (lambda i: protocol.eligible(examples[i])) if protocol else (lambda i: True)
+    indices = attack_sample(len(examples), args.num_examples,
+                            args.seed if args.sample_seed is None else args.sample_seed, eligible)
+    if not indices:
         raise RiftError(f"no example of the {args.split} split of {task.name} is long enough for --protocol {args.protocol}")
-    picked = sample_indices(len(pool), args.num_examples, args.seed if args.sample_seed is None else args.sample_seed)
-    indices = [pool[k] for k in picked]
     with_substitutes = substitutable(source, [examples[i] for i in indices])
     if not with_substitutes:
         raise RiftError(f"the {args.synonyms} substitutions offer no substitute for any word of the {len(indices)} "
@@ -162,7 +162,7 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
             write_atomic(results_path, json.dumps(results, indent=2))
     # the worst case over every word-substitution attack this folder holds (the training adversary's own measure,
     # ascc, is no attack on texts and stays out)
-    on_texts = [name for name in results["attacks"] if not load("attack", name).measures_training_adversary]
+    on_texts = text_attacks(results["attacks"])
     results["worst_case"] = worst_case({name: read_results(examples_file(output_dir, name)) for name in on_texts}
                                        if len(on_texts) > 1 else {})
     if accelerator.is_main_process:

@@ -16,7 +16,6 @@ import statistics
 from pathlib import Path
 
 from rift.statistics import paired_difference_interval, seed_interval
-from rift.evaluation.robustness import read_results
 
 MODEL_DIFFERENCES = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce")
 
@@ -29,11 +28,6 @@ def exact_mcnemar(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def held_after_attack(examples_file: Path) -> dict[int, bool]:
-    """Per attacked example (by index): still classified correctly after the attack (a clean error counts as not)."""
-    return {index: result.status == "failed" for index, result in read_results(examples_file).items()}
-
-
 def difference_stats(values: list[float]) -> dict:
     """Mean, spread and the seed-level 95% interval (``rift.statistics.seed_interval``) of per-seed differences."""
     interval = seed_interval(values)
@@ -41,18 +35,19 @@ def difference_stats(values: list[float]) -> dict:
             "values": values, "interval": None if interval is None else list(interval)}
 
 
-def compare_methods(records: list[dict], methods: list[str], attacks: list[str], examples_file) -> list[dict]:
+def compare_methods(records: list[dict], methods: list[str], attacks: list[str], outcomes) -> list[dict]:
     """Every later method of ``methods`` against every earlier one, per task, over the seeds both have.
 
-    ``records`` are the grid's cell records (task, method, seed, metrics); ``examples_file(record, attack)`` is the
-    path of that cell's per-example results of ``attack``."""
+    ``records`` are the grid's cell records (task, method, seed, metrics); ``outcomes(record, attack)`` says, per
+    example that cell's ``attack`` attacked (by index), whether it is still classified correctly after the attack
+    (a clean error counts as not)."""
     cells = {(r["task"], r["method"], r["seed"]): r for r in records}
     held: dict[tuple[str, str], dict[int, bool]] = {}  # each cell's outcomes are read once, not once per pair
 
     def held_by(record: dict, attack: str) -> dict[int, bool]:
         key = (record["directory"], attack)
         if key not in held:
-            held[key] = held_after_attack(examples_file(record, attack))
+            held[key] = outcomes(record, attack)
         return held[key]
 
     comparisons = []

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rift.arguments import BenchArguments, method_entry
+from rift.attacks.results import WORST_CASE, held_by_all, text_attacks, with_worst_case, worst_case
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
-from rift.evaluation.robustness import compressed, examples_file
+from rift.evaluation.robustness import compressed, examples_file, read_results
 from rift.files import folder_lock, write_atomic
 from rift.objectives import OBJECTIVES
 from rift.run_folder import (
@@ -93,7 +94,11 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
                   retention_cka=retention.get("cka"), retention_mi_nce=retention.get("mi_nce"),
                   train_seconds=metrics.get("train_seconds"))
     attacks = read_json(cell.attack_dir / ATTACK_RESULTS_FILE).get("attacks", {})
-    for name in args.attacks:
+    on_texts = text_attacks(args.attacks)
+    if len(on_texts) > 1:  # over the grid's own attacks, whichever others the cell's folder holds
+        worst = worst_case({name: read_results(examples_file(cell.attack_dir, name)) for name in on_texts})
+        attacks = attacks | {WORST_CASE: worst or {}}
+    for name in with_worst_case(args.attacks):
         summary = attacks.get(name, {})
         per_example = summary.get("seconds_per_example")
         surface = summary.get("outside_training_surface") or {}
@@ -109,7 +114,8 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
 
 
 def metric_names(attacks: list[str]) -> list[str]:
-    return [*MODEL_METRICS, *(f"{name}/{key}" for name in attacks for key in ATTACK_METRICS)]
+    """Every metric of a cell record: the model's, then each attack's, the worst case over them first."""
+    return [*MODEL_METRICS, *(f"{name}/{key}" for name in with_worst_case(attacks) for key in ATTACK_METRICS)]
 
 
 def mean_std(values: list) -> dict:
@@ -120,14 +126,14 @@ def mean_std(values: list) -> dict:
 
 def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
     """Mean and (sample) standard deviation over seeds of every metric, per task x method, in grid order. Robust
-    accuracy also gets the 95% Wilson interval of the attacked examples pooled over seeds."""
+    accuracy (the worst case's too) also gets the 95% Wilson interval of the attacked examples pooled over seeds."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         groups.setdefault((record["task"], record["method"]), []).append(record)
     summary = []
     for (task, method), rows in groups.items():
         metrics = {name: mean_std([r.get(name) for r in rows]) for name in metric_names(attacks)}
-        for attack in attacks:
+        for attack in with_worst_case(attacks):
             counted = [r for r in rows if r.get(f"{attack}/num_examples")]
             if counted:
                 robust = sum(r[f"{attack}/num_robust"] for r in counted)
@@ -138,8 +144,12 @@ def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
 
 
 def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:
-    return compare_methods(records, args.methods, args.attacks, lambda record, attack: (
-        examples_file(Path(args.output_dir) / record["directory"] / for_split(ATTACKS_DIR, args.split), attack)))
+    def held(record: dict, attack: str) -> dict[int, bool]:
+        folder = Path(args.output_dir) / record["directory"] / for_split(ATTACKS_DIR, args.split)
+        names = text_attacks(args.attacks) if attack == WORST_CASE else [attack]
+        return held_by_all({name: read_results(examples_file(folder, name)) for name in names})
+
+    return compare_methods(records, args.methods, with_worst_case(args.attacks), held)
 
 
 def write_record(bench_dir: Path, destination: Path) -> list[str]:

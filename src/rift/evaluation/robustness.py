@@ -32,6 +32,18 @@ def sample_indices(num_available: int, num_examples: int | None, seed: int) -> l
     return sorted(random.Random(seed).sample(range(num_available), num_examples))
 
 
+def attack_sample(num_available: int, num_examples: int | None, seed: int,
+                  eligible: Callable[[int], bool] = lambda index: True) -> list[int]:
+    """The split positions an attack runs on, in increasing order: the first ``num_examples`` eligible positions of
+    one seeded order of the whole split (every eligible one when ``num_examples`` is None). Samples drawn with one
+    seed are nested: a smaller sample, or one drawn from fewer eligible examples, lies inside a larger one, so that
+    the worst case over attacks run on samples of different sizes covers the smaller sample entirely."""
+    order = list(range(num_available))
+    random.Random(seed).shuffle(order)
+    chosen = [index for index in order if eligible(index)]
+    return sorted(chosen[:num_examples] if num_examples is not None else chosen)
+
+
 def examples_file(output_dir: Path, attack: str) -> Path:
     """Where an attack's output folder keeps its per-example results (a record keeps them gzip-compressed beside
     that name, ``compressed(path)``; ``read_results`` reads either)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from rift.registry import load, names
+from rift.attacks.results import WORST_CASE, measures_training_adversary, with_worst_case
 
 MODEL_COLUMNS = (("test_accuracy", "test acc", "{:.3f}"), ("dev_accuracy", "dev acc", "{:.3f}"),
                  ("retention_cka", "CKA", "{:.3f}"), ("retention_mi_nce", "MI (nats)", "{:.2f}"),
@@ -45,14 +45,10 @@ def format_interval(interval: list[float] | None, fmt: str = "{:.3f}") -> str:
     return "" if interval is None else "[" + ", ".join(fmt.format(bound) for bound in interval) + "]"
 
 
-def measures_training_adversary(name: str) -> bool:
-    """Whether the attack ``name`` works in the training adversary's own space (ASCC) rather than on words; False
-    for a name that is not registered (a record made with an attack of one's own)."""
-    return name in names("attack") and load("attack", name).measures_training_adversary
-
-
 def attack_title(name: str) -> str:
     """Such an attack is labelled as what it is: the training adversary's own measure, not an attack users face."""
+    if name == WORST_CASE:
+        return "worst case"
     return f"{name} (training adversary)" if measures_training_adversary(name) else name
 
 
@@ -62,12 +58,13 @@ def discrete_first(attacks: list[str]) -> list[str]:
 
 def grid_tables(results: dict) -> list[Table]:
     """The models table and the attacks table of results.json (``summary`` and ``settings``)."""
-    summary, attacks = results["summary"], discrete_first(results["settings"]["attacks"])
+    summary, attacks = results["summary"], with_worst_case(discrete_first(results["settings"]["attacks"]))
     models = Table("Models (test accuracy of the best dev checkpoint; feature retention on dev)",
                    ["task", "method", "seeds", *(title for _, title, _ in MODEL_COLUMNS)], [])
     attacked = Table(f"Attacks ({results['settings']['split']} split; robust acc: mean ± std over seeds [95% Wilson "
-                     "interval of the examples pooled over seeds]; an attack marked (training adversary) is the training "
-                     "adversary's own measure; "
+                     "interval of the examples pooled over seeds]; worst case: an example counts as robust only if no "
+                     "word-substitution attack broke it, over the examples every one of them attacked; an attack marked "
+                     "(training adversary) is the training adversary's own measure; "
                      "outside training surface: the share of successful attacks that changed at least one word in a "
                      "way the model's training adversary could not)",
                      ["task", "method", "attack", *(title for _, title, _ in ATTACK_COLUMNS)], [])
