@@ -266,6 +266,13 @@ def test_report_of_a_grid(grid, tmp_path):
     assert page.count('<img class="plot"') == 6
     assert page.count("<details") == 4 and '<mark class="new">' in page
     assert "http://" not in page and "https://" not in page
+    # the clean-against-worst-case panel comes first and holds every cell
+    from rift.reporting.report import robustness_points
+    results = json.loads((out / "results.json").read_text())
+    points = robustness_points(results["cells"], ["worst-case", "pwws"])
+    for cell in results["cells"]:
+        assert (cell["worst-case/clean_accuracy"], cell["worst-case/robust_accuracy"],
+                cell["worst-case/robust_accuracy_interval"]) in points[cell["method"]]["worst-case"]
 
 
 def test_a_record_without_weights_is_tabulated_reported_and_continued(grid_copy, tmp_path, capsys):

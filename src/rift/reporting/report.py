@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from rift.arguments import ReportArguments
-from rift.attacks.results import AttackResult
+from rift.attacks.results import AttackResult, with_worst_case
 from rift.errors import RiftError
 from rift.evaluation.records import read_json, recorded_results
 from rift.evaluation.robustness import examples_file, read_results
@@ -106,19 +106,23 @@ def _by_task(results: dict) -> dict[str, list[dict]]:
     return tasks
 
 
+def robustness_points(cells: list[dict], attacks: list[str]) -> dict[str, dict[str, list[tuple]]]:
+    """``points[method][attack]``: (clean accuracy, robust accuracy, its interval) of each cell, ``attacks`` being
+    the report's columns (the worst case among them)."""
+    points: dict[str, dict[str, list]] = {}
+    for cell in cells:
+        for attack in attacks:
+            clean, robust = cell.get(f"{attack}/clean_accuracy"), cell.get(f"{attack}/robust_accuracy")
+            if clean is not None and robust is not None:
+                interval = cell.get(f"{attack}/robust_accuracy_interval")
+                points.setdefault(cell["method"], {}).setdefault(attack, []).append((clean, robust, interval))
+    return points
+
+
 def robustness_plots(results: dict) -> str:
-    attacks = results["settings"]["attacks"]
-    parts = []
-    for task, cells in _by_task(results).items():
-        points: dict[str, dict[str, list]] = {}
-        for cell in cells:
-            for attack in attacks:
-                clean, robust = cell.get(f"{attack}/clean_accuracy"), cell.get(f"{attack}/robust_accuracy")
-                if clean is not None and robust is not None:
-                    interval = cell.get(f"{attack}/robust_accuracy_interval")
-                    points.setdefault(cell["method"], {}).setdefault(attack, []).append((clean, robust, interval))
-        parts.append(figure_html(robustness_figure(points, attacks, task), f"clean and robust accuracy, {task}"))
-    return "".join(parts)
+    attacks = with_worst_case(results["settings"]["attacks"])  # the worst case's panel first: clean against worst case
+    return "".join(figure_html(robustness_figure(robustness_points(cells, attacks), attacks, task),
+                               f"clean and robust accuracy, {task}") for task, cells in _by_task(results).items())
 
 
 def training_plots(results: dict, logs: dict[str, list[dict]]) -> str:
