@@ -119,7 +119,7 @@ def test_freelb_plus_plus_is_freelb_unbounded_with_ten_steps(capsys):
         10, 0.1, 1.0, 0.0)
     with pytest.raises(SystemExit):  # one flag, each method's own default
         main(["train", "--help"])
-    assert "(default: 5 for --method pgd; 3 for --method freelb; 10 for --method freelb++)" in " ".join(
+    assert "(default: 5 for --method pgd; 3 for --method freelb, infobert; 10 for --method freelb++)" in " ".join(
         capsys.readouterr().out.split())
 
 
@@ -141,3 +141,100 @@ def test_the_defences_run_in_a_bench_grid_by_name(tmp_path, tiny_model_dir):
     saved = [json.loads((out / "cells" / f"file-{name}-s0" / "metrics.json").read_text())["method"]
              for name in ("pgd", "freelb++")]
     assert saved == ["pgd", "freelb++"]
+
+
+def infobert_parts(tmp_path, model_dir, task, **options):
+    args = TrainingArguments.build(output_dir=str(tmp_path / "infobert"), model=model_dir, method="infobert",
+                                   max_length=32, **options)
+    trainer = prepared(args, task)
+    trainer.objective.setup(trainer.context())  # the critic
+    batch = trainer.objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
+    return trainer.model.eval(), trainer.objective, batch
+
+
+def test_infobert_local_robust_tokens_are_the_middle_band_of_gradient_ranks():
+    from rift.objectives.infobert import local_robust_positions
+
+    norms = torch.tensor([[5.0, 1.0, 3.0, 2.0, 4.0, 9.0], [1.0, 2.0, 0.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0]])
+    # example 0: 5 real tokens ranked 1, 3, 2, 4, 0; ranks [ceil(2.5), ceil(4.5)) = 3, 4: tokens 4 and 0; the
+    # padding (norm 9) is never ranked. Example 1: ranks [1, 2): token 1
+    assert local_robust_positions(norms, mask, 0.5, 0.9) == [(0, 4), (0, 0), (1, 1)]
+    assert local_robust_positions(norms, mask, 0.0, 1.0) == [(0, 1), (0, 3), (0, 2), (0, 4), (0, 0), (1, 0), (1, 1)]
+
+
+def test_infobert_loss_terms_equal_a_hand_computation(tmp_path, trained_tiny_dir, sentiment_task):
+    import math
+
+    model, objective, batch = infobert_parts(tmp_path, trained_tiny_dir, sentiment_task, adv_steps=1,
+                                             adv_init_magnitude=0.0, bottleneck_weight=0.1, anchored_weight=0.2)
+    torch.manual_seed(0)
+    terms = objective(model, batch)
+
+    # by hand, drawing the same random numbers in the same order (the partners, then the pairs' shuffle)
+    torch.manual_seed(0)
+    inputs = model_inputs(batch)
+    embedded = input_embeddings(model)(inputs.pop("input_ids")).detach().requires_grad_(True)
+    output = model(inputs_embeds=embedded, output_hidden_states=True, **inputs)
+    ce = F.cross_entropy(output.logits, batch["labels"])
+    real = inputs["attention_mask"].bool()
+    tokens = output.hidden_states[0][real]
+    partners = torch.randint(len(tokens), (len(tokens),))
+    bottleneck = sum(0.5 * (tokens[i] - tokens[partners[i]]).pow(2).sum() for i in range(len(tokens))) / len(tokens)
+    (gradient,) = torch.autograd.grad(ce + 0.1 * bottleneck, embedded, retain_graph=True)
+    pairs = []
+    for example in range(len(real)):
+        positions = real[example].nonzero().flatten().tolist()
+        ranked = sorted(positions, key=lambda t: gradient[example, t].norm().item())
+        n = len(positions)
+        pairs += [(example, t) for t in ranked[math.ceil(0.5 * n):math.ceil(0.9 * n)]]
+    order = torch.randperm(len(pairs))
+    pairs = [pairs[i] for i in order]
+    critic = objective.critic
+
+    def score(x, z):  # the critic on the concatenation, as the reference computes it
+        return F.softplus(critic.last(F.relu(critic.first(torch.cat([x, z])))))[0]
+
+    bounds = []
+    for start in range(0, len(pairs), len(real)):
+        chunk = pairs[start:start + len(real)]
+        x = [output.hidden_states[0][e, t] for e, t in chunk]
+        z = [output.hidden_states[-1][e, 0] for e, t in chunk]
+        scores = torch.stack([torch.stack([score(x[j], z[i]) for j in range(len(chunk))]) for i in range(len(chunk))])
+        bounds.append(scores.diagonal().mean() - scores.logsumexp(1).mean() + math.log(len(chunk)))
+    nce = torch.stack(bounds).mean()
+    assert len(pairs) > len(real)  # more than one chunk
+    assert torch.allclose(terms["adversarial_ce"], ce, atol=1e-6)
+    assert torch.allclose(terms["bottleneck"], bottleneck, atol=1e-5)
+    assert torch.allclose(terms["anchored_nce"], nce, atol=1e-5)
+    assert torch.allclose(terms["loss"], ce + 0.1 * bottleneck - 0.2 * nce, atol=1e-5)
+    assert torch.allclose(sum(objective.loss_parts(terms).values()), terms["loss"], atol=1e-6)
+    terms["loss"].backward()  # the critic learns from the same loss, towards a tighter bound
+    assert objective.critic.first.weight.grad.abs().sum() > 0 and objective.critic.last.weight.grad.abs().sum() > 0
+
+
+def test_infobert_without_its_regularisers_is_freelb(tmp_path, trained_tiny_dir, sentiment_task):
+    options = dict(adv_steps=3, adv_step_size=0.2, adv_init_magnitude=0.5)
+    model, infobert, batch = infobert_parts(tmp_path, trained_tiny_dir, sentiment_task, bottleneck_weight=0.0,
+                                            anchored_weight=0.0, **options)
+    args = TrainingArguments.build(output_dir=str(tmp_path / "freelb"), model=trained_tiny_dir, method="freelb",
+                                   max_length=32, adv_max_norm=0.0, **options)
+    freelb = prepared(args, sentiment_task).objective
+    torch.manual_seed(0)
+    expected = freelb(model, batch)["loss"]
+    torch.manual_seed(0)
+    assert torch.allclose(infobert(model, batch)["loss"], expected, atol=1e-6)
+
+
+def test_infobert_trains_from_the_command_line_with_its_options(tmp_path, tiny_model_dir, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--method", "infobert", "--model", tiny_model_dir, *data_options(tmp_path), "--epochs", "1",
+                 "--logging-steps", "1", "--retention-examples", "0", "--output-dir", str(run)]) == 0
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    logged = [row for row in log if "train/anchored_nce" in row]
+    assert logged and all("train/bottleneck" in row and "train/adversarial_ce" in row for row in logged)
+    card = (run / "README.md").read_text()
+    assert "InfoBERT" in card and "| `bottleneck_weight` | 0.005 |" in card and "| `robust_rank_high` | 0.9 |" in card
+    assert main(["train", "--method", "infobert", "--robust-rank-low", "0.9", "--robust-rank-high", "0.5",
+                 "--model", tiny_model_dir, *data_options(tmp_path), "--output-dir", str(tmp_path / "bad")]) == 2
+    assert "--robust-rank-low (0.9) must be below --robust-rank-high (0.5)" in capsys.readouterr().err

@@ -161,6 +161,8 @@ FEATURES = ("pooler", "cls", "mean")
 class ClassifierOutput(NamedTuple):
     logits: torch.Tensor
     pooled: torch.Tensor | None
+    # on request: the encoder's hidden states, the embedding layer's output first, the last layer's last
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 @contextlib.contextmanager
@@ -204,27 +206,32 @@ def classify(
     return_pooled: bool = False,
     feature: str = "pooler",
     parameters: dict[str, torch.Tensor] | None = None,
+    return_hidden_states: bool = False,
 ) -> ClassifierOutput:
     """Logits (and, on request, the pooled ``feature``) from token ids or from word embeddings ``inputs_embeds``
     (the output of ``input_embeddings(model)``; the model adds position and segment embeddings itself).
     A floating-point ``attention_mask`` is a soft presence in [0, 1] per token (``rift.adversaries.word_ascc``):
     every attention weight on a token is scaled by it (the additive bias log q), and mean pooling weighs the token
     by it; at 0 and 1 it is an ordinary mask.
-    ``parameters`` replaces some of the model's parameters for this call (``torch.func.functional_call``)."""
+    ``parameters`` replaces some of the model's parameters for this call (``torch.func.functional_call``).
+    ``return_hidden_states`` adds every layer's token states (the model's ``output_hidden_states``)."""
     model_mask = attention_mask
     if attention_mask is not None and attention_mask.is_floating_point():
         model_mask = presence_bias(attention_mask, unwrap(model).dtype)
     kwargs = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=model_mask)
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
+    if return_hidden_states:
+        kwargs["output_hidden_states"] = True
 
     def run():
         if parameters is None:
-            return model(**kwargs).logits
-        return torch.func.functional_call(model, parameters, args=(), kwargs=kwargs, strict=False).logits
+            return model(**kwargs)
+        return torch.func.functional_call(model, parameters, args=(), kwargs=kwargs, strict=False)
 
     if not return_pooled:
-        return ClassifierOutput(run(), None)
+        output = run()
+        return ClassifierOutput(output.logits, None, output.hidden_states if return_hidden_states else None)
     with _capture_pooled(model, feature, attention_mask) as captured:
-        logits = run()
-    return ClassifierOutput(logits, captured["pooled"])
+        output = run()
+    return ClassifierOutput(output.logits, captured["pooled"], output.hidden_states if return_hidden_states else None)

@@ -28,6 +28,7 @@ _COMPONENTS: dict[str, dict[str, str]] = {
         "pgd": "rift.objectives.pgd:PGDObjective",
         "freelb": "rift.objectives.freelb:FreeLBObjective",
         "freelb++": "rift.objectives.freelb:FreeLBPlusPlusObjective",
+        "infobert": "rift.objectives.infobert:InfoBERTObjective",
     },
     "adversary": {
         "ascc": "rift.adversaries.ascc:TokenASCCAdversary",
