@@ -90,7 +90,8 @@ class Prepared:
         self.objective = objective
         objective.setup(TrainingContext(model=self.model, tokenizer=self.tokenizer, num_labels=task.num_labels,
                                         train_examples=task.splits["train"], train_items=self.items,
-                                        device=torch.device("cpu"), log=lambda *a: None, current_step=lambda: 0))
+                                        device=torch.device("cpu"), log=lambda *a: None, current_step=lambda: 0,
+                                        current_epoch=lambda: float("inf")))  # past any clean first epochs (a2t)
         self.pad_token_id = self.tokenizer.pad_token_id
 
 

@@ -74,7 +74,7 @@ def changed_words(original: Example, adversarial: Example) -> list[tuple[int, st
     return [(i, a.text, b.text) for i, (a, b) in enumerate(zip(before, after)) if a.text != b.text]
 
 
-@pytest.mark.parametrize("name", ["discrete", "random"])
+@pytest.mark.parametrize("name", ["discrete", "random", "a2t"])
 def test_word_adversaries_use_only_allowed_substitutes_and_make_multi_piece_ones(tmp_path, trained_tiny_dir, task,
                                                                                  tokenizer, name):
     trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name)
@@ -100,8 +100,9 @@ def test_word_adversaries_use_only_allowed_substitutes_and_make_multi_piece_ones
     assert decoded == [tokenizer.decode(tokenizer(e.text)["input_ids"], skip_special_tokens=True) for e in adversarial]
 
 
-def test_the_discrete_adversary_breaks_most_examples_of_a_standard_model(tmp_path, trained_tiny_dir, task):
-    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, "discrete")
+@pytest.mark.parametrize("name", ["discrete", "a2t"])
+def test_the_searching_adversaries_break_most_examples_of_a_standard_model(tmp_path, trained_tiny_dir, task, name):
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name)
     items = trainer.encoded["train"]
     batch = objective.collate(items, trainer.pad_token_id)
     x = objective.adversary.perturb(trainer.model, batch)
@@ -135,7 +136,7 @@ def test_coverage_is_full_for_word_adversaries_and_partial_for_ascc(tmp_path, tr
     for name in ADVERSARIES:
         _, objective = set_up(tmp_path / name, trained_tiny_dir, task, name)
         surface[name] = objective.adversary.coverage
-    for name in ("discrete", "random", "word-ascc"):
+    for name in ("discrete", "random", "word-ascc", "a2t"):
         assert surface[name]["share_substitutions"] == 1.0
         assert surface[name]["substitutions"] == surface["ascc"]["substitutions"]
     # by hand: ascc can mix only 'movie' -> film / picture

@@ -238,3 +238,47 @@ def test_infobert_trains_from_the_command_line_with_its_options(tmp_path, tiny_m
     assert main(["train", "--method", "infobert", "--robust-rank-low", "0.9", "--robust-rank-high", "0.5",
                  "--model", tiny_model_dir, *data_options(tmp_path), "--output-dir", str(tmp_path / "bad")]) == 2
     assert "--robust-rank-low (0.9) must be below --robust-rank-high (0.5)" in capsys.readouterr().err
+
+
+def test_a2t_changes_the_words_in_the_order_of_their_gradient_and_at_most_its_share(tokenizer):
+    from test_attacks import SYNONYMS, TWO_CHANGES, WEIGHTS, BagOfWords, DictSource
+
+    from rift.adversaries.a2t import GradientGreedySearch, word_importance
+    from rift.attacks.wrapper import ModelWrapper
+    from rift.text.words import align
+
+    model = BagOfWords(tokenizer, WEIGHTS)
+    search = GradientGreedySearch(ModelWrapper(model, tokenizer, batch_size=8, max_length=32), DictSource(SYNONYMS),
+                                  max_changed_share=0.01, min_changes=1, query_budget=100)
+    # A2T's bound: max(ceil(share x words), min changes), never more than the words
+    assert [search._max_changes(n) for n in (5, 150)] == [1, 2]
+    search.min_changes = 4
+    assert [search._max_changes(n) for n in (3, 10)] == [3, 4]
+    search.min_changes, changed = 1, []
+    for importance in ({1: 1.0, 3: 5.0}, {1: 5.0, 3: 1.0}):  # "a good and great movie .": one change allowed
+        search.importance = {id(TWO_CHANGES): importance}
+        [result] = search.attack([TWO_CHANGES])
+        changed.append([(c.position, c.new) for c in result.changes])
+    assert changed == [[(3, "fine")], [(1, "fine")]]  # the most important word, its most damaging substitute
+    # the importance of a word: the L1 norm of the mean of its pieces' gradients
+    alignment = align(tokenizer, TWO_CHANGES.text, max_length=32)
+    gradient = torch.zeros(len(alignment.input_ids), 3)
+    [good] = alignment.word_tokens[0][1:2]
+    gradient[good] = torch.tensor([1.0, -2.0, 0.5])
+    assert word_importance(alignment, gradient)[1] == pytest.approx(3.5)
+
+
+def test_a2t_trains_its_first_epoch_clean_then_on_its_adversarys_texts(tmp_path, tiny_model_dir, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--method", "a2t", "--model", tiny_model_dir, *data_options(tmp_path), "--epochs", "2",
+                 "--logging-steps", "1", "--retention-examples", "0", "--output-dir", str(run)]) == 0
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    steps = [row for row in log if "train/adv_ce" in row]  # one row per step, two epochs of as many steps
+    assert len(steps) % 2 == 0 and len(steps) >= 4
+    first, second = steps[:len(steps) // 2], steps[len(steps) // 2:]
+    assert all(r["train/adv_ce"] == 0 for r in first) and all(r["train/adv_ce"] > 0 for r in second)
+    card = (run / "README.md").read_text()
+    assert "A2T" in card and "| `clean_epochs` | 1 |" in card and "| `a2t_max_changed_share` | 0.1 |" in card
+    assert main(["train", "--method", "a2t", "--adversary", "discrete", "--model", tiny_model_dir,
+                 *data_options(tmp_path), "--output-dir", str(tmp_path / "bad")]) == 2
+    assert "--adversary is not read by --task file, --method a2t" in capsys.readouterr().err

@@ -29,12 +29,14 @@ _COMPONENTS: dict[str, dict[str, str]] = {
         "freelb": "rift.objectives.freelb:FreeLBObjective",
         "freelb++": "rift.objectives.freelb:FreeLBPlusPlusObjective",
         "infobert": "rift.objectives.infobert:InfoBERTObjective",
+        "a2t": "rift.objectives.a2t:A2TObjective",
     },
     "adversary": {
         "ascc": "rift.adversaries.ascc:TokenASCCAdversary",
         "discrete": "rift.adversaries.discrete:DiscreteAdversary",
         "random": "rift.adversaries.random_substitution:RandomAdversary",
         "word-ascc": "rift.adversaries.word_ascc:WordASCCAdversary",
+        "a2t": "rift.adversaries.a2t:A2TAdversary",
     },
     "task": {
         "sst2": "rift.data.tasks.sst2:SST2",

@@ -26,3 +26,6 @@ class TrainingContext:
     device: torch.device
     log: Callable[[str], None]  # a message for the user (main process only)
     current_step: Callable[[], int]  # optimiser steps taken so far
+    # epochs trained so far, fractional within an epoch (the Trainer's state.epoch); a step of the second epoch
+    # reads at least 1
+    current_epoch: Callable[[], float] = lambda: 0.0

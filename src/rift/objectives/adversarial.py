@@ -26,12 +26,14 @@ from rift.objectives.base import Objective
 from rift.data.batching import EncodedExample, model_inputs
 
 
+ADVERSARIAL_WEIGHT_HELP = ("weight of CE(f(x'), y), the cross-entropy of the label on the adversarial input (A2T's "
+                           "and Madry's term; 0 = the authors' objective)")
+
+
 @dataclass
 class AdversarialOptions:
     beta: float = option(1.0, "weight of KL(adversarial || clean)", at_least=0)
-    adversarial_weight: float = option(0.0, "weight of CE(f(x'), y), the cross-entropy of the label on the "
-                                            "adversarial input (A2T's and Madry's term; 0 = the authors' objective)",
-                                       at_least=0)
+    adversarial_weight: float = option(0.0, ADVERSARIAL_WEIGHT_HELP, at_least=0)
 
 
 class ASCCObjective(Objective):

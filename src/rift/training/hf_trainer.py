@@ -173,7 +173,7 @@ class RobustTrainer(transformers.Trainer):
         self.objective.setup(TrainingContext(
             model=self.model, tokenizer=tokenizer, num_labels=num_labels, train_examples=self.train_examples,
             train_items=self.train_items, device=self.args.device, log=self._message,
-            current_step=lambda: self.state.global_step))
+            current_step=lambda: self.state.global_step, current_epoch=lambda: self.state.epoch or 0.0))
         self.objective.to(self.args.device)
         self._sampler = None
         self.add_callback(_ObjectiveHooks(self))
