@@ -14,7 +14,7 @@ from conftest import NEGATIVE, POSITIVE, prepared, sentiment_examples
 from rift.adversaries import ADVERSARIES
 from rift.adversaries.base import WordAdversary, encode_texts
 from rift.adversaries.discrete import GuidedGreedySearch, first_order_estimates
-from rift.adversaries.word_ascc import mixed_inputs, position_table
+from rift.mixing import mixed_inputs, position_table
 from rift.arguments import TrainingArguments, adversary_names
 from rift.attacks.engine import Target
 from rift.attacks.results import AttackResult, WordChange, summarize

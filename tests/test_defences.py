@@ -4,6 +4,7 @@ perturbation must satisfy, against answers computed by hand."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -282,3 +283,120 @@ def test_a2t_trains_its_first_epoch_clean_then_on_its_adversarys_texts(tmp_path,
     assert main(["train", "--method", "a2t", "--adversary", "discrete", "--model", tiny_model_dir,
                  *data_options(tmp_path), "--output-dir", str(tmp_path / "bad")]) == 2
     assert "--adversary is not read by --task file, --method a2t" in capsys.readouterr().err
+
+
+def test_a_neighbourhood_is_the_substitutes_then_theirs_without_repeats():
+    from test_attacks import DictSource
+
+    from rift.substitutions.neighbourhood import NeighbourhoodSource
+
+    table = {"good": ["nice", "fine"], "nice": ["pleasant", "good", "fine"], "fine": ["okay", "nice", "pleasant"]}
+    words = ["a", "good", "film"]
+    source = NeighbourhoodSource(DictSource(table), max_neighbours=10)
+    assert source.substitutes(words, 1) == ["nice", "fine", "pleasant", "okay"]
+    assert source.hops(words, 1) == [1, 1, 2, 2]
+    assert NeighbourhoodSource(DictSource(table), max_neighbours=3).substitutes(words, 1) == ["nice", "fine", "pleasant"]
+    assert source.substitutes(words, 0) == [] and source.hops(words, 2) == []
+
+
+def dne_run(tmp_path, tiny_model_dir, *options) -> str:
+    run = tmp_path / "dne"
+    assert main(["train", "--method", "dne", "--model", tiny_model_dir, *data_options(tmp_path), "--epochs", "1",
+                 "--logging-steps", "1", "--retention-examples", "0", "--dne-samples", "4", *options,
+                 "--output-dir", str(run)]) == 0
+    return str(run)
+
+
+def test_dne_mixes_convex_weights_over_each_words_neighbourhood(tmp_path, tiny_model_dir, sentiment_task,
+                                                               monkeypatch):
+    from rift.objectives.dne import DNEObjective
+
+    args = TrainingArguments.build(output_dir=str(tmp_path / "run"), model=tiny_model_dir, method="dne",
+                                   max_length=32, dne_neighbours=6)
+    trainer = prepared(args, sentiment_task)
+    objective = trainer.objective
+    objective.setup(trainer.context())
+    items = trainer.encoded["train"][:8]
+    batch = objective.collate(items, trainer.pad_token_id)
+    # every row's candidates: the word, its substitutes (hop 1), then theirs (hop 2), each a word of any pieces
+    for item, layout in ((item, objective.layouts[item.index]) for item in items):
+        words = [w.text for w in item.alignment.segments[0]]
+        for position, row in layout.word_rows.items():
+            expected = objective.source.substitutes(words, position)
+            assert len(layout.rows[row]) - 1 <= len(expected) <= 6
+            assert layout.hops[row][0] == 0 and set(layout.hops[row][1:]) <= {1, 2}
+    assert (batch["mix_hops"] == 2).any() and (batch["mix_valid"].sum(-1) > 0).any()
+    seen = []
+    original = DNEObjective.mixed_loss
+
+    def recording(self, model, embedded, batch, weights):
+        seen.append(weights.detach())
+        return original(self, model, embedded, batch, weights)
+
+    monkeypatch.setattr(DNEObjective, "mixed_loss", recording)
+    torch.manual_seed(0)
+    terms = objective(trainer.model, batch)
+    assert len(seen) == 1 + 3  # the draw, then three ascent steps
+    mask = batch["mix_row_mask"]
+    for weights in seen:  # convex over each row's candidates, zero elsewhere: the mix stays in the hull
+        assert (weights >= 0).all() and (weights[~mask] == 0).all()
+        assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:2]), atol=1e-5)
+    several = mask.sum(-1) > 1
+    assert not torch.allclose(seen[0][several], seen[-1][several])  # the ascent moved the weights
+    assert torch.allclose(terms["loss"], terms["sampled_ce"] + terms["ascent_ce"])
+    # the draw's concentration: alpha for the word and hop 1, alpha x decay for hop 2
+    from rift.prediction import concentrations
+
+    c = concentrations(batch["mix_hops"], mask, 1.0, 0.5)
+    assert set(c[mask & (batch["mix_hops"] == 2)].tolist()) == {0.5} and set(c[mask & (batch["mix_hops"] < 2)].tolist()) == {1.0}
+
+
+def test_a_dne_model_is_attacked_and_scored_through_its_averaged_prediction(tmp_path, tiny_model_dir, capsys):
+    from rift.models import load_classifier, load_tokenizer
+    from rift.prediction import AveragedPredictor, recorded_prediction
+    from rift.substitutions import build_substitution_source
+    from rift.attacks.wrapper import ModelWrapper
+    from rift.data import resolve_data_dir
+
+    model_dir = dne_run(tmp_path, tiny_model_dir)
+    saved = json.loads((Path(model_dir) / "config.json").read_text())["rift_prediction"]
+    assert saved["samples"] == 4 and saved["aggregation"] == "mean of L2-normalised logits"
+    model, tokenizer = load_classifier(model_dir).eval(), load_tokenizer(model_dir)
+    prediction = recorded_prediction(model)
+    source = build_substitution_source(prediction.synonyms, resolve_data_dir(None), max_substitutes=prediction.max_substitutes)
+    predictor = AveragedPredictor(model, tokenizer, prediction, source, 32)
+    inputs = [("a good and fine film .", None), ("a dull , bad plot .", None), ("it is 42 .", None)]
+    together = predictor.scores(inputs)
+    alone = torch.cat([predictor.scores([one]) for one in inputs])
+    assert torch.allclose(together, alone, atol=1e-5)  # an input's draws do not depend on its batch
+    assert (together.norm(dim=-1) <= 1 + 1e-6).all()  # a mean of unit vectors
+    # the wrapper's probabilities are the softmax of the average, and each input costs its four passes
+    wrapper = ModelWrapper(model, tokenizer, max_length=32, predictor=predictor)
+    probabilities = wrapper.probabilities(wrapper.encode(inputs))
+    assert torch.allclose(probabilities, together.softmax(-1), atol=1e-6) and wrapper.queries == 3 * 4
+    # a text without neighbours (stop words and a number): every pass is the plain forward, whose logits the average normalises
+    plain = F.normalize(model(**tokenizer(["it is 42 ."], return_tensors="pt")).logits, dim=-1)
+    assert torch.allclose(together[2], plain[0], atol=1e-5)
+
+    out = tmp_path / "attack"
+    data = [o for o in data_options(tmp_path)]
+    assert main(["attack", "--model", model_dir, *data, "--attack", "pwws", "--num-examples", "6",
+                 "--output-dir", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "examples_pwws.jsonl").read_text().splitlines()]
+    assert all(r["queries"] % 4 == 0 and r["queries"] >= 4 for r in records)
+    results = json.loads((out / "results.json").read_text())
+    assert results["prediction"]["samples"] == 4
+    first = records[0]
+    text = first["text"]
+    assert first["clean_probabilities"] == pytest.approx(predictor.scores([(text, None)]).softmax(-1)[0].tolist(), abs=1e-5)
+    assert main(["attack", "--model", model_dir, *data, "--attack", "ascc", "--num-examples", "2",
+                 "--output-dir", str(tmp_path / "ascc")]) == 2
+    assert "predicts by averaging 4 passes" in capsys.readouterr().err
+    assert main(["eval", "--model", model_dir, *data, "--output", str(tmp_path / "eval.json")]) == 0
+    from rift.evaluation.accuracy import averaged_accuracy
+    from conftest import sentiment_examples
+
+    expected = averaged_accuracy(predictor, sentiment_examples(40, 2), 16)
+    assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == pytest.approx(expected)
+    metrics = json.loads((Path(model_dir) / "metrics.json").read_text())  # training scored it as it predicts
+    assert metrics["test_accuracy"] == pytest.approx(expected) and "test_accuracy_single_pass" in metrics

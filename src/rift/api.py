@@ -144,8 +144,8 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     import torch
 
     from rift.data.batching import encode_examples
-    from rift.evaluation.accuracy import accuracy
-    from rift.evaluation.attack_run import scored_classifier
+    from rift.evaluation.accuracy import accuracy, averaged_accuracy
+    from rift.evaluation.attack_run import averaged_predictor, scored_classifier
 
     args = _arguments(EvalArguments, args, options)
     output = eval_output_path(args)
@@ -158,7 +158,9 @@ def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:
     if not items:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    score = accuracy(model, items, pad, args.batch_size)
+    predictor = averaged_predictor(model, tokenizer, args)  # a model that predicts by averaging is scored so
+    score = (accuracy(model, items, pad, args.batch_size) if predictor is None
+             else averaged_accuracy(predictor, task.splits[args.split], args.batch_size))
     output.parent.mkdir(parents=True, exist_ok=True)
     result = EvalResult(model=args.model, task=task.name, split=args.split, num_examples=len(items), accuracy=score,
                         output=output, untrained_head=model.rift_untrained_head or None)

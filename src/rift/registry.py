@@ -30,6 +30,7 @@ _COMPONENTS: dict[str, dict[str, str]] = {
         "freelb++": "rift.objectives.freelb:FreeLBPlusPlusObjective",
         "infobert": "rift.objectives.infobert:InfoBERTObjective",
         "a2t": "rift.objectives.a2t:A2TObjective",
+        "dne": "rift.objectives.dne:DNEObjective",
     },
     "adversary": {
         "ascc": "rift.adversaries.ascc:TokenASCCAdversary",

@@ -129,8 +129,10 @@ class WordSubstitutionAttack(Attack):
     """The engine; a subclass supplies ``search``."""
 
     @classmethod
-    def build(cls, model, tokenizer, source, *, batch_size: int, max_length: int, **options) -> Attack:
-        return cls(ModelWrapper(model, tokenizer, batch_size=batch_size, max_length=max_length), source, **options)
+    def build(cls, model, tokenizer, source, *, batch_size: int, max_length: int, predictor=None,
+              **options) -> Attack:
+        return cls(ModelWrapper(model, tokenizer, batch_size=batch_size, max_length=max_length, predictor=predictor),
+                   source, **options)
 
     @classmethod
     def options_from(cls, args) -> dict:
@@ -330,6 +332,7 @@ class WordSubstitutionAttack(Attack):
             adversarial_probabilities=adversarial.tolist(),
             changes=[WordChange(i, words[i].text, new) for i, new in sorted(final.items())],
             num_words=count_words(words),
-            queries=run.queries,
+            # the budget counts inputs, as a black-box attacker sees them; the record, the model passes they cost
+            queries=run.queries * self.model.passes_per_input,
             seconds=run.seconds,
         )

@@ -3,6 +3,8 @@
 A query is one input scored by the model. Inputs are keyed by their token ids (after truncation), not by their
 text: two texts that encode alike ("Good" and "good" for an uncased model, or changes past the truncation point)
 are the same query. Uncached inputs are scored in batches sorted by length, each padded to its own longest input.
+A model that predicts by averaging stochastic passes (``rift.prediction``) is scored through that average, and
+each of its passes counts as a query.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch import nn
 
 from rift.errors import RiftError
 from rift.models import classify, eval_mode
+from rift.prediction import AveragedPredictor
 
 Key = tuple[tuple[int, ...], tuple[int, ...] | None]  # token ids, token type ids (None if the model has none)
 Inputs = tuple[str, str | None]  # (text, text_pair)
@@ -26,17 +29,26 @@ class ModelWrapper:
     ``forward_calls`` the batches run; all three are cumulative. The device is the model's.
     """
 
-    def __init__(self, model: nn.Module, tokenizer, *, batch_size: int = 64, max_length: int = 256) -> None:
+    def __init__(self, model: nn.Module, tokenizer, *, batch_size: int = 64, max_length: int = 256,
+                 predictor: AveragedPredictor | None = None) -> None:
+        """``predictor``: the model's averaged prediction, when it predicts so."""
         if batch_size < 1 or max_length < 2:
             raise RiftError(f"batch size and max length must be positive, got {batch_size} and {max_length}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_length = max_length
+        self.predictor = predictor
         self.queries = 0
         self.cache_hits = 0
         self.forward_calls = 0
         self._cache: dict[Key, torch.Tensor] = {}
+        self._inputs: dict[Key, Inputs] = {}  # the texts of each key, for an averaged prediction
+
+    @property
+    def passes_per_input(self) -> int:
+        """Model passes one prediction costs: its averaged passes, or one."""
+        return 1 if self.predictor is None else self.predictor.samples
 
     @property
     def device(self) -> torch.device:
@@ -55,6 +67,8 @@ class ModelWrapper:
             types = encoding.get("token_type_ids")
             for row, i in enumerate(chosen):
                 keys[i] = (tuple(encoding["input_ids"][row]), tuple(types[row]) if types is not None else None)
+                if self.predictor is not None:
+                    self._inputs.setdefault(keys[i], inputs[i])
         return keys  # type: ignore[return-value]  # every slot was filled above
 
     def cached(self, key: Key) -> torch.Tensor | None:
@@ -79,6 +93,13 @@ class ModelWrapper:
         with eval_mode(self.model):
             for start in range(0, len(keys), self.batch_size):
                 chunk = keys[start : start + self.batch_size]
+                if self.predictor is not None:
+                    scores = self.predictor.scores([self._inputs[key] for key in chunk])
+                    for key, row in zip(chunk, scores.softmax(-1)):
+                        self._cache[key] = row
+                    self.queries += len(chunk) * self.passes_per_input
+                    self.forward_calls += self.passes_per_input
+                    continue
                 width = len(chunk[-1][0])
                 ids = torch.tensor([list(ids) + [pad] * (width - len(ids)) for ids, _ in chunk])
                 mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk])

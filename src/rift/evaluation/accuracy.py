@@ -43,3 +43,13 @@ def predict(model, items: Sequence[EncodedExample], pad_token_id: int, batch_siz
 def accuracy(model, items: Sequence[EncodedExample], pad_token_id: int, batch_size: int, accelerator=None) -> float:
     predictions, labels = predict(model, items, pad_token_id, batch_size, accelerator)
     return (predictions == labels).float().mean().item() if len(labels) else float("nan")
+
+
+def averaged_accuracy(predictor, examples: Sequence, batch_size: int) -> float:
+    """Clean accuracy of a model that predicts by averaging passes (``rift.prediction.AveragedPredictor``)."""
+    correct = 0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        predictions = predictor.scores([(e.text, e.text_pair) for e in chunk]).argmax(-1)
+        correct += sum(int(p) == e.label for p, e in zip(predictions.tolist(), chunk))
+    return correct / len(examples) if len(examples) else float("nan")

@@ -24,6 +24,7 @@ from rift.evaluation.robustness import attack_sample, examples_file, read_result
 from rift.evaluation.surface import mark_training_surface, training_adversary
 from rift.files import write_atomic
 from rift.models import check_label_names, load_classifier, load_tokenizer
+from rift.prediction import AveragedPredictor, recorded_prediction
 from rift.registry import load
 from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE
 from rift.substitutions import build_substitution_source
@@ -97,14 +98,33 @@ def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:
     return dataclasses.replace(args, **required, num_examples=args.num_examples or protocol.max_examples)
 
 
-def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments):
-    """The registered attack ``name`` with the settings ``args`` gives it, under ``args.protocol`` if any."""
+def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments,
+                       predictor: AveragedPredictor | None = None):
+    """The registered attack ``name`` with the settings ``args`` gives it, under ``args.protocol`` if any, through
+    the model's averaged prediction when it predicts so."""
     options = load("attack", name).options_from(args)
     if args.protocol:
         protocol = get_protocol(args.protocol)
         options = load("attack", name).with_protocol(options, protocol.constraints(), protocol.query_budget_per_word)
+    if predictor is not None:
+        if load("attack", name).measures_training_adversary:
+            raise RiftError(f"the {name} attack scores one forward pass of the model, but {args.model} predicts by "
+                            f"averaging {predictor.samples} passes ({predictor.prediction.aggregation}); attack it "
+                            "with a word-substitution attack")
+        options["predictor"] = predictor
     return build_attack(name, model, tokenizer, source, batch_size=args.batch_size, max_length=args.max_length,
                         **options)
+
+
+def averaged_predictor(model, tokenizer, args: EvalArguments | AttackArguments) -> AveragedPredictor | None:
+    """The model's averaged prediction, if its checkpoint records one (``rift.prediction``), over the substitution
+    source it was trained with."""
+    prediction = recorded_prediction(model)
+    if prediction is None:
+        return None
+    source = build_substitution_source(prediction.synonyms, resolve_data_dir(args.data_dir),
+                                       max_substitutes=prediction.max_substitutes)
+    return AveragedPredictor(model, tokenizer, prediction, source, args.max_length)
 
 
 def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
@@ -120,6 +140,7 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
         args = apply_protocol(args, task.name)
     model, tokenizer = scored_classifier(args, task)
     model.to(accelerator.device).eval()
+    predictor = averaged_predictor(model, tokenizer, args)
     source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),
                                        exclude_stopwords=args.exclude_stopwords, max_substitutes=args.max_substitutes)
     examples = task.splits[args.split]
@@ -147,14 +168,15 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
                    mixed_precision=accelerator.mixed_precision,
                    protocol=protocol.settings(task.name) if protocol else None,
                    untrained_head=model.rift_untrained_head or None,
-                   examples_with_substitutes=with_substitutes)
+                   examples_with_substitutes=with_substitutes,
+                   prediction=None if predictor is None else dataclasses.asdict(predictor.prediction))
     results.setdefault("attacks", {})
     # which changes the model's own training adversary could have made (a model rift trained against one)
     adversary = training_adversary(args.model, tokenizer, args.data_dir)
     mark = None if adversary is None else lambda result: mark_training_surface(result, adversary, args.max_length)
     results["training_adversary"] = None if adversary is None else adversary.name
     for name in args.attack:
-        attack = build_named_attack(name, model, tokenizer, source, args)
+        attack = build_named_attack(name, model, tokenizer, source, args, predictor)
         with accelerator.autocast():
             summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
         results["attacks"][name] = summary

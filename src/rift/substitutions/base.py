@@ -33,6 +33,11 @@ class SubstitutionSource(ABC):
         single word, in a deterministic order. ``words`` is the whole text so that context-aware
         sources are possible."""
 
+    def hops(self, words: Sequence[str], position: int) -> list[int]:
+        """The neighbourhood order of each of ``substitutes(words, position)``: 1, a substitute of the word itself,
+        for every source; a ``NeighbourhoodSource`` adds 2, a substitute of a substitute."""
+        return [1] * len(self.substitutes(words, position))
+
     def substitutes_all(self, words: Sequence[str]) -> list[list[str]]:
         """One list of substitutes per position of ``words``."""
         return [self.substitutes(words, i) for i in range(len(words))]

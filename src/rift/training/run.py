@@ -39,7 +39,8 @@ from rift.data import TaskData
 from rift.data.batching import encode_examples
 from rift.data.sampling import training_batch_sampler
 from rift.errors import RiftError
-from rift.evaluation.accuracy import accuracy
+from rift.evaluation.accuracy import accuracy, averaged_accuracy
+from rift.evaluation.attack_run import averaged_predictor
 from rift.evaluation.retention import RetentionProbe
 from rift.evaluation.robustness import sample_indices
 from rift.files import write_atomic
@@ -220,8 +221,13 @@ class RunTrainer(RobustTrainer):
             metrics["retention"] = {name.removeprefix("dev_"): value for name, value in best_evaluation.items()
                                     if name.startswith(("dev_cka", "dev_mi_nce"))}
         if self.encoded.get("test"):
-            metrics["test_accuracy"] = accuracy(best, self.encoded["test"], self.pad_token_id,
-                                                self.args.eval_batch_size, self.accelerator)
+            single = accuracy(best, self.encoded["test"], self.pad_token_id, self.args.eval_batch_size, self.accelerator)
+            # a model that predicts by averaging passes (dne) is scored as it predicts; its single pass is kept
+            predictor = averaged_predictor(best, self.processing_class, args)
+            metrics["test_accuracy"] = single if predictor is None else averaged_accuracy(
+                predictor, self.task.splits["test"], self.args.eval_batch_size)
+            if predictor is not None:
+                metrics["test_accuracy_single_pass"] = single
         metrics["evaluations"] = state["evaluations"]
         if self.is_world_process_zero():
             write_atomic(self.output_dir / METRICS_FILE, json.dumps(metrics, indent=2))
