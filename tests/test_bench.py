@@ -134,7 +134,17 @@ def test_grid_trains_attacks_and_tabulates_mean_and_std_over_seeds(grid):
         assert record["worst-case/robust_accuracy"] <= record["genetic/robust_accuracy"]
         assert record["worst-case/robust_accuracy_interval"] == pytest.approx(list(wilson_interval(held, 4)))
     rows = [line for line in markdown.splitlines() if line.startswith("| file | ascc | ")]
-    assert rows[1].startswith("| file | ascc | worst case |")  # the models table's row, then the attacks'
+    assert rows[2].startswith("| file | ascc | worst case |")  # the methods' and models' rows, then the attacks'
+    # the methods at a glance: clean, the worst case first with its pooled interval, the cost over standard's
+    ascc = summary["ascc"]["metrics"]
+    worst = ascc["worst-case/robust_accuracy"]
+    cost = ascc["train_seconds"]["mean"] / summary["standard"]["metrics"]["train_seconds"]["mean"]
+    pwws = ascc["pwws/robust_accuracy"]
+    assert rows[0].startswith(f"| file | ascc | 2 | {ascc['test_accuracy']['mean']:.3f} | {worst['mean']:.3f} "
+                              f"[{worst['interval'][0]:.3f}, {worst['interval'][1]:.3f}] | {pwws['mean']:.3f} "
+                              f"[{pwws['interval'][0]:.3f}, {pwws['interval'][1]:.3f}] | ")
+    assert f"| {cost:.1f}x | {ascc['retention_cka']['mean']:.3f} |" in rows[0]
+    assert "| file | standard | 2 |" in markdown and "| 1.0x |" in markdown
 
     [comparison] = results["comparisons"]
     assert (comparison["method"], comparison["baseline"], comparison["seeds"]) == ("ascc", "standard", [0, 1])
@@ -261,7 +271,7 @@ def test_report_of_a_grid(grid, tmp_path):
     code, stdout = bench(["report", str(out), "--output", str(tmp_path / "report.html")])
     assert code == 0 and "report.html" in stdout
     page = (tmp_path / "report.html").read_text()
-    assert page.count('<table class="results">') == 4  # models, attacks, paired differences, cells
+    assert page.count('<table class="results">') == 5  # methods, models, attacks, paired differences, cells
     # robustness, 4 training-curve figures, retention
     assert page.count('<img class="plot"') == 6
     assert page.count("<details") == 4 and '<mark class="new">' in page
@@ -301,7 +311,7 @@ def test_a_record_without_weights_is_tabulated_reported_and_continued(grid_copy,
     assert recorded["cells"] == original["cells"] and recorded["comparisons"] == original["comparisons"]
     assert (record / "results.md").read_text() == (out / "results.md").read_text()
     assert bench(["report", str(record)])[0] == 0
-    assert (record / "report.html").read_text().count('<table class="results">') == 4
+    assert (record / "report.html").read_text().count('<table class="results">') == 5
 
     capsys.readouterr()
     assert main([*on_record, "--attacks", "ascc,pwws,genetic,textfooler"]) == 2  # a new attack needs the weights

@@ -77,7 +77,7 @@ def report(tmp_path_factory) -> Path:
 
 def test_report_is_one_self_contained_escaped_page(report):
     page = report.read_text()
-    assert page.count('<table class="results">') == 4
+    assert page.count('<table class="results">') == 5
     assert "<td>sst2</td><td>standard</td><td>2</td><td>0.805 ± 0.007</td>" in page
     assert "<td>sst2</td><td>rift</td><td>2</td><td>0.790 ± 0.000</td>" in page
     # the per-cell table: each seed's own numbers (test acc, dev acc, under ascc, under pwws, CKA, MI, train s)
@@ -121,7 +121,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         pytest.skip("chromium is not installed (scripts/setup.sh installs it when run as root): report not rendered")
     dom = run_chromium(["--dump-dom", report.as_uri()], tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('<table class="results">') == 4
+    assert dom.stdout.count('<table class="results">') == 5
     assert len(re.findall(r'<img class="plot"[^>]*src="data:image/png;base64,', dom.stdout)) == 6
     # 8 in the per-cell examples (every cell, both attacks), 4 in the view across models (standard broke it)
     assert dom.stdout.count("<details") == 4 and dom.stdout.count('<mark class="new">tedious</mark>') == 12

@@ -76,11 +76,35 @@ def grid_tables(results: dict) -> list[Table]:
             attacked.rows.append([row["task"], row["method"], attack_title(name),
                                   *(format_stat(stats.get(f"{name}/{key}", UNMEASURED), fmt)
                                     for key, _, fmt in ATTACK_COLUMNS)])
-    tables = [models, attacked]
+    tables = [methods_table(summary, attacks, results["settings"]["split"]), models, attacked]
     if results.get("comparisons"):
         tables.append(differences_table(results["comparisons"], attacks))
     tables.append(cells_table(results["cells"], attacks))
     return tables
+
+
+def methods_table(summary: list[dict], attacks: list[str], split: str) -> Table:
+    """One row per method: clean accuracy, robustness (the worst case first) with intervals, the training's cost
+    relative to ``standard`` of the same task in the same grid, and retention."""
+    table = Table(f"Methods at a glance (clean: test accuracy; robust accuracy on the attacked {split} examples, mean "
+                  "over seeds [95% Wilson interval of the examples pooled over seeds]; cost: mean training time over "
+                  "standard's in this grid; CKA: feature retention on dev)",
+                  ["task", "method", "seeds", "clean", *(attack_title(name) for name in attacks), "cost",
+                   "CKA"], [])
+    baseline = {row["task"]: row["metrics"]["train_seconds"]["mean"] for row in summary if row["method"] == "standard"}
+    for row in summary:
+        stats = row["metrics"]
+        seconds, standard = stats["train_seconds"]["mean"], baseline.get(row["task"])
+        cost = "-" if not seconds or not standard else f"{seconds / standard:.1f}x"
+        robust = []
+        for name in attacks:
+            stat = stats.get(f"{name}/robust_accuracy", UNMEASURED)
+            robust.append("-" if stat["mean"] is None else
+                          f"{stat['mean']:.3f} {format_interval(stat.get('interval'))}".rstrip())
+        table.rows.append([row["task"], row["method"], str(len(row["seeds"])),
+                           format_stat({"mean": stats["test_accuracy"]["mean"], "std": None}, "{:.3f}"), *robust,
+                           cost, format_stat({"mean": stats["retention_cka"]["mean"], "std": None}, "{:.3f}")])
+    return table
 
 
 def cells_table(cells: list[dict], attacks: list[str]) -> Table:
