@@ -403,3 +403,39 @@ def test_word_ascc_leaves_out_substitutes_that_would_not_fit_and_says_so(tokeniz
     adversary.bind(tokenizer)
     assert not adversary.can_produce(tight, 1, "atrocious") and adversary.can_produce(tight, 2, "film")  # room 1
     assert adversary.layout(tight).substitutions_represented == 2
+
+
+class DictSource(SubstitutionSource):
+    def __init__(self, name: str, table: dict[str, list[str]]):
+        self.name, self.table = name, table
+
+    def substitutes(self, words, position):
+        return list(self.table.get(words[position].lower(), []))
+
+
+@pytest.mark.parametrize("name", ["discrete", "ascc"])
+def test_an_adversary_on_a_union_stays_inside_it_and_reports_each_sources_coverage(tmp_path, trained_tiny_dir, task,
+                                                                                   name):
+    from rift.substitutions import UnionSource
+
+    # one source of one-piece substitutes, one of multi-piece ones ('atrocious' = at ##ro ##cious)
+    single = DictSource("single", {"movie": ["film"], **{word: ["boring"] for word in POSITIVE}})
+    multi = DictSource("multi", {"movie": ["picture"], **{word: ["atrocious", "abysmal"] for word in POSITIVE}})
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name)
+    adversary = ADVERSARIES[name](objective.args, source=UnionSource([single, multi]))
+    objective.adversary = adversary
+    objective.setup(trainer.context())
+    adversary.log_coverage()
+    by_source = adversary.coverage["by_source"]
+    assert list(by_source) == ["single", "multi"]
+    if name == "discrete":  # real texts: every substitution of either source
+        assert by_source["single"]["share_substitutions"] == by_source["multi"]["share_substitutions"] == 1.0
+        items = trainer.encoded["train"]
+        batch = objective.collate(items, trainer.pad_token_id)
+        adversarial, _ = adversary.adversarial_examples(trainer.model, batch)
+        changed = [change for item, new in zip(items, adversarial)
+                   for change in changed_words(task.splits["train"][item.index], new)]
+        assert changed and all(new in single.table.get(old.lower(), []) + multi.table.get(old.lower(), [])
+                               for _, old, new in changed)
+    else:  # token-level ASCC: the one-piece substitutes of one-piece words only
+        assert by_source["single"]["share_substitutions"] > by_source["multi"]["share_substitutions"]

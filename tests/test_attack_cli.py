@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import sentiment_examples
@@ -319,3 +320,28 @@ def test_samples_of_one_seed_are_nested_across_sizes_and_eligibility():
     # every admitted example of the smaller sample is in the larger sample of admitted ones
     assert {i for i in small if i % 2 == 0} <= set(even)
     assert attack_sample(50, 10, seed=4) != small  # the seed chooses
+
+
+def test_pwws_wordnet_attacks_with_wordnets_synonyms_beside_the_runs_own(tmp_path, trained_tiny_dir, data_files):
+    from rift.data import resolve_data_dir
+    from rift.substitutions import build_substitution_source
+    from rift.text.words import split_words
+
+    out = tmp_path / "attack"
+    assert main(["attack", "--model", trained_tiny_dir, *data_files, "--attack", "pwws,pwws-wordnet",
+                 "--num-examples", "12", "--output-dir", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["attacks"]["pwws"]["synonyms"] == "counterfitted"
+    assert results["attacks"]["pwws-wordnet"]["synonyms"] == "wordnet"
+    assert results["worst_case"]["attacks"] == ["pwws", "pwws-wordnet"]
+    wordnet = build_substitution_source("wordnet", resolve_data_dir(None))
+    changes = 0
+    for line in (out / "examples_pwws-wordnet.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        words = [w.text for w in split_words(record["text"])]
+        for change in record["changes"]:  # every change is one of WordNet's synonyms of that word
+            assert change["new"] in wordnet.substitutes(words, change["position"])
+            changes += 1
+    assert changes
+    entries = json.loads((Path(trained_tiny_dir) / "robustness.json").read_text())["attacks"]
+    assert {e["synonyms"] for e in entries if e["attack"] == "pwws-wordnet"} == {"wordnet"}

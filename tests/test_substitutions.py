@@ -199,3 +199,21 @@ def test_missing_wordnet_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_unknown_source_name() -> None:
     with pytest.raises(RiftError, match="unknown substitution source 'glove'"):
         build_substitution_source("glove", DATA_DIR)
+
+
+def test_a_union_source_offers_exactly_its_members_substitutes_each_cut_on_its_own():
+    shared_data_dir = resolve_data_dir(None)
+    from rift.substitutions import UnionSource, build_substitution_source
+
+    words = ["a", "good", "and", "happy", "film"]
+    counter = build_substitution_source("counterfitted", shared_data_dir, max_substitutes=3)
+    wordnet = build_substitution_source("wordnet", shared_data_dir, max_substitutes=3)
+    union = build_substitution_source("counterfitted,wordnet", shared_data_dir, max_substitutes=3)
+    assert isinstance(union, UnionSource) and union.name == "counterfitted,wordnet"
+    for position in range(len(words)):
+        expected = list(dict.fromkeys([w.lower() for w in counter.substitutes(words, position)]
+                                      + [w.lower() for w in wordnet.substitutes(words, position)]))
+        assert [w.lower() for w in union.substitutes(words, position)] == expected
+    assert set(wordnet.substitutes(words, 1)) - set(counter.substitutes(words, 1))  # each brings its own
+    with pytest.raises(RiftError, match="names a source twice"):
+        build_substitution_source("wordnet,wordnet", shared_data_dir)

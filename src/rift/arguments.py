@@ -11,6 +11,7 @@ from rift.data import TaskData, load_task, task_names
 from rift.errors import RiftError
 from rift.presets import MAX_SUBSTITUTES, PRESET_NAMES, PRESETS
 from rift.registry import load, names
+from rift.substitutions.base import SOURCE_CHOICES
 
 
 def method_names() -> tuple[str, ...]:
@@ -195,7 +196,7 @@ class AttackArguments(DataArguments):
     mixed_precision: str = option("auto", "auto = bf16 on GPUs that have it, else full precision; bf16 on a recent "
                                   "CPU is about 3x faster (predictions of the bf16 model are what is attacked)",
                                   choices=("auto", "no", "fp16", "bf16"))
-    synonyms: str = option("counterfitted", "substitution source", choices=("counterfitted", "wordnet"))
+    synonyms: str = option("counterfitted", "substitution source (two names: their union)", choices=SOURCE_CHOICES)
     max_substitutes: int | None = option(None, f"at most this many substitutes per word (default: all; ASCC: {MAX_SUBSTITUTES})", at_least=1)
     exclude_stopwords: bool = option(True, "never substitute stop words")
     max_changed_share: float | None = option(None, "at most this share of the words may change (discrete attacks)", above=0, at_most=1)

@@ -50,6 +50,7 @@ _COMPONENTS: dict[str, dict[str, str]] = {
     "attack": {
         "ascc": "rift.attacks.ascc:ASCCAttack",
         "pwws": "rift.attacks.pwws:PWWS",
+        "pwws-wordnet": "rift.attacks.pwws:WordNetPWWS",
         "genetic": "rift.attacks.genetic:Genetic",
         "textfooler": "rift.attacks.textfooler:TextFooler",
     },

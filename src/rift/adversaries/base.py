@@ -23,7 +23,13 @@ from rift.config import option
 from rift.data import Example, resolve_data_dir
 from rift.models import classify, eval_mode
 from rift.presets import MAX_SUBSTITUTES
-from rift.substitutions import FilteredSource, SubstitutionSource, build_substitution_source
+from rift.substitutions import (
+    SOURCE_CHOICES,
+    FilteredSource,
+    SubstitutionSource,
+    UnionSource,
+    build_substitution_source,
+)
 from rift.substitutions.tokens import surface_coverage
 from rift.text.words import WordAlignment
 from rift.data.batching import EncodedExample, collate, encode_examples, model_inputs
@@ -40,7 +46,7 @@ class AdversarialBatch:
 class SubstitutionOptions:
     """What every adversary reads: where its substitutes come from and how many per word."""
 
-    synonyms: str = option("counterfitted", "substitution source of the adversary", choices=("counterfitted", "wordnet"))
+    synonyms: str = option("counterfitted", "substitution source of the adversary (two names: their union)", choices=SOURCE_CHOICES)
     max_substitutes: int = option(MAX_SUBSTITUTES, "substitutes per word (K) in the adversary's search space", at_least=1)
 
 
@@ -67,6 +73,9 @@ class Adversary:
         if self.given_source is None:
             self.source = build_substitution_source(self.args.synonyms, resolve_data_dir(self.args.data_dir),
                                                     max_substitutes=limit)
+        elif isinstance(self.given_source, UnionSource):  # each member cut on its own, as a named union is
+            self.source = UnionSource([FilteredSource(member, keep_case=False, max_substitutes=limit)
+                                       for member in self.given_source.members])
         else:
             self.source = FilteredSource(self.given_source, keep_case=False, max_substitutes=limit)
 
@@ -88,10 +97,32 @@ class Adversary:
         raise NotImplementedError
 
     def log_coverage(self) -> None:
+        """Say the coverage; for a union of sources, of each source too (kept in ``coverage["by_source"]``)."""
         self.context.log(
             "adversary {name}: it can produce {substitutions_represented} of the source's {substitutions} "
             "substitutions on the training split ({share_substitutions:.1%}), at {words_represented} of "
             "{words_with_substitutes} words with substitutes".format(name=self.name, **self.coverage))
+        if isinstance(self.source, UnionSource):
+            self.coverage["by_source"] = {member.name: self.coverage_of(member) for member in self.source.members}
+            for member, found in self.coverage["by_source"].items():
+                self.context.log("adversary {name}: of {member}'s {substitutions} substitutions it can produce "
+                                 "{substitutions_represented} ({share_substitutions:.1%})".format(
+                                     name=self.name, member=member, **found))
+
+    def coverage_of(self, source: SubstitutionSource) -> dict[str, int | float]:
+        """The share of ``source``'s (word, substitute) pairs on the training split that ``can_produce`` allows."""
+        words = words_represented = pairs = represented = 0
+        for item in self.context.train_items:
+            alignment = item.alignment
+            texts = [word.text for word in alignment.segments[-1]]
+            for position, tokens in enumerate(alignment.word_tokens[-1]):
+                found = source.substitutes(texts, position) if tokens else []
+                if not found:
+                    continue
+                produced = sum(self.can_produce(alignment, position, substitute) for substitute in found)
+                words, words_represented = words + 1, words_represented + bool(produced)
+                pairs, represented = pairs + len(found), represented + produced
+        return surface_coverage(words, words_represented, pairs, represented)
 
 
 @torch.no_grad()
@@ -117,8 +148,15 @@ class WordAdversary(Adversary):
         self.alignments = {item.index: item.alignment for item in context.train_items}
         self.coverage = full_coverage([word_surface(a, self.source) for a in self.alignments.values()])
 
+    def bind(self, tokenizer) -> None:
+        super().bind(tokenizer)
+        self._surface: tuple[WordAlignment | None, list[list[str]]] = (None, [])  # see can_produce
+
     def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
-        return substitute in word_surface(alignment, self.source)[position]
+        # the changes of one text are asked about one after the other: its surface is computed once
+        if self._surface[0] is not alignment:
+            self._surface = (alignment, word_surface(alignment, self.source))
+        return substitute in self._surface[1][position]
 
     def adversarial_examples(self, model, batch: dict[str, torch.Tensor]) -> tuple[list[Example], torch.Tensor]:
         """x' as texts, one per example of the batch, and the clean reference logits."""

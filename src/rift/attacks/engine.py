@@ -81,6 +81,8 @@ class Attack(ABC):
     measures_training_adversary: bool = False
     # its name in tables and model cards (default: the registered name)
     title: str | None = None
+    # the substitution source it is defined with (TextAttack's PWWS: WordNet); None: the run's --synonyms
+    synonyms: str | None = None
     # its own rift attack options (flags and YAML keys), a dataclass of rift.config.option fields; options_from
     # reads them from rift attack's options
     Options: type = NoOptions

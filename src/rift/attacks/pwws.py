@@ -42,3 +42,12 @@ class PWWS(WordSubstitutionAttack):
         scores = [weight * (p_clean - lowest.get(i, p_clean)) for weight, i in zip(weights, positions)]
         order = sorted(range(len(positions)), key=lambda k: -scores[k])  # stable: ties keep text order
         return (yield from greedy_substitution(target, [positions[k] for k in order]))
+
+
+class WordNetPWWS(PWWS):
+    """PWWS over WordNet's synonyms whatever the run's ``--synonyms``: TextAttack's ``PWWSRen2019`` recipe, an
+    attacker's own substitutes, which a model trained on counter-fitted neighbours never saw."""
+
+    name = "pwws-wordnet"
+    title = "PWWS (WordNet)"
+    synonyms = "wordnet"

@@ -116,6 +116,11 @@ def build_named_attack(name: str, model, tokenizer, source, args: AttackArgument
                         **options)
 
 
+def attack_synonyms(name: str, args: AttackArguments) -> str:
+    """The substitution source the attack ``name`` runs on."""
+    return load("attack", name).synonyms or args.synonyms
+
+
 def averaged_predictor(model, tokenizer, args: EvalArguments | AttackArguments) -> AveragedPredictor | None:
     """The model's averaged prediction, if its checkpoint records one (``rift.prediction``), over the substitution
     source it was trained with."""
@@ -141,8 +146,11 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
     model, tokenizer = scored_classifier(args, task)
     model.to(accelerator.device).eval()
     predictor = averaged_predictor(model, tokenizer, args)
-    source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),
-                                       exclude_stopwords=args.exclude_stopwords, max_substitutes=args.max_substitutes)
+    # each attack's substitutes: the run's --synonyms, or the source the attack is defined with (pwws-wordnet)
+    sources = {name: build_substitution_source(name, resolve_data_dir(args.data_dir),
+                                               exclude_stopwords=args.exclude_stopwords,
+                                               max_substitutes=args.max_substitutes)
+               for name in dict.fromkeys(attack_synonyms(name, args) for name in args.attack)}
     examples = task.splits[args.split]
     if not examples:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
@@ -152,11 +160,12 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
                             args.seed if args.sample_seed is None else args.sample_seed, eligible)
     if not indices:
         raise RiftError(f"no example of the {args.split} split of {task.name} is long enough for --protocol {args.protocol}")
-    with_substitutes = substitutable(source, [examples[i] for i in indices])
-    if not with_substitutes:
-        raise RiftError(f"the {args.synonyms} substitutions offer no substitute for any word of the {len(indices)} "
-                        "sampled examples: every attack would leave them as they are and report robust accuracy equal "
-                        "to clean accuracy; check the substitution table")
+    with_substitutes = {name: substitutable(source, [examples[i] for i in indices]) for name, source in sources.items()}
+    for name, count in with_substitutes.items():
+        if not count:
+            raise RiftError(f"the {name} substitutions offer no substitute for any word of the {len(indices)} "
+                            "sampled examples: every attack would leave them as they are and report robust accuracy "
+                            "equal to clean accuracy; check the substitution table")
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         check_attack_output(args, output_dir)
@@ -168,7 +177,7 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
                    mixed_precision=accelerator.mixed_precision,
                    protocol=protocol.settings(task.name) if protocol else None,
                    untrained_head=model.rift_untrained_head or None,
-                   examples_with_substitutes=with_substitutes,
+                   examples_with_substitutes=with_substitutes.get(args.synonyms),
                    prediction=None if predictor is None else dataclasses.asdict(predictor.prediction))
     results.setdefault("attacks", {})
     # which changes the model's own training adversary could have made (a model rift trained against one)
@@ -176,10 +185,11 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
     mark = None if adversary is None else lambda result: mark_training_surface(result, adversary, args.max_length)
     results["training_adversary"] = None if adversary is None else adversary.name
     for name in args.attack:
-        attack = build_named_attack(name, model, tokenizer, source, args, predictor)
+        attack = build_named_attack(name, model, tokenizer, sources[attack_synonyms(name, args)], args, predictor)
         with accelerator.autocast():
             summary = run_attack(attack, examples, indices, output_dir, accelerator, mark=mark)
-        results["attacks"][name] = summary
+        synonyms = attack_synonyms(name, args)
+        results["attacks"][name] = summary | {"synonyms": synonyms, "examples_with_substitutes": with_substitutes[synonyms]}
         if accelerator.is_main_process:
             write_atomic(results_path, json.dumps(results, indent=2))
     # the worst case over every word-substitution attack this folder holds (the training adversary's own measure,

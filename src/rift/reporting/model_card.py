@@ -43,6 +43,7 @@ def record_attacks(model_dir: Path, results: dict[str, Any], settings: dict[str,
     summaries = results["attacks"] | ({WORST_CASE: worst} if worst else {})
     for name, summary in summaries.items():
         entry = {"attack": name} | {k: settings.get(k) for k in _attack_settings(name)} | {
+            "synonyms": summary.get("synonyms", settings.get("synonyms")),
             "num_examples": summary["num_examples"], "task": results["task"],
             "summary": {k: summary.get(k) for k in ("clean_accuracy", "robust_accuracy", "robust_accuracy_interval",
                                                     "attack_success_rate", "mean_queries", "num_robust")}}

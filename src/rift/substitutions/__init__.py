@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from rift.errors import RiftError
-from rift.substitutions.base import SubstitutionSource, is_word, lookup_key
+from rift.substitutions.base import SOURCE_CHOICES, SOURCE_NAMES, SubstitutionSource, is_word, lookup_key
 from rift.substitutions.counterfitted import CounterFittedSynonyms
 from rift.substitutions.wordnet import WordNetSynonyms
 
 __all__ = [
+    "SOURCE_CHOICES",
     "SOURCE_NAMES",
+    "UnionSource",
     "CounterFittedSynonyms",
     "FilteredSource",
     "SubstitutionSource",
@@ -26,9 +28,6 @@ __all__ = [
     "is_word",
     "load_stopwords",
 ]
-
-SOURCE_NAMES = ("counterfitted", "wordnet")
-
 
 def _match_case(template: str, word: str) -> str:
     """``word`` cased like ``template``: "GOOD" -> "GREAT", "Good" -> "Great", "good" -> "great"."""
@@ -80,6 +79,24 @@ class FilteredSource(SubstitutionSource):
         return found[: self.max_substitutes]
 
 
+class UnionSource(SubstitutionSource):
+    """Every substitute of each member, in the members' order, each once (compared as looked up, so "Good" and
+    "good" are one); ``members`` are kept, so that an adversary can say how much of each it covers."""
+
+    def __init__(self, members: Sequence[SubstitutionSource]) -> None:
+        self.members = list(members)
+        self.name = ",".join(member.name for member in self.members)
+
+    def substitutes(self, words: Sequence[str], position: int) -> list[str]:
+        found, seen = [], set()
+        for member in self.members:
+            for word in member.substitutes(words, position):
+                if lookup_key(word) not in seen:
+                    seen.add(lookup_key(word))
+                    found.append(word)
+        return found
+
+
 def load_stopwords(path: Path | str) -> frozenset[str]:
     """One word per line, lower-cased; blank lines ignored."""
     try:
@@ -98,10 +115,19 @@ def build_substitution_source(
     max_substitutes: int | None = None,
     wordnet_dir: Path | str | None = None,
 ) -> SubstitutionSource:
-    """The named source ("counterfitted" or "wordnet") from the shared data folder, filtered.
+    """The named source ("counterfitted" or "wordnet") from the shared data folder, filtered; names joined by
+    commas ("counterfitted,wordnet") give the union of the sources, each filtered and cut to ``max_substitutes``
+    on its own (so that the first source's substitutes do not crowd out the second's).
 
     ``wordnet_dir`` defaults to ``$RIFT_WORDNET_DIR`` or ``/usr/share/wordnet``.
     """
+    if "," in name:
+        names = [part.strip() for part in name.split(",")]
+        if len(set(names)) != len(names):
+            raise RiftError(f"substitution source {name!r} names a source twice")
+        return UnionSource([build_substitution_source(part, data_dir, exclude_stopwords=exclude_stopwords,
+                                                      keep_case=keep_case, max_substitutes=max_substitutes,
+                                                      wordnet_dir=wordnet_dir) for part in names])
     data_dir = Path(data_dir)
     base: SubstitutionSource
     if name == "counterfitted":

@@ -6,6 +6,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+# the sources rift ships, and what --synonyms takes: one of them or their union (a comma between the names)
+SOURCE_NAMES = ("counterfitted", "wordnet")
+SOURCE_CHOICES = (*SOURCE_NAMES, "counterfitted,wordnet")
+
 # A word that may be substituted, or used as a substitute: letters only, with internal apostrophes
 # ("don't", "o'clock"). The tokenizer (\w+(?:['’]\w+)*|[^\w\s]) splits hyphens off as their own
 # word, so a hyphenated substitute would come back as three words and break word alignment.
