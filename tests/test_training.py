@@ -90,6 +90,13 @@ def assert_same_weights(first: Path, second: Path) -> None:
     # the adversary's random starts, RIFT's heads and its teacher-feature cache, and accumulated gradients resume too
     ("ascc", dict(ascc_steps=2, gradient_accumulation_steps=2, batch_size=8)),
     ("rift", dict(ascc_steps=2, gradient_accumulation_steps=2, batch_size=8)),
+    # the field's defences: random starts (pgd, freelb), InfoBERT's critic and its draws, A2T's clean first epoch,
+    # DNE's Dirichlet draws
+    ("pgd", dict(adv_steps=2)),
+    ("freelb", dict(adv_steps=2)),
+    ("infobert", dict(adv_steps=2)),
+    ("a2t", {}),
+    ("dne", dict(dne_steps=1, dne_neighbours=8)),
 ])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentiment_task, method, options):
     common = dict(epochs=2, save_steps=1, eval_steps=0, method=method) | options
