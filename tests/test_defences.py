@@ -16,6 +16,7 @@ from rift.arguments import TrainingArguments
 from rift.cli import main
 from rift.data.batching import model_inputs
 from rift.models import classify, input_embeddings
+from rift.objectives import OBJECTIVES
 
 
 def pgd_parts(tmp_path, model_dir, task, **options):
@@ -400,3 +401,13 @@ def test_a_dne_model_is_attacked_and_scored_through_its_averaged_prediction(tmp_
     assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == pytest.approx(expected)
     metrics = json.loads((Path(model_dir) / "metrics.json").read_text())  # training scored it as it predicts
     assert metrics["test_accuracy"] == pytest.approx(expected) and "test_accuracy_single_pass" in metrics
+
+
+@pytest.mark.parametrize("method", sorted(OBJECTIVES))
+def test_an_objective_owns_no_parameter_of_the_model(tmp_path, tiny_model_dir, sentiment_task, method):
+    # an objective's parameters are trained as its own heads: one of the model's there would be optimised twice
+    args = TrainingArguments.build(output_dir=str(tmp_path / "run"), model=tiny_model_dir, method=method, max_length=32)
+    trainer = prepared(args, sentiment_task)
+    trainer.objective.setup(trainer.context())
+    model = {id(p) for p in trainer.model.parameters()}
+    assert not [name for name, p in trainer.objective.named_parameters() if id(p) in model]

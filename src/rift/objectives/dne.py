@@ -59,7 +59,7 @@ class DNEObjective(Objective):
     def setup(self, context) -> None:
         args = self.args
         model = context.model
-        self.table, self.offset = position_table(model)  # fails early, with the reason, for a model it cannot mix
+        position_table(model)  # fails early, with the reason, for a model it cannot mix
         source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir),
                                            max_substitutes=args.max_substitutes)
         self.source = NeighbourhoodSource(source, args.dne_neighbours)
@@ -84,7 +84,9 @@ class DNEObjective(Objective):
         return batch | collate_layouts(layouts, batch.get("token_type_ids"), widest_row(layouts))
 
     def mixed_loss(self, model, embedded: torch.Tensor, batch, weights: torch.Tensor) -> torch.Tensor:
-        inputs = mixed_inputs(embedded, self.table, self.offset, batch, weights)
+        # the model's own position table, looked up each time: kept on the objective, it would become one of the
+        # objective's parameters (a second, separately optimised copy in the trainer's eyes)
+        inputs = mixed_inputs(embedded, *position_table(model), batch, weights)
         return F.cross_entropy(classify(model, **inputs).logits.float(), batch["labels"])
 
     def loss(self, model, batch) -> dict[str, torch.Tensor]:
