@@ -175,6 +175,22 @@ def test_second_run_skips_every_finished_cell(grid_copy):
     assert json.loads((out / "results.json").read_text())["cells"] == json.loads(results)["cells"]
 
 
+def test_a_finished_cell_whose_data_changed_is_not_skipped_as_finished(grid_copy, capsys):
+    command, out = grid_copy
+    train = Path(yaml.safe_load(Path(command[command.index("--train-config") + 1]).read_text())["train_file"])
+    original = train.read_bytes()
+    try:
+        train.write_bytes(original.replace(b"\n", b"\n\n", 1))  # one more blank line: other bytes, same name
+        assert bench(command)[0] == 2
+        assert "train.csv changed since it was read there" in capsys.readouterr().err
+        code, stdout = bench([*command, "--allow-changed-data"])
+        assert code == 0 and sum("skipped" in line for line in stdout.splitlines()) == 4
+        inputs = json.loads((out / "cells" / CELLS[0] / "rift_inputs.json").read_text())
+        assert [Path(path).name for path in inputs["changed_data"]] == ["train.csv"]
+    finally:
+        train.write_bytes(original)  # the module's grid reads it too
+
+
 def test_interrupted_cells_are_redone(tmp_path, tiny_model_dir):
     command, out, _ = run_grid(tmp_path, tiny_model_dir, "0")  # its own grid: an attack folder does not move
     standard, ascc = out / "cells" / "file-standard-s0", out / "cells" / "file-ascc-s0"
@@ -234,7 +250,7 @@ def test_bad_grids_are_one_line_errors(tmp_path, capsys):
     assert main(["bench", "--methods", "standard,nope", "--output-dir", str(tmp_path)]) == 2
     assert "--methods: unknown method 'nope'" in capsys.readouterr().err
     assert main(["bench", "--attacks", "fgsm", "--output-dir", str(tmp_path)]) == 2
-    assert "--attacks: 'fgsm' is not one of: ascc, pwws, genetic, textfooler" in capsys.readouterr().err
+    assert "--attacks: 'fgsm' is not one of: ascc, pwws, pwws-wordnet, genetic, textfooler" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stopped:  # a choice argparse checks: --help lists the presets
         main(["bench", "--preset", "gpu", "--output-dir", str(tmp_path)])
     assert stopped.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err

@@ -67,6 +67,9 @@ class DataArguments:
                        at_least=0, at_most=MAX_SEED)
     num_threads: int | None = option(None, "CPU threads for torch (default: torch's choice)", at_least=1)
     trust_remote_code: bool = option(False, "allow model code from the model folder (off: it runs arbitrary code)")
+    allow_changed_data: bool = option(False, "continue a run, attack folder or bench cell whose data files, synonym "
+                                             "tables or model weights changed since it read them (the change is "
+                                             "recorded in its rift_inputs.json)")
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
     @classmethod
@@ -268,6 +271,8 @@ class BenchArguments:
                                           "killed bench loses at most N steps (0 = at every evaluation)", at_least=0)
     retention_examples: int | None = option(None, "dev examples of the feature-retention measurement (0 = off)", at_least=0)
     num_threads: int | None = option(None, "CPU threads for torch", at_least=1)
+    allow_changed_data: bool = option(False, "continue cells whose data files, synonym tables or weights changed "
+                                             "since they read them (recorded in each one's rift_inputs.json)")
 
     # attacks on every trained model
     split: str = option("test", "split to attack: the test split's attacks go to each cell's attacks/ and the tables "

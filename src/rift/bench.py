@@ -40,6 +40,7 @@ from rift.evaluation.records import (
     summarize_grid,
 )
 from rift.files import write_atomic
+from rift.inputs import check_inputs
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.run_folder import ATTACK_RESULTS_FILE, CONFIG_FILE, GRID_RESULTS_FILES, METRICS_FILE, for_split
@@ -49,7 +50,7 @@ from rift.training.run import changed_training_options
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
                     "min_train_words", "max_length", "epochs", "batch_size", "learning_rate", "class_balanced",
                     "adversary", "ascc_steps", "ascc_objective", "eval_steps", "save_steps", "retention_examples",
-                    "num_threads")
+                    "num_threads", "allow_changed_data")
 def training_arguments(args: BenchArguments, cell: Cell) -> TrainingArguments:
     values = {name: getattr(args, name) for name in TRAINING_OPTIONS if getattr(args, name) is not None}
     values |= args.method_options(cell.method)
@@ -102,6 +103,9 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
             if changed:
                 raise RiftError(f"{cell.directory} was trained with other options ({', '.join(changed)}); "
                                 "choose another --output-dir")
+            # a finished cell counts only if what it read is still what the grid reads
+            check_inputs(cell.directory, None, args.allow_changed_data, "the cell")
+            check_inputs(cell.attack_dir, None, args.allow_changed_data, "the cell's attacks")
         pending = pending_attacks(args, cell)
         if trained and not pending:
             return False

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from rift.errors import RiftError
+from rift.inputs import note_read
 
 DEFAULT_MODEL = "minilm"
 
@@ -104,7 +105,11 @@ def load_classifier(name: str, label_names: list[str] | None = None, trust_remot
             id2label=dict(enumerate(label_names)),
             label2id={label: i for i, label in enumerate(label_names)},
         )
-    _check_weights(resolve_model_path(name))
+    local = resolve_model_path(name)
+    _check_weights(local)
+    if Path(local).is_dir():
+        for weights in Path(local).glob("*.safetensors"):
+            note_read(weights)
     model, info = _load(AutoModelForSequenceClassification.from_pretrained, name, trust_remote_code=trust_remote_code,
                         output_loading_info=True, use_safetensors=True, **kwargs)
     prefix = f"{model.base_model_prefix}."

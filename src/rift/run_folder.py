@@ -3,6 +3,8 @@
 
 # in any folder while a rift process writes it (rift.files.folder_lock); gone when the process ends
 LOCK_FILE = ".rift.lock"
+# in a training run's and an attack run's folder: the fingerprints of the data, synonym tables and weights it read
+INPUTS_FILE = "rift_inputs.json"
 
 # a training run
 CONFIG_FILE = "rift_config.yaml"  # every option of the run

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rift.data.examples import DataError
+from rift.inputs import note_read
 
 Record = tuple[int, dict[str, object]]  # (1-based line number where the row starts, column -> value)
 
@@ -22,6 +23,7 @@ DATASET_FOLDER = "a folder written by datasets.save_to_disk"
 
 def read_text(path: Path) -> str:
     """The file decoded as UTF-8 (gunzipped if it ends in .gz); a bad byte is reported with its line and offset."""
+    note_read(path)
     try:
         raw = path.read_bytes()
         if path.suffix == ".gz":
@@ -148,6 +150,7 @@ def _read_rows(path: Path, fmt: str, columns: Sequence[str]) -> list[Record]:
         raise DataError(f"{path}: reading {fmt} data needs the package datasets (pip install datasets)") from None
     try:
         if fmt == "dataset":
+            note_read(path)
             table = datasets.load_from_disk(str(path))
         else:
             table = datasets.Dataset.from_parquet(str(path))

@@ -23,6 +23,7 @@ from rift.evaluation.protocols import get_protocol
 from rift.evaluation.robustness import attack_sample, examples_file, read_results, run_attack
 from rift.evaluation.surface import mark_training_surface, training_adversary
 from rift.files import write_atomic
+from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads
 from rift.models import check_label_names, load_classifier, load_tokenizer
 from rift.prediction import AveragedPredictor, recorded_prediction
 from rift.registry import load
@@ -45,7 +46,8 @@ def scored_classifier(args: EvalArguments | AttackArguments, task):
 # options that may change between an interrupted attack run and its continuation; num_examples too, since every
 # record is keyed by its example's index and each summary covers exactly its own sample (rift bench runs genetic
 # on fewer examples than the other attacks, into the same folder); output_dir, since a folder may be moved or copied
-ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples", "output_dir"}
+ATTACK_RESUMABLE_CHANGES = {"attack", "batch_size", "num_threads", "config", "num_examples", "output_dir",
+                            "allow_changed_data"}
 
 
 def substitutable(source, examples) -> int:
@@ -139,18 +141,20 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
         torch.set_num_threads(args.num_threads)
     accelerator = make_accelerator(mixed_precision=pick_mixed_precision(args.mixed_precision))
     log = (lambda message: print(message, file=sys.stderr)) if accelerator.is_main_process else (lambda message: None)
-    task = args.load_task(log=log, scored_split=args.split)
-    protocol = get_protocol(args.protocol) if args.protocol else None
-    if protocol:
-        args = apply_protocol(args, task.name)
-    model, tokenizer = scored_classifier(args, task)
-    model.to(accelerator.device).eval()
-    predictor = averaged_predictor(model, tokenizer, args)
-    # each attack's substitutes: the run's --synonyms, or the source the attack is defined with (pwws-wordnet)
-    sources = {name: build_substitution_source(name, resolve_data_dir(args.data_dir),
-                                               exclude_stopwords=args.exclude_stopwords,
-                                               max_substitutes=args.max_substitutes)
-               for name in dict.fromkeys(attack_synonyms(name, args) for name in args.attack)}
+    with recording_reads() as read:  # the data, synonym tables and weights the attacks read
+        task = args.load_task(log=log, scored_split=args.split)
+        protocol = get_protocol(args.protocol) if args.protocol else None
+        if protocol:
+            args = apply_protocol(args, task.name)
+        model, tokenizer = scored_classifier(args, task)
+        model.to(accelerator.device).eval()
+        predictor = averaged_predictor(model, tokenizer, args)
+        # each attack's substitutes: the run's --synonyms, or the source the attack is defined with (pwws-wordnet)
+        sources = {name: build_substitution_source(name, resolve_data_dir(args.data_dir),
+                                                   exclude_stopwords=args.exclude_stopwords,
+                                                   max_substitutes=args.max_substitutes)
+                   for name in dict.fromkeys(attack_synonyms(name, args) for name in args.attack)}
+    inputs = fingerprints(read)
     examples = task.splits[args.split]
     if not examples:
         raise RiftError(f"the {args.split} split of {task.name} is empty")
@@ -168,7 +172,10 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
                             "equal to clean accuracy; check the substitution table")
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
+        # records kept by example index mean other texts, or another model's answers, once an input has changed
+        check_inputs(output_dir, inputs, args.allow_changed_data, "the attacks", log=log)
         check_attack_output(args, output_dir)
+        record_inputs(output_dir, inputs)
     accelerator.wait_for_everyone()
 
     results_path = output_dir / ATTACK_RESULTS_FILE

@@ -32,6 +32,7 @@ from rift.run_folder import (
     CONFIG_FILE,
     GRID_RESULTS_FILE,
     GRID_RESULTS_FILES,
+    INPUTS_FILE,
     LOCK_FILE,
     LOG_FILE,
     METRICS_FILE,
@@ -42,7 +43,7 @@ from rift.statistics import wilson_interval
 
 # what a recorded cell keeps besides attacks/: the training's options, metrics and log, the model's config (its
 # label names, for the report), and its model card with the attack results it shows
-RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE)
+RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE, INPUTS_FILE)
 
 MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
 ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from rift.errors import RiftError
+from rift.inputs import note_read
 from rift.substitutions.base import SOURCE_CHOICES, SOURCE_NAMES, SubstitutionSource, is_word, lookup_key
 from rift.substitutions.counterfitted import CounterFittedSynonyms
 from rift.substitutions.wordnet import WordNetSynonyms
@@ -99,6 +100,7 @@ class UnionSource(SubstitutionSource):
 
 def load_stopwords(path: Path | str) -> frozenset[str]:
     """One word per line, lower-cased; blank lines ignored."""
+    note_read(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rift.errors import RiftError
+from rift.inputs import note_read
 from rift.substitutions.base import SubstitutionSource, is_word, lookup_key
 
 
@@ -41,6 +42,7 @@ class CounterFittedSynonyms(SubstitutionSource):
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path).resolve()
+        note_read(self.path)
         self._table = _load_table(self.path)
 
     def substitutes(self, words: Sequence[str], position: int) -> list[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rift.errors import RiftError
+from rift.inputs import note_read
 from rift.substitutions.base import SubstitutionSource, is_word, lookup_key
 
 DEFAULT_WORDNET_DIR = Path("/usr/share/wordnet")  # where Debian's wordnet-base puts the database
@@ -124,6 +125,7 @@ class WordNetSynonyms(SubstitutionSource):
         self.directory = Path(wordnet_dir or default_wordnet_dir()).resolve()
         self.pos = _check_pos(pos)
         self._wordnet = _load(self.directory)
+        note_read(self.directory)
 
     def synonyms(self, word: str, pos: str | None = None) -> list[str]:
         """Synonyms of ``word``, from synsets of part of speech ``pos`` only if given, else of all."""

@@ -46,14 +46,15 @@ from rift.evaluation.robustness import sample_indices
 from rift.files import write_atomic
 from rift.models import load_classifier, load_tokenizer, unwrap
 from rift.objectives import Objective, build_objective
-from rift.run_folder import CONFIG_FILE, LOG_FILE, LOGS_DIR, METRICS_FILE, RESUME_DIR
+from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads
+from rift.run_folder import CONFIG_FILE, INPUTS_FILE, LOG_FILE, LOGS_DIR, METRICS_FILE, RESUME_DIR
 from rift.training.hf_trainer import RobustTrainer
 
 RUN_STATE_FILE = "rift_run_state.json"  # inside each checkpoint
 # options that may differ between an interrupted run and its resumption: none changes what is trained (a run
 # folder may also have been moved)
 RESUMABLE_CHANGES = {"resume", "num_threads", "config", "eval_batch_size", "retention_examples", "save_steps",
-                     "output_dir", "keep_resume_state", "diagnostics_steps", "logging_steps"}
+                     "output_dir", "keep_resume_state", "diagnostics_steps", "logging_steps", "allow_changed_data"}
 # the dev examples of the retention measurement are the same for every seed of a study
 RETENTION_SEED = 0
 
@@ -292,13 +293,17 @@ def train_run(args: TrainingArguments, task: TaskData | None = None, model=None,
             log(f"{output_dir} finished before; its metrics:")
             return json.loads((output_dir / METRICS_FILE).read_text(encoding="utf-8"))
     set_seed(args.seed)
-    task = task or args.load_task(log=log)
-    tokenizer = tokenizer or load_tokenizer(args.model, args.trust_remote_code)
-    model = model or load_classifier(args.model, task.label_names, args.trust_remote_code)
-    trainer = RunTrainer(args, task, model, tokenizer, objective or build_objective(args), log=log,
-                         callbacks=callbacks)
+    with recording_reads() as read:  # the data, synonym tables and weights the run reads
+        task = task or args.load_task(log=log)
+        tokenizer = tokenizer or load_tokenizer(args.model, args.trust_remote_code)
+        model = model or load_classifier(args.model, task.label_names, args.trust_remote_code)
+        trainer = RunTrainer(args, task, model, tokenizer, objective or build_objective(args), log=log,
+                             callbacks=callbacks)
+    inputs = fingerprints(read)
     checkpoint = last_checkpoint(output_dir / RESUME_DIR) if args.resume else None
     if checkpoint is not None:
+        if trainer.is_world_process_zero():
+            check_inputs(output_dir, inputs, args.allow_changed_data, "the run", log=trainer._message)
         trainer.resume_run_state(checkpoint)
         trainer._message(f"resuming {output_dir} at step {RunTrainer.run_state_step(checkpoint)}")
     else:
@@ -308,7 +313,10 @@ def train_run(args: TrainingArguments, task: TaskData | None = None, model=None,
             output_dir.mkdir(parents=True, exist_ok=True)
             (output_dir / LOG_FILE).unlink(missing_ok=True)
             shutil.rmtree(output_dir / RESUME_DIR, ignore_errors=True)
+            (output_dir / INPUTS_FILE).unlink(missing_ok=True)
             save_config(args, saved_config)
+    if trainer.is_world_process_zero():
+        record_inputs(output_dir, inputs)
     trainer.accelerator.wait_for_everyone()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     return trainer.finish()
