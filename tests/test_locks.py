@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,3 +126,21 @@ def test_two_trainings_started_together_on_one_folder_end_with_one_run_and_one_c
              if "train/loss" in line]
     assert steps == sorted(set(steps)) and json.loads((run / "metrics.json").read_text())["test_accuracy"] >= 0
     assert not (run / LOCK_FILE).exists()
+
+
+def test_an_attack_updates_the_model_card_only_when_no_other_process_writes_the_model(tmp_path, hold, trained_tiny_dir,
+                                                                                       capsys):
+    model = Path(shutil.copytree(trained_tiny_dir, tmp_path / "model"))
+    before = snapshot(model)
+    holder = hold(model)  # another attack updating the card, or a training writing the folder
+    assert main(["attack", "--model", str(model), *data_options(tmp_path), "--num-examples", "4", "--output-dir",
+                 str(tmp_path / "attacked")]) == 0  # the attack's own results are written whatever happens
+    assert (tmp_path / "attacked" / "results.json").is_file()
+    assert f"the model card of {model} was not updated: {model} is being written by another rift process" in \
+        capsys.readouterr().err
+    assert snapshot(model) == before
+    holder.kill()
+    holder.wait()
+    assert main(["attack", "--model", str(model), *data_options(tmp_path), "--num-examples", "4", "--output-dir",
+                 str(tmp_path / "again")]) == 0
+    assert json.loads((model / "robustness.json").read_text())["attacks"]

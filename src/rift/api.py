@@ -189,10 +189,15 @@ def attack_results(args: AttackArguments) -> dict:
         results, args = run_attacks(args)
     model_dir = Path(args.model)
     if PartialState().is_main_process and (model_dir / CONFIG_FILE).is_file():
-        # results.json has them whatever happens; the card is a copy
+        # results.json has them whatever happens; the card is a copy, updated by one process at a time (two
+        # attacks of one model would otherwise each rewrite robustness.json without the other's results)
         try:
-            record_attacks(model_dir, {"task": results["task"], "attacks": {n: results["attacks"][n] for n in args.attack},
-                                       "worst_case": results.get("worst_case")}, dataclasses.asdict(args))
+            with folder_lock(model_dir, "rift attack (the model card)"):
+                record_attacks(model_dir, {"task": results["task"],
+                                           "attacks": {n: results["attacks"][n] for n in args.attack},
+                                           "worst_case": results.get("worst_case")}, dataclasses.asdict(args))
         except OSError as error:
             print(f"the model card of {model_dir} was not updated ({error.strerror or error})", file=sys.stderr)
+        except RiftError as error:
+            print(f"the model card of {model_dir} was not updated: {error}", file=sys.stderr)
     return results
