@@ -345,3 +345,8 @@ def test_pwws_wordnet_attacks_with_wordnets_synonyms_beside_the_runs_own(tmp_pat
     assert changes
     entries = json.loads((Path(trained_tiny_dir) / "robustness.json").read_text())["attacks"]
     assert {e["synonyms"] for e in entries if e["attack"] == "pwws-wordnet"} == {"wordnet"}
+    # a later call that reads only the counter-fitted table (as rift bench's separate genetic call does) adds its
+    # attack: WordNet, not read this time, is unchanged where it was
+    assert main(["attack", "--model", trained_tiny_dir, *data_files, "--attack", "genetic", "--num-examples", "4",
+                 "--population", "4", "--generations", "2", "--output-dir", str(out)]) == 0
+    assert set(json.loads((out / "results.json").read_text())["attacks"]) == {"pwws", "pwws-wordnet", "genetic"}

@@ -64,14 +64,20 @@ def fingerprints(paths: Iterable[Path]) -> dict[str, str]:
 
 
 def changed_inputs(recorded: dict[str, str], current: dict[str, str] | None = None) -> list[str]:
-    """The recorded inputs whose bytes differ now. With ``current`` (what the run read this time), by content:
-    an input counts as changed when its recorded bytes are nowhere among those read now, so that a data folder
-    moved elsewhere is no change. Without, by path: each recorded file that still exists is hashed again (a file
-    gone is not checked)."""
-    if current is not None:
-        now = set(current.values())
-        return [path for path, value in recorded.items() if value not in now]
-    return [path for path, value in recorded.items() if Path(path).exists() and fingerprint(Path(path)) != value]
+    """The recorded inputs whose bytes differ now: read again with other bytes, or, not read this time (another
+    attack's synonym table; a data folder moved elsewhere), still at their recorded path with other bytes. Bytes
+    read now under another path are the same input (a moved data folder); a file gone is not checked."""
+    current = current or {}
+    now = set(current.values())
+
+    def changed(path: str, value: str) -> bool:
+        if value in now:
+            return False
+        if path in current:
+            return True
+        return Path(path).exists() and fingerprint(Path(path)) != value
+
+    return [path for path, value in recorded.items() if changed(path, value)]
 
 
 def check_inputs(folder: Path, current: dict[str, str] | None, allow_changed: bool, what: str, log=print) -> None:
