@@ -413,7 +413,7 @@ class DictSource(SubstitutionSource):
         return list(self.table.get(words[position].lower(), []))
 
 
-@pytest.mark.parametrize("name", ["discrete", "ascc"])
+@pytest.mark.parametrize("name", ["discrete", "ascc", "word-ascc"])
 def test_an_adversary_on_a_union_stays_inside_it_and_reports_each_sources_coverage(tmp_path, trained_tiny_dir, task,
                                                                                    name):
     from rift.substitutions import UnionSource
@@ -421,7 +421,8 @@ def test_an_adversary_on_a_union_stays_inside_it_and_reports_each_sources_covera
     # one source of one-piece substitutes, one of multi-piece ones ('atrocious' = at ##ro ##cious)
     single = DictSource("single", {"movie": ["film"], **{word: ["boring"] for word in POSITIVE}})
     multi = DictSource("multi", {"movie": ["picture"], **{word: ["atrocious", "abysmal"] for word in POSITIVE}})
-    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name)
+    # one substitute per source: a union holds up to one of each, and the embedding-space mixes make room for both
+    trainer, objective = set_up(tmp_path, trained_tiny_dir, task, name, max_substitutes=1)
     adversary = ADVERSARIES[name](objective.args, source=UnionSource([single, multi]))
     objective.adversary = adversary
     objective.setup(trainer.context())
@@ -437,5 +438,10 @@ def test_an_adversary_on_a_union_stays_inside_it_and_reports_each_sources_covera
                    for change in changed_words(task.splits["train"][item.index], new)]
         assert changed and all(new in single.table.get(old.lower(), []) + multi.table.get(old.lower(), [])
                                for _, old, new in changed)
-    else:  # token-level ASCC: the one-piece substitutes of one-piece words only
-        assert by_source["single"]["share_substitutions"] > by_source["multi"]["share_substitutions"]
+    elif name == "ascc":  # token-level ASCC: the one-piece substitutes of one-piece words only, of both sources
+        assert by_source["single"]["share_substitutions"] > by_source["multi"]["share_substitutions"] > 0
+    else:  # word-ascc: every substitution of both, in rows one candidate wider than either source alone
+        assert by_source["single"]["share_substitutions"] == by_source["multi"]["share_substitutions"] == 1.0
+        batch = objective.collate(trainer.encoded["train"][:8], trainer.pad_token_id)
+        assert batch["mix_row_mask"].shape[-1] == 3 and batch["mix_row_mask"].sum(-1).max() == 3
+        adversary.perturb(trainer.model, batch)

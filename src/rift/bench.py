@@ -103,7 +103,7 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
             if changed:
                 raise RiftError(f"{cell.directory} was trained with other options ({', '.join(changed)}); "
                                 "choose another --output-dir")
-            # a finished cell counts only if what it read is still what the grid reads
+            # a finished cell counts only if the files it read still hold the bytes it read
             check_inputs(cell.directory, None, args.allow_changed_data, "the cell")
             check_inputs(cell.attack_dir, None, args.allow_changed_data, "the cell's attacks")
         pending = pending_attacks(args, cell)

@@ -74,7 +74,8 @@ def cmd_attack(args: AttackArguments) -> int:
 def format_table(attacks: dict[str, dict], worst: dict | None = None) -> str:
     """The terminal table of ``rift attack``: the worst case over the discrete attacks first (when there are
     several), then each discrete attack; ASCC, the training adversary's own measure, last and marked."""
-    from rift.reporting.tables import discrete_first, format_interval, measures_training_adversary
+    from rift.attacks.results import measures_training_adversary
+    from rift.reporting.tables import discrete_first, format_interval
 
     columns = [("clean_accuracy", "clean acc", "{:.3f}"), ("robust_accuracy", "robust acc", "{:.3f}"),
                ("robust_accuracy_interval", "95% interval", "{:.3f}"),

@@ -80,9 +80,11 @@ def changed_inputs(recorded: dict[str, str], current: dict[str, str] | None = No
     return [path for path, value in recorded.items() if changed(path, value)]
 
 
-def check_inputs(folder: Path, current: dict[str, str] | None, allow_changed: bool, what: str, log=print) -> None:
+def check_inputs(folder: Path, current: dict[str, str] | None, allow_changed: bool, what: str, log=print,
+                 write: bool = True) -> None:
     """Refuse to continue ``what`` in ``folder`` if an input it recorded has changed, unless ``allow_changed``;
-    then the change is kept in the folder's record."""
+    then the change is kept in the folder's record (by the process that ``write``s: every process of a
+    distributed launch checks, so that all stop with the same error rather than wait for one that did)."""
     path = folder / INPUTS_FILE
     if not path.is_file():
         return
@@ -97,6 +99,8 @@ def check_inputs(folder: Path, current: dict[str, str] | None, allow_changed: bo
     if not allow_changed:
         raise RiftError(f"cannot continue {what} in {folder}: {', '.join(changed)} changed since it was read there "
                         "(its bytes differ); pass --allow-changed-data to continue with the new bytes (recorded)")
+    if not write:
+        return
     log(f"{what} in {folder} continues with changed inputs: {', '.join(changed)} (--allow-changed-data)")
     saved["changed_data"] = sorted(set(saved.get("changed_data", [])) | set(changed))
     write_atomic(path, json.dumps(saved, indent=2))

@@ -58,7 +58,7 @@ def word_layout(alignment: WordAlignment, tokenizer, source: SubstitutionSource,
     word_tokens = alignment.word_tokens[segment]
     texts = [word.text for word in words]
     room = max_length - len(alignment.input_ids)
-    starts: dict[int, tuple[int, list[tuple[int, ...]]]] = {}
+    starts: dict[int, tuple[int, list[tuple[int, ...]], list[int]]] = {}
     with_substitutes = pairs = represented = 0
     for index, tokens in enumerate(word_tokens):
         found = source.substitutes(texts, index) if tokens else []

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rift.errors import RiftError
 from rift.mixing import collate_layouts, mixed_inputs, position_table, widest_row, word_layout
 from rift.models import classify, eval_mode, input_embeddings, unwrap
 from rift.substitutions import SubstitutionSource
@@ -48,13 +49,30 @@ class HullAverage:
 
 def recorded_prediction(model) -> HullAverage | None:
     """How the checkpoint says the model predicts; None for one forward pass."""
-    saved = getattr(unwrap(model).config, PREDICTION_KEY, None)
-    return HullAverage(**saved) if saved else None
+    saved = getattr(getattr(unwrap(model), "config", None), PREDICTION_KEY, None)  # a bare module has no config
+    if not saved:
+        return None
+    try:
+        prediction = HullAverage(**saved)
+    except TypeError:
+        raise RiftError(f"the model's config.json records a prediction ({PREDICTION_KEY}) that this version of rift "
+                        f"cannot read: {saved!r}") from None
+    if prediction.aggregation != AGGREGATION:
+        raise RiftError(f"the model's config.json records a prediction by {prediction.aggregation!r}; this version of "
+                        f"rift averages by the {AGGREGATION} only")
+    return prediction
 
 
 def record_prediction(model, prediction: HullAverage) -> None:
     """Written with the model's config by ``save_pretrained``."""
     setattr(unwrap(model).config, PREDICTION_KEY, dataclasses.asdict(prediction))
+
+
+def forget_prediction(model) -> None:
+    """Back to one forward pass (a model fine-tuned further from a checkpoint that recorded an average)."""
+    config = unwrap(model).config
+    if hasattr(config, PREDICTION_KEY):
+        delattr(config, PREDICTION_KEY)
 
 
 def concentrations(hops: torch.Tensor, row_mask: torch.Tensor, alpha: float, decay: float) -> torch.Tensor:

@@ -15,6 +15,7 @@ import torch
 from rift.adversaries.base import AdversarialBatch, Adversary, SubstitutionOptions, clean_logits
 from rift.attacks.ascc import ASCCSearch, adversarial_embeddings
 from rift.config import option
+from rift.substitutions import substitute_slots
 from rift.substitutions.tokens import (
     collate_substitutions,
     coverage_report,
@@ -51,10 +52,15 @@ class TokenASCCAdversary(Adversary):
                                  sparsity_weight=args.ascc_sparsity_weight, objective=args.ascc_objective)
         self._marked = (None, None)  # the text can_produce was last asked about, and its token substitutions
 
+    @property
+    def slots(self) -> int:
+        """Substitutes per token slot: K, or K per member of a union of sources."""
+        return substitute_slots(self.source, self.args.max_substitutes)
+
     def setup(self, context) -> None:
         super().setup(context)
         self.substitutions = {
-            item.index: token_substitutions(item.alignment, context.tokenizer, self.source, self.args.max_substitutes)
+            item.index: token_substitutions(item.alignment, context.tokenizer, self.source, self.slots)
             for item in context.train_items
         }
         self.coverage = coverage_report(list(self.substitutions.values()))
@@ -68,14 +74,14 @@ class TokenASCCAdversary(Adversary):
         # computed once per text, whose changes are asked about one after the other
         if self._marked[0] is not alignment:
             self._marked = (alignment, token_substitutions(alignment, self.tokenizer, self.source,
-                                                           self.args.max_substitutes))
+                                                           self.slots))
         slot = self._marked[1].ids[tokens[0]]
         prefix = " " if follows_space(alignment.segments[segment], position) else ""
         return single_token_id(self.tokenizer, prefix, substitute) in slot[1:]
 
     def collate(self, items: Sequence[EncodedExample], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         ids, mask = collate_substitutions(
-            [self.substitutions[item.index] for item in items], batch["input_ids"].shape[1], self.args.max_substitutes
+            [self.substitutions[item.index] for item in items], batch["input_ids"].shape[1], self.slots
         )
         return batch | {"substitute_ids": ids, "substitute_mask": mask}
 

@@ -15,6 +15,7 @@ from rift.attacks.ascc import ASCCSearch
 from rift.data.batching import EncodedExample
 from rift.mixing import WordLayout, collate_layouts, mixed_inputs, position_table, word_layout
 from rift.models import input_embeddings
+from rift.substitutions import substitute_slots
 from rift.substitutions.tokens import piece_ids, surface_coverage
 from rift.text.words import WordAlignment, follows_space
 
@@ -57,7 +58,8 @@ class WordASCCAdversary(Adversary):
 
     def collate(self, items: Sequence[EncodedExample], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         layouts = [self.layouts[item.index] for item in items]
-        return batch | collate_layouts(layouts, batch.get("token_type_ids"), self.args.max_substitutes + 1)
+        return batch | collate_layouts(layouts, batch.get("token_type_ids"),
+                                       substitute_slots(self.source, self.args.max_substitutes) + 1)
 
     def perturb(self, model, batch) -> AdversarialBatch:
         reference = clean_logits(model, batch)

@@ -33,6 +33,7 @@ from rift.data import Example
 from rift.errors import RiftError
 from rift.models import classify, eval_mode, input_embeddings
 from rift.presets import MAX_SUBSTITUTES
+from rift.substitutions import substitute_slots
 from rift.substitutions.tokens import collate_substitutions, token_substitutions
 from rift.data.batching import EncodedExample, collate, length_sorted_batches, model_inputs
 from rift.text.words import align, count_words, replace_words
@@ -180,7 +181,8 @@ class ASCCAttack(Attack):
                  batch_size: int = 64, max_length: int = 256, seed: int = 0):
         self.model, self.tokenizer, self.source = model, tokenizer, source
         self.search = ASCCSearch(steps, learning_rate, sparsity_weight, objective)
-        self.max_substitutes, self.batch_size, self.max_length, self.seed = max_substitutes, batch_size, max_length, seed
+        self.batch_size, self.max_length, self.seed = batch_size, max_length, seed
+        self.slots = substitute_slots(source, max_substitutes)  # K, or K per member of a union of sources
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def _initial_weights(self, index: int, length: int, width: int, slots: int) -> torch.Tensor:
@@ -205,11 +207,11 @@ class ASCCAttack(Attack):
         """Attacks the examples ``rows`` of ``items`` as one batch, into ``results``; the model is in eval mode."""
         started = time.perf_counter()
         batch_items = [items[r] for r in rows]
-        substitutions = [token_substitutions(item.alignment, self.tokenizer, self.source, self.max_substitutes)
+        substitutions = [token_substitutions(item.alignment, self.tokenizer, self.source, self.slots)
                          for item in batch_items]
         batch = {k: v.to(device) for k, v in collate(batch_items, self.pad_token_id).items()}
         width = batch["input_ids"].shape[1]
-        ids, mask = collate_substitutions(substitutions, width, self.max_substitutes, self.pad_token_id)
+        ids, mask = collate_substitutions(substitutions, width, self.slots, self.pad_token_id)
         ids, mask = ids.to(device), mask.to(device)
         initial = torch.stack([self._initial_weights(item.index, len(item.alignment.input_ids), width, ids.shape[2])
                                for item in batch_items]).to(device)

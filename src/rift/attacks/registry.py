@@ -7,6 +7,7 @@ from torch import nn
 from rift.arguments import AttackArguments
 from rift.attacks.engine import Attack
 from rift.errors import RiftError
+from rift.prediction import PREDICTION_KEY, recorded_prediction
 from rift.registry import Components, load
 from rift.substitutions import SubstitutionSource
 
@@ -28,8 +29,12 @@ def build_attack(
     word-substitution attack takes ``max_changed_share``, ``lm_constraint``, ``constraints`` (context constraints;
     TextFooler has its own by default), ``query_budget``, ``query_budget_per_word`` and ``seed``; genetic also
     ``population`` and ``generations``; ascc ``steps``, ``learning_rate``, ``sparsity_weight``, ``objective``,
-    ``max_substitutes`` and ``seed``."""
+    ``max_substitutes`` and ``seed``. A model that predicts by averaging passes (``rift.prediction``) is attacked
+    through ``predictor`` (an ``AveragedPredictor``), by the word-substitution attacks."""
     cls = load("attack", name)
+    if "predictor" not in options and recorded_prediction(model) is not None:
+        raise RiftError(f"the model predicts by averaging passes ({PREDICTION_KEY} in its config): attack it through "
+                        "that average, build_attack(..., predictor=rift.prediction.AveragedPredictor(...))")
     try:
         return cls.build(model, tokenizer, source, batch_size=batch_size, max_length=max_length, **options)
     except TypeError as error:  # an option this attack does not take

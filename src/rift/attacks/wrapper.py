@@ -77,6 +77,7 @@ class ModelWrapper:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._inputs.clear()
 
     def probabilities(self, keys: Sequence[Key]) -> torch.Tensor:
         """Class probabilities, one row per key; each uncached key is scored once, in length-sorted batches."""

@@ -148,9 +148,9 @@ def _read_rows(path: Path, fmt: str, columns: Sequence[str]) -> list[Record]:
         import datasets
     except ImportError:
         raise DataError(f"{path}: reading {fmt} data needs the package datasets (pip install datasets)") from None
+    note_read(path)
     try:
         if fmt == "dataset":
-            note_read(path)
             table = datasets.load_from_disk(str(path))
         else:
             table = datasets.Dataset.from_parquet(str(path))

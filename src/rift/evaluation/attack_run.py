@@ -171,9 +171,10 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
                             "sampled examples: every attack would leave them as they are and report robust accuracy "
                             "equal to clean accuracy; check the substitution table")
     output_dir = Path(args.output_dir)
+    # records kept by example index mean other texts, or another model's answers, once an input has changed
+    check_inputs(output_dir, inputs, args.allow_changed_data, "the attacks", log=log,
+                 write=accelerator.is_main_process)
     if accelerator.is_main_process:
-        # records kept by example index mean other texts, or another model's answers, once an input has changed
-        check_inputs(output_dir, inputs, args.allow_changed_data, "the attacks", log=log)
         check_attack_output(args, output_dir)
         record_inputs(output_dir, inputs)
     accelerator.wait_for_everyone()
@@ -184,7 +185,8 @@ def run_attacks(args: AttackArguments) -> tuple[dict, AttackArguments]:
                    mixed_precision=accelerator.mixed_precision,
                    protocol=protocol.settings(task.name) if protocol else None,
                    untrained_head=model.rift_untrained_head or None,
-                   examples_with_substitutes=with_substitutes.get(args.synonyms),
+                   **({"examples_with_substitutes": with_substitutes[args.synonyms]}
+                      if args.synonyms in with_substitutes else {}),
                    prediction=None if predictor is None else dataclasses.asdict(predictor.prediction))
     results.setdefault("attacks", {})
     # which changes the model's own training adversary could have made (a model rift trained against one)

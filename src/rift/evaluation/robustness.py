@@ -36,8 +36,9 @@ def attack_sample(num_available: int, num_examples: int | None, seed: int,
                   eligible: Callable[[int], bool] = lambda index: True) -> list[int]:
     """The split positions an attack runs on, in increasing order: the first ``num_examples`` eligible positions of
     one seeded order of the whole split (every eligible one when ``num_examples`` is None). Samples drawn with one
-    seed are nested: a smaller sample, or one drawn from fewer eligible examples, lies inside a larger one, so that
-    the worst case over attacks run on samples of different sizes covers the smaller sample entirely."""
+    seed are nested: a smaller sample lies inside a larger one of the same eligibility, and the eligible examples of
+    a smaller sample lie inside a larger sample of fewer eligible ones, so that the worst case over attacks run on
+    samples of different sizes covers the smaller sample (its eligible examples) entirely."""
     order = list(range(num_available))
     random.Random(seed).shuffle(order)
     chosen = [index for index in order if eligible(index)]

@@ -38,9 +38,11 @@ def training_adversary(model_dir: str, tokenizer, data_dir: str | None) -> Adver
                             unread="drop")
     except RiftError:  # a configuration this version cannot read: the surface stays unknown
         return None
-    if args.method not in OBJECTIVES or not OBJECTIVES[args.method].uses_adversary:
+    objective = OBJECTIVES[args.method] if args.method in OBJECTIVES else None
+    name = objective and (objective.own_adversary or (args.adversary if objective.uses_adversary else None))
+    if not name:
         return None
-    adversary = ADVERSARIES[args.adversary](args)
+    adversary = ADVERSARIES[name](args)
     adversary.bind(tokenizer)
     return adversary
 

@@ -10,8 +10,8 @@ weights. The method always uses its own adversary; the ``a2t`` adversary also se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ class A2TObjective(Objective):
     description = ("A2T: cross-entropy on clean inputs and on real adversarial texts from a gradient-ranked greedy "
                    "word attack changing at most 10% of the words, after a first clean epoch (Yoo and Qi 2021)")
     Options = A2TOptions
+    own_adversary = A2TAdversary.name
 
     def __init__(self, args):
         super().__init__(args)

@@ -28,6 +28,8 @@ class Objective(nn.Module):
     Options: ClassVar[type] = NoOptions
     # whether it trains on an adversary's x' (and so reads the options of --adversary)
     uses_adversary: ClassVar[bool] = False
+    # the adversary it always trains against, taking no --adversary (a2t's): what its model's attacks are compared to
+    own_adversary: ClassVar[str | None] = None
 
     def __init__(self, args=None):
         """``args``: the run's options, the objective's own among them (None for an objective built by hand that

@@ -17,8 +17,8 @@ its checkpoint records. docs/METHOD_NOTES.md says where this follows the referen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

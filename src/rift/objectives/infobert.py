@@ -125,7 +125,7 @@ class InfoBERTObjective(Objective):
     def anchored_nce(self, embedded: torch.Tensor, last: torch.Tensor, gradient: torch.Tensor,
                      mask: torch.Tensor) -> torch.Tensor:
         """The InfoNCE bound between the local robust tokens' embedding-layer states and their examples' last [CLS]
-        states, over chunks of the batch size; zero when no token is selected."""
+        states, over chunks of the batch size; zero when fewer than two tokens are selected."""
         positions = local_robust_positions(gradient.norm(dim=-1), mask, self.args.robust_rank_low,
                                            self.args.robust_rank_high)
         if not positions:
@@ -134,8 +134,10 @@ class InfoBERTObjective(Objective):
         order = torch.randperm(len(positions), device=embedded.device)
         local, anchor = embedded[examples, tokens][order], last[examples, 0][order]
         chunk = len(mask)
-        return torch.stack([info_nce_lower_bound(self.critic, local[start:start + chunk], anchor[start:start + chunk])
-                            for start in range(0, len(positions), chunk)]).mean()
+        # a last chunk of one pair would add a bound of exactly 0 (log 1 - log 1): chunks of two pairs or more
+        bounds = [info_nce_lower_bound(self.critic, local[start:start + chunk], anchor[start:start + chunk])
+                  for start in range(0, len(positions), chunk) if len(positions) - start > 1]
+        return torch.stack(bounds).mean() if bounds else embedded.new_zeros(())
 
     def loss(self, model, batch) -> dict[str, torch.Tensor]:
         inputs = model_inputs(batch)
@@ -150,7 +152,7 @@ class InfoBERTObjective(Objective):
             delta.requires_grad_(True)
             output = classify(model, inputs_embeds=embeddings(ids) + delta, return_hidden_states=True, **inputs)
             embedded, last = output.hidden_states[0], output.hidden_states[-1]
-            ce = F.cross_entropy(output.logits, batch["labels"])
+            ce = F.cross_entropy(output.logits.float(), batch["labels"])
             tokens = embedded[real.bool()]
             bottleneck = club_upper_bound(tokens, torch.randint(len(tokens), (len(tokens),), device=tokens.device))
             # the ascent and the token ranking read the gradient of the iterate's own loss, as the reference's do

@@ -49,6 +49,8 @@ def record_attacks(model_dir: Path, results: dict[str, Any], settings: dict[str,
                                                     "attack_success_rate", "mean_queries", "num_robust")}}
         if name == WORST_CASE:
             entry["attacks"] = summary["attacks"]
+            entry["synonyms"] = ",".join(sorted({results["attacks"].get(attack, {}).get("synonyms")
+                                                 or settings.get("synonyms") for attack in summary["attacks"]}))
         key = lambda e: (e["attack"], e["split"], e["num_examples"], e.get("protocol"), e.get("synonyms"))  # noqa: E731
         recorded = [e for e in recorded if key(e) != key(entry)] + [entry]
     # the worst cases first: the measure to judge a model by

@@ -28,6 +28,7 @@ __all__ = [
     "coverage",
     "is_word",
     "load_stopwords",
+    "substitute_slots",
 ]
 
 def _match_case(template: str, word: str) -> str:
@@ -96,6 +97,12 @@ class UnionSource(SubstitutionSource):
                     seen.add(lookup_key(word))
                     found.append(word)
         return found
+
+
+def substitute_slots(source: SubstitutionSource, max_substitutes: int) -> int:
+    """How many substitutes a word can have in ``source`` cut to ``max_substitutes``: each member of a union is cut
+    on its own, so a word has up to that many per member."""
+    return max_substitutes * len(source.members) if isinstance(source, UnionSource) else max_substitutes
 
 
 def load_stopwords(path: Path | str) -> frozenset[str]:

@@ -13,10 +13,18 @@ class NeighbourhoodSource(SubstitutionSource):
         self.base = base
         self.name = base.name
         self.max_neighbours = max_neighbours
+        self._last: tuple[tuple[tuple[str, ...], int], list[tuple[str, int]]] | None = None
 
     def neighbourhood(self, words: Sequence[str], position: int) -> list[tuple[str, int]]:
         """(substitute, hop) pairs: the base source's substitutes (hop 1), then, for each in turn, its own
-        substitutes in the same context (hop 2)."""
+        substitutes in the same context (hop 2). The last answer is kept: ``substitutes`` and ``hops`` of one
+        word are asked one after the other."""
+        key = (tuple(words), position)
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._neighbourhood(words, position))
+        return self._last[1]
+
+    def _neighbourhood(self, words: Sequence[str], position: int) -> list[tuple[str, int]]:
         first = self.base.substitutes(words, position)
         seen = {lookup_key(words[position])} | {lookup_key(word) for word in first}
         found = [(word, 1) for word in first]

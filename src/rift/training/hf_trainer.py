@@ -32,6 +32,7 @@ from rift.data import Example
 from rift.errors import RiftError
 from rift.models import unwrap
 from rift.objectives import Objective, build_objective
+from rift.prediction import forget_prediction
 from rift.data.batching import EncodedExample, collate, encode_examples, model_inputs
 from rift.adversaries.context import TrainingContext
 from rift.data.sampling import training_batch_sampler
@@ -170,6 +171,9 @@ class RobustTrainer(transformers.Trainer):
         if max(e.label for e in self.train_examples) >= num_labels:
             raise RiftError(f"the model predicts {num_labels} labels, train_dataset has label "
                             f"{max(e.label for e in self.train_examples)}")
+        # how a model predicts is its own training's to say (dne records an average): not inherited from the
+        # checkpoint it was fine-tuned from
+        forget_prediction(self.model)
         self.objective.setup(TrainingContext(
             model=self.model, tokenizer=tokenizer, num_labels=num_labels, train_examples=self.train_examples,
             train_items=self.train_items, device=self.args.device, log=self._message,

@@ -302,8 +302,8 @@ def train_run(args: TrainingArguments, task: TaskData | None = None, model=None,
     inputs = fingerprints(read)
     checkpoint = last_checkpoint(output_dir / RESUME_DIR) if args.resume else None
     if checkpoint is not None:
-        if trainer.is_world_process_zero():
-            check_inputs(output_dir, inputs, args.allow_changed_data, "the run", log=trainer._message)
+        check_inputs(output_dir, inputs, args.allow_changed_data, "the run", log=trainer._message,
+                     write=trainer.is_world_process_zero())
         trainer.resume_run_state(checkpoint)
         trainer._message(f"resuming {output_dir} at step {RunTrainer.run_state_step(checkpoint)}")
     else:
