@@ -354,7 +354,7 @@ def test_a_record_never_overwrites_another_run(grid_copy, tmp_path, capsys):
 
 def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training_data(tmp_path):
     from rift.arguments import BenchArguments
-    from rift.bench import attack_arguments, training_arguments
+    from rift.bench import attack_arguments, attack_groups, training_arguments
     from rift.evaluation.records import grid
     from rift.evaluation.attack_run import apply_protocol
 
@@ -363,12 +363,53 @@ def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training
     [cell] = grid(args)
     train_args = training_arguments(args, cell)
     assert train_args.max_length == 64  # the cpu preset trains on 64 tokens
-    attack_args = attack_arguments(train_args, args, cell, ["pwws"], 200)
+    [call, genetic] = attack_groups(args)
+    assert (call.names, call.protocol, call.num_examples, genetic.names) == (["pwws"], "textdefender", 200, ["genetic"])
+    attack_args = attack_arguments(train_args, args, cell, call)
     assert attack_args.protocol == "textdefender" and attack_args.max_train_examples == 8000
     protocol_args = apply_protocol(attack_args, "sst2")  # not refused: the protocol's 128 tokens apply
     assert (protocol_args.max_length, protocol_args.max_changed_share, protocol_args.num_examples) == (128, 0.3, 200)
-    plain = attack_arguments(train_args, dataclasses.replace(args, protocol=None), cell, ["pwws"], 200)
+    plain_args = dataclasses.replace(args, protocol=None)
+    plain = attack_arguments(train_args, plain_args, cell, attack_groups(plain_args)[0])
     assert plain.max_length == 64 and plain.protocol is None  # without one, the attack reads as the model was trained
+    # an attack of its own protocol beside the others: its own call, into attacks@PROTOCOL/
+    mixed = dataclasses.replace(plain_args, attacks=["pwws", "textfooler@textdefender", "genetic"])
+    calls = attack_groups(mixed)
+    assert [(c.names, c.protocol, c.entries) for c in calls] == [
+        (["pwws"], None, ["pwws"]), (["textfooler"], "textdefender", ["textfooler@textdefender"]),
+        (["genetic"], None, ["genetic"])]
+    defended = attack_arguments(train_args, mixed, cell, calls[1])
+    assert defended.protocol == "textdefender" and defended.output_dir.endswith("attacks@textdefender")
+    assert attack_arguments(train_args, mixed, cell, calls[0]).output_dir.endswith("/attacks")
+
+
+def test_an_attack_under_its_own_protocol_runs_beside_the_others_and_joins_the_worst_case(tmp_path, tiny_model_dir,
+                                                                                         capsys):
+    train_config = write_train_config(tmp_path, 32, learning_rate=3e-3)
+    out = tmp_path / "out"
+    command = ["bench", "--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir,
+               "--methods", "standard", "--attacks", "pwws,pwws@textdefender", "--num-examples", "8", "--epochs", "1",
+               "--batch-size", "16", "--max-length", "32", "--num-threads", "1", "--output-dir", str(out)]
+    assert bench(command)[0] == 0
+    cell = out / "cells" / "file-standard-s0"
+    plain = json.loads((cell / "attacks" / "results.json").read_text())
+    defended = json.loads((cell / "attacks@textdefender" / "results.json").read_text())
+    assert plain["protocol"] is None and defended["protocol"]["name"] == "textdefender"
+    [record] = json.loads((out / "results.json").read_text())["cells"]
+    statuses = [{r["index"]: r["status"] for r in map(json.loads, (cell / folder / "examples_pwws.jsonl")
+                                                     .read_text().splitlines())}
+                for folder in ("attacks", "attacks@textdefender")]
+    common = statuses[0].keys() & statuses[1].keys()
+    held = sum(statuses[0][i] == statuses[1][i] == "failed" for i in common)
+    assert (record["worst-case/num_examples"], record["worst-case/num_robust"]) == (len(common), held)
+    assert record["pwws@textdefender/num_examples"] == len(statuses[1])
+    assert "| pwws@textdefender |" in (out / "results.md").read_text()
+    assert bench(["report", str(out)])[0] == 0  # the report shows the protocol's examples from their own folder
+    assert "pwws@textdefender: " in (out / "report.html").read_text()
+    assert main(["record", str(out), str(tmp_path / "record")]) == 0  # the record keeps every attack folder
+    assert (tmp_path / "record" / "cells" / "file-standard-s0" / "attacks@textdefender" / "examples_pwws.jsonl.gz").is_file()
+    assert main(["bench", *command[1:-6], "--attacks", "pwws@nowhere", "--output-dir", str(out)]) == 2
+    assert "'pwws@nowhere' is not one of: ascc, pwws" in capsys.readouterr().err
 
 
 def test_arms_train_their_own_options_and_one_grid_is_attacked_on_dev_and_on_test(tmp_path, tiny_model_dir):

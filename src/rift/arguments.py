@@ -26,6 +26,13 @@ def attack_names() -> tuple[str, ...]:
     return names("attack")
 
 
+def attack_entry(entry: str) -> tuple[str, str | None]:
+    """A bench's ``--attacks`` entry as (attack, protocol): ATTACK, or ATTACK@PROTOCOL for an attack run under a
+    protocol of its own (in the cell's ``attacks@PROTOCOL/``)."""
+    name, at, protocol = entry.partition("@")
+    return (name, protocol) if at else (entry, None)
+
+
 def method_entry(entry: str) -> tuple[str, str | None]:
     """A bench's ``--methods`` entry as (method, adversary): METHOD, or METHOD+ADVERSARY (``rift+discrete``) for an
     adversarial method trained against another adversary than the bench's. A method's own name may hold '+'
@@ -242,8 +249,9 @@ class BenchArguments:
     attack_seed: int = option(0, "seed of the attacked sample, the same for every cell so that all models face the "
                                  "same examples", at_least=0, at_most=MAX_SEED)
     attacks: list[str] = option(["pwws", "genetic", "ascc"], "attacks on every trained model, comma-separated (ascc "
-                                                              "is the training adversary's own measure)",
-                                choices=attack_names, aliases=("--attack",))
+                                                              "is the training adversary's own measure); ATTACK@PROTOCOL "
+                                                              "runs that attack under a protocol (textfooler@textdefender), "
+                                                              "beside the others", aliases=("--attack",))
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
     # training of every cell; unset options take the preset's or rift train's value
@@ -293,6 +301,11 @@ class BenchArguments:
             repeated = sorted({str(item) for item in given if given.count(item) > 1})
             if repeated:  # a cell twice would count its examples twice in the pooled and seed-level statistics
                 raise RiftError(f"{flag}: {', '.join(repeated)} given more than once")
+        for entry in self.attacks:
+            name, protocol = attack_entry(entry)
+            if name not in attack_names() or (protocol is not None and protocol not in PROTOCOL_NAMES):
+                raise RiftError(f"--attacks: {entry!r} is not one of: {', '.join(attack_names())} (an attack may take "
+                                f"@PROTOCOL, one of: {', '.join(PROTOCOL_NAMES)})")
         arms = self.arm_options()
         for entry in self.methods:
             if entry in arms:

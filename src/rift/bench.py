@@ -17,17 +17,18 @@ elsewhere, since ``rift bench`` skips the recorded cells and trains only the mis
 from __future__ import annotations
 
 import csv
-import io
 import dataclasses
+import io
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 from rift.api import attack_results, run_training, writing
-from rift.arguments import AttackArguments, BenchArguments, DataArguments, TrainingArguments
+from rift.arguments import AttackArguments, BenchArguments, DataArguments, TrainingArguments, attack_entry
 from rift.config import build_config
 from rift.errors import RiftError
 from rift.evaluation.records import (
@@ -60,37 +61,53 @@ def training_arguments(args: BenchArguments, cell: Cell) -> TrainingArguments:
     return build_config(TrainingArguments, values, PRESETS, unread="drop")
 
 
-def attack_groups(args: BenchArguments) -> list[tuple[list[str], int | None]]:
-    """The attacks as (names, sample size) calls: genetic may attack fewer examples than the rest."""
+@dataclass(frozen=True)
+class AttackCall:
+    """One ``rift attack`` call of a cell: its attacks, their protocol (an entry's @PROTOCOL, else the bench's) and
+    sample size (genetic may attack fewer examples than the rest), and the entries they stand for."""
+
+    names: list[str]
+    protocol: str | None
+    num_examples: int | None
+    entries: list[str]
+
+
+def attack_groups(args: BenchArguments) -> list[AttackCall]:
+    """The attacks as calls, one per protocol and sample size."""
+    groups: dict[tuple[str | None, bool], list[str]] = {}
+    for entry in args.attacks:
+        name, protocol = attack_entry(entry)
+        groups.setdefault((protocol or args.protocol, name == "genetic"), []).append(entry)
     genetic = args.genetic_num_examples or args.num_examples
-    groups = [([name for name in args.attacks if name != "genetic"], args.num_examples),
-              (["genetic"] if "genetic" in args.attacks else [], genetic)]
-    return [(names, n) for names, n in groups if names]
+    return [AttackCall([attack_entry(entry)[0] for entry in entries], protocol,
+                       genetic if is_genetic else args.num_examples, entries)
+            for (protocol, is_genetic), entries in groups.items()]
 
 
-def pending_attacks(args: BenchArguments, cell: Cell) -> list[tuple[list[str], int | None]]:
-    done = read_json(cell.attack_dir / ATTACK_RESULTS_FILE).get("attacks", {})
+def pending_attacks(args: BenchArguments, cell: Cell) -> list[AttackCall]:
     pending = []
-    for names, n in attack_groups(args):
-        todo = [name for name in names if name not in done or n not in (None, done[name]["num_examples"])]
+    for call in attack_groups(args):
+        done = read_json(cell.attack_folder(call.entries[0]) / ATTACK_RESULTS_FILE).get("attacks", {})
+        todo = [(name, entry) for name, entry in zip(call.names, call.entries)
+                if name not in done or call.num_examples not in (None, done[name]["num_examples"])]
         if todo:
-            pending.append((todo, n))
+            pending.append(dataclasses.replace(call, names=[n for n, _ in todo], entries=[e for _, e in todo]))
     return pending
 
 
-def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: Cell, names: list[str],
-                     num_examples: int | None) -> AttackArguments:
+def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: Cell, call: AttackCall) -> AttackArguments:
     """The attack sees the data exactly as the model was trained on it (files, columns, max length, seed; under a
     protocol, the protocol's max length), and runs in the training's precision: Accelerate's state is process-wide
     and cannot change within one bench."""
     data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
     data |= train_args.task_options()
-    if args.protocol:
+    if call.protocol:
         del data["max_length"]
     return build_config(AttackArguments, data | dict(
-        config=None, model=str(cell.directory), attack=names, output_dir=str(cell.attack_dir), split=args.split,
-        num_examples=num_examples, sample_seed=args.attack_seed, mixed_precision=train_args.mixed_precision,
-        population=args.population, generations=args.generations, protocol=args.protocol), unread="drop")
+        config=None, model=str(cell.directory), attack=call.names, output_dir=str(cell.attack_folder(call.entries[0])),
+        split=args.split, num_examples=call.num_examples, sample_seed=args.attack_seed,
+        mixed_precision=train_args.mixed_precision, population=args.population, generations=args.generations,
+        protocol=call.protocol), unread="drop")
 
 
 def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
@@ -105,7 +122,8 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
                                 "choose another --output-dir")
             # a finished cell counts only if the files it read still hold the bytes it read
             check_inputs(cell.directory, None, args.allow_changed_data, "the cell")
-            check_inputs(cell.attack_dir, None, args.allow_changed_data, "the cell's attacks")
+            for folder in dict.fromkeys(cell.attack_folder(entry) for entry in args.attacks):
+                check_inputs(folder, None, args.allow_changed_data, "the cell's attacks")
         pending = pending_attacks(args, cell)
         if trained and not pending:
             return False
@@ -113,10 +131,10 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
             run_training(train_args, log=log)
         elif not any((cell.directory / name).exists() for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)):
             raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked with "
-                            f"{', '.join(name for names, _ in pending for name in names)}; train it again in another "
-                            "--output-dir")
-        for names, num_examples in pending:
-            attack_results(attack_arguments(train_args, args, cell, names, num_examples))
+                            f"{', '.join(entry for call in pending for entry in call.entries)}; train it again in "
+                            "another --output-dir")
+        for call in pending:
+            attack_results(attack_arguments(train_args, args, cell, call))
         return True
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rift.arguments import attack_entry
 from rift.registry import load, names
 from rift.statistics import wilson_interval
 
@@ -104,9 +105,11 @@ def outside_training_surface(results: Sequence[AttackResult]) -> dict[str, Any] 
             "changes": len(changes), "changes_outside": outside, "share_changes_outside": outside / len(changes)}
 
 
-def measures_training_adversary(name: str) -> bool:
-    """Whether the attack ``name`` works in the training adversary's own space (ASCC) rather than on words; False
-    for a name that is not registered (a record made with an attack of one's own)."""
+def measures_training_adversary(entry: str) -> bool:
+    """Whether the attack of ``entry`` (a name, or a bench's ATTACK@PROTOCOL) works in the training adversary's own
+    space (ASCC) rather than on words; False for a name that is not registered (a record made with an attack of
+    one's own)."""
+    name, _ = attack_entry(entry)
     return name in names("attack") and load("attack", name).measures_training_adversary
 
 

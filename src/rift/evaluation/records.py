@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from rift.arguments import BenchArguments, method_entry
+from rift.arguments import BenchArguments, attack_entry, method_entry
 from rift.attacks.results import WORST_CASE, held_by_all, text_attacks, with_worst_case, worst_case
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
@@ -69,6 +69,16 @@ class Cell:
     def attack_dir(self) -> Path:
         return self.directory / for_split(ATTACKS_DIR, self.split)
 
+    def attack_folder(self, entry: str) -> Path:
+        """Where the attack of a bench's ``--attacks`` entry runs: ``attacks/``, or ``attacks@PROTOCOL/`` for
+        ATTACK@PROTOCOL (an attack folder holds the results of one protocol)."""
+        return self.directory / attack_folder_name(entry, self.split)
+
+
+def attack_folder_name(entry: str, split: str) -> str:
+    _, protocol = attack_entry(entry)
+    return for_split(ATTACKS_DIR if protocol is None else f"{ATTACKS_DIR}@{protocol}", split)
+
 
 def grid(args: BenchArguments) -> list[Cell]:
     # names are checked with the options (BenchArguments.check); here what needs the registries
@@ -94,10 +104,13 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
                   test_accuracy=metrics.get("test_accuracy"), dev_accuracy=metrics.get("dev_accuracy"),
                   retention_cka=retention.get("cka"), retention_mi_nce=retention.get("mi_nce"),
                   train_seconds=metrics.get("train_seconds"))
-    attacks = read_json(cell.attack_dir / ATTACK_RESULTS_FILE).get("attacks", {})
+    # each entry's summary, from the folder of its protocol (ATTACK@PROTOCOL) or the cell's attacks/
+    attacks = {entry: read_json(cell.attack_folder(entry) / ATTACK_RESULTS_FILE).get("attacks", {}).get(
+        attack_entry(entry)[0], {}) for entry in args.attacks}
     on_texts = text_attacks(args.attacks)
-    if len(on_texts) > 1:  # over the grid's own attacks, whichever others the cell's folder holds
-        worst = worst_case({name: read_results(examples_file(cell.attack_dir, name)) for name in on_texts})
+    if len(on_texts) > 1:  # over the grid's own attacks, whichever others the cell's folders hold
+        worst = worst_case({entry: read_results(examples_file(cell.attack_folder(entry), attack_entry(entry)[0]))
+                            for entry in on_texts})
         attacks = attacks | {WORST_CASE: worst or {}}
     for name in with_worst_case(args.attacks):
         summary = attacks.get(name, {})
@@ -146,9 +159,10 @@ def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
 
 def paired_comparisons(args: BenchArguments, records: list[dict]) -> list[dict]:
     def held(record: dict, attack: str) -> dict[int, bool]:
-        folder = Path(args.output_dir) / record["directory"] / for_split(ATTACKS_DIR, args.split)
-        names = text_attacks(args.attacks) if attack == WORST_CASE else [attack]
-        return held_by_all({name: read_results(examples_file(folder, name)) for name in names})
+        cell = Path(args.output_dir) / record["directory"]
+        entries = text_attacks(args.attacks) if attack == WORST_CASE else [attack]
+        return held_by_all({entry: read_results(examples_file(cell / attack_folder_name(entry, args.split),
+                                                              attack_entry(entry)[0])) for entry in entries})
 
     return compare_methods(records, args.methods, with_worst_case(args.attacks), held)
 
@@ -189,7 +203,8 @@ def _copy_record(cells_dir: Path, bench_dir: Path, destination: Path) -> list[st
         for name in RECORDED_CELL_FILES:
             if (cell / name).exists():
                 shutil.copy2(cell / name, target / name)
-        for attacks in [cell / ATTACKS_DIR, *sorted(cell.glob(for_split(ATTACKS_DIR, "*")))]:
+        # attacks/, attacks-SPLIT/ and the protocols' attacks@PROTOCOL[-SPLIT]/
+        for attacks in [cell / ATTACKS_DIR, *sorted(path for path in cell.glob(f"{ATTACKS_DIR}[-@]*") if path.is_dir())]:
             if attacks.is_dir():
                 copy_attacks(attacks, target / attacks.name)
     return unfinished

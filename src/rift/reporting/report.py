@@ -13,10 +13,10 @@ import html
 import json
 from pathlib import Path
 
-from rift.arguments import ReportArguments
+from rift.arguments import ReportArguments, attack_entry
 from rift.attacks.results import AttackResult, with_worst_case
 from rift.errors import RiftError
-from rift.evaluation.records import read_json, recorded_results
+from rift.evaluation.records import attack_folder_name, read_json, recorded_results
 from rift.evaluation.robustness import examples_file, read_results
 from rift.reporting.plots import (
     figure_html,
@@ -26,7 +26,7 @@ from rift.reporting.plots import (
 )
 from rift.files import write_atomic
 from rift.reporting.tables import grid_tables, to_html
-from rift.run_folder import ATTACKS_DIR, GRID_RESULTS_FILE, REPORT_FILE, for_split
+from rift.run_folder import GRID_RESULTS_FILE, REPORT_FILE, for_split
 from rift.text.words import replace_words, split_words
 
 STATUS_ORDER = {"succeeded": 0, "failed": 1, "skipped": 2}
@@ -176,14 +176,14 @@ def examples_html(bench: Path, results: dict, max_examples: int) -> str:
     header = "".join(f"<th>{title}</th>" for title in
                      ("status", "label", "original", "adversarial", "p before", "p after"))
     parts = []
-    attacks_dir = for_split(ATTACKS_DIR, results["settings"].get("split", "test"))
+    split = results["settings"].get("split", "test")
     for number, cell in enumerate(results["cells"]):
         directory = bench / cell["directory"]
         id2label = read_json(directory / "config.json").get("id2label", {})
         labels = [id2label[key] for key in sorted(id2label, key=int)]
         tables = []
         for attack in results["settings"]["attacks"]:
-            records = read_results(examples_file(directory / attacks_dir, attack)).values()
+            records = read_results(entry_examples(directory, attack, split)).values()
             sample = sorted(records, key=lambda r: (STATUS_ORDER.get(r.status, 3), r.index))[:max_examples]
             succeeded = sum(r.status == "succeeded" for r in records)
             rows = "".join(example_row(result, labels) for result in sample)
@@ -196,15 +196,20 @@ def examples_html(bench: Path, results: dict, max_examples: int) -> str:
     return "".join(parts)
 
 
+def entry_examples(cell: Path, entry: str, split: str) -> Path:
+    """The per-example results of a bench's ``--attacks`` entry (ATTACK or ATTACK@PROTOCOL) in a cell."""
+    return examples_file(cell / attack_folder_name(entry, split), attack_entry(entry)[0])
+
+
 def across_models_html(bench: Path, results: dict, max_examples: int) -> str:
     """Per task and attack, one row per example that every model of the task was attacked on (every cell attacks
     the same seeded sample), one column per model with its verdict and adversarial text; the examples on which the
     verdicts differ come first."""
     parts = []
-    attacks_dir = for_split(ATTACKS_DIR, results["settings"].get("split", "test"))
+    split = results["settings"].get("split", "test")
     for task, cells in _by_task(results).items():
         for attack in results["settings"]["attacks"]:
-            found = {cell["directory"]: read_results(examples_file(bench / cell["directory"] / attacks_dir, attack))
+            found = {cell["directory"]: read_results(entry_examples(bench / cell["directory"], attack, split))
                      for cell in cells}
             found = {name: records for name, records in found.items() if records}
             if len(found) < 2:
