@@ -373,11 +373,12 @@ def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training
     plain = attack_arguments(train_args, plain_args, cell, attack_groups(plain_args)[0])
     assert plain.max_length == 64 and plain.protocol is None  # without one, the attack reads as the model was trained
     # an attack of its own protocol beside the others: its own call, into attacks@PROTOCOL/
-    mixed = dataclasses.replace(plain_args, attacks=["pwws", "textfooler@textdefender", "genetic"])
+    mixed = dataclasses.replace(plain_args, attacks=["pwws", "textfooler@textdefender", "genetic"], num_examples=1821,
+                                genetic_num_examples=200)
     calls = attack_groups(mixed)
-    assert [(c.names, c.protocol, c.entries) for c in calls] == [
-        (["pwws"], None, ["pwws"]), (["textfooler"], "textdefender", ["textfooler@textdefender"]),
-        (["genetic"], None, ["genetic"])]
+    assert [(c.names, c.protocol, c.entries, c.num_examples) for c in calls] == [
+        (["pwws"], None, ["pwws"], 1821), (["textfooler"], "textdefender", ["textfooler@textdefender"], 1000),
+        (["genetic"], None, ["genetic"], 200)]  # the protocol's call attacks its own 1,000 at most
     defended = attack_arguments(train_args, mixed, cell, calls[1])
     assert defended.protocol == "textdefender" and defended.output_dir.endswith("attacks@textdefender")
     assert attack_arguments(train_args, mixed, cell, calls[0]).output_dir.endswith("/attacks")

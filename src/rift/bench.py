@@ -40,6 +40,7 @@ from rift.evaluation.records import (
     read_json,
     summarize_grid,
 )
+from rift.evaluation.protocols import get_protocol
 from rift.files import write_atomic
 from rift.inputs import check_inputs
 from rift.presets import PRESETS
@@ -73,15 +74,19 @@ class AttackCall:
 
 
 def attack_groups(args: BenchArguments) -> list[AttackCall]:
-    """The attacks as calls, one per protocol and sample size."""
+    """The attacks as calls, one per protocol and sample size; a protocol's call attacks at most the protocol's
+    number of examples (TextDefender's 1,000 of a split of 1,821)."""
     groups: dict[tuple[str | None, bool], list[str]] = {}
     for entry in args.attacks:
         name, protocol = attack_entry(entry)
         groups.setdefault((protocol or args.protocol, name == "genetic"), []).append(entry)
-    genetic = args.genetic_num_examples or args.num_examples
-    return [AttackCall([attack_entry(entry)[0] for entry in entries], protocol,
-                       genetic if is_genetic else args.num_examples, entries)
-            for (protocol, is_genetic), entries in groups.items()]
+    calls = []
+    for (protocol, is_genetic), entries in groups.items():
+        n = (args.genetic_num_examples or args.num_examples) if is_genetic else args.num_examples
+        if protocol is not None and n is not None:
+            n = min(n, get_protocol(protocol).max_examples)
+        calls.append(AttackCall([attack_entry(entry)[0] for entry in entries], protocol, n, entries))
+    return calls
 
 
 def pending_attacks(args: BenchArguments, cell: Cell) -> list[AttackCall]:
