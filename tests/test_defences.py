@@ -346,8 +346,9 @@ def test_dne_mixes_convex_weights_over_each_words_neighbourhood(tmp_path, tiny_m
         return original(self, model, embedded, batch, weights)
 
     monkeypatch.setattr(DNEObjective, "mixed_loss", recording)
+    model = trainer.model.eval()  # no dropout: the passes can be recomputed by hand
     torch.manual_seed(0)
-    terms = objective(trainer.model, batch)
+    terms = objective(model, batch)
     assert len(seen) == 1 + 3  # the draw, then three ascent steps
     mask = batch["mix_row_mask"]
     for weights in seen:  # convex over each row's candidates, zero elsewhere: the mix stays in the hull
@@ -355,6 +356,14 @@ def test_dne_mixes_convex_weights_over_each_words_neighbourhood(tmp_path, tiny_m
         assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:2]), atol=1e-5)
     several = mask.sum(-1) > 1
     assert not torch.allclose(seen[0][several], seen[-1][several])  # the ascent moved the weights
+    # by hand, the first step: the logits of the draw (up to a constant per word, which the softmax ignores) move by
+    # 10 along the gradient of the draw's cross-entropy, normalised per word over its candidates
+    logits = seen[0].log().requires_grad_(True)
+    embedded = input_embeddings(model)(batch["mix_ids"])
+    (gradient,) = torch.autograd.grad(original(objective, model, embedded, batch, logits.softmax(-1)), logits)
+    gradient = torch.nan_to_num(gradient)  # zero at the -inf of absent candidates
+    moved = (logits.detach() + 10 * gradient / (gradient.norm(dim=-1, keepdim=True) + 1e-6)).softmax(-1)
+    assert torch.allclose(moved, seen[1], atol=1e-5)
     assert torch.allclose(terms["loss"], terms["sampled_ce"] + terms["ascent_ce"])
     # the draw's concentration: alpha for the word and hop 1, alpha x decay for hop 2
     from rift.prediction import concentrations
@@ -381,6 +390,10 @@ def test_a_dne_model_is_attacked_and_scored_through_its_averaged_prediction(tmp_
     together = predictor.scores(inputs)
     alone = torch.cat([predictor.scores([one]) for one in inputs])
     assert torch.allclose(together, alone, atol=1e-5)  # an input's draws do not depend on its batch
+    rows = torch.tensor([[1.0, 1.0, 0.5, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    first, again, other = predictor.draws([1, 2, 3], rows), predictor.draws([1, 2, 3], rows), predictor.draws([1, 2, 4], rows)
+    assert torch.equal(first, again) and not torch.equal(first, other)  # seeded by the input itself
+    assert first.shape == (4, 2, 4) and torch.allclose(first.sum(-1), torch.ones(4, 2)) and (first[:, 0, 3] == 0).all()
     assert (together.norm(dim=-1) <= 1 + 1e-6).all()  # a mean of unit vectors
     # the wrapper's probabilities are the softmax of the average, and each input costs its four passes
     wrapper = ModelWrapper(model, tokenizer, max_length=32, predictor=predictor)
