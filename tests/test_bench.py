@@ -478,3 +478,19 @@ def test_bad_arms_are_one_line_errors(tmp_path, capsys):
         assert reason in err and len(err.strip().splitlines()) == 1, err
     assert main(["bench", "--arms", str(tmp_path / "none.yaml"), "--output-dir", str(tmp_path / "out")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_study_recorded_a_cell_at_a_time_keeps_the_tables_of_all_its_cells(tmp_path, tiny_model_dir):
+    train_config = write_train_config(tmp_path, 32, learning_rate=3e-3)
+    common = ["--task", "file", "--train-config", str(train_config), "--model", tiny_model_dir, "--attacks", "pwws",
+              "--num-examples", "4", "--epochs", "1", "--batch-size", "16", "--max-length", "32", "--num-threads", "1"]
+    record = tmp_path / "record"
+    for method in ("standard", "ascc"):  # two benches, each of one cell, as two sessions would run them
+        out = tmp_path / method
+        assert bench(["bench", *common, "--methods", method, "--output-dir", str(out)])[0] == 0
+        assert main(["record", str(out), str(record)]) == 0
+    results = json.loads((record / "results.json").read_text())
+    assert sorted(cell["method"] for cell in results["cells"]) == ["ascc", "standard"]
+    assert [(c["method"], c["baseline"]) for c in results["comparisons"]] == [("standard", "ascc")]
+    markdown = (record / "results.md").read_text()
+    assert "| file | standard | 1 |" in markdown and "| file | ascc | 1 |" in markdown

@@ -38,10 +38,12 @@ from rift.evaluation.records import (
     metric_names,
     paired_comparisons,
     read_json,
+    recorded_results,
     summarize_grid,
+    write_record,
 )
 from rift.evaluation.protocols import get_protocol
-from rift.files import write_atomic
+from rift.files import folder_lock, write_atomic
 from rift.inputs import check_inputs
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
@@ -161,6 +163,24 @@ def write_results(args: BenchArguments, records: list[dict], summary: list[dict]
     markdown = to_markdown(grid_tables(results))
     write_atomic(markdown_file, markdown)
     return markdown
+
+
+def record(bench_dir: Path, destination: Path) -> list[str]:
+    """``rift record``: the grid's finished cells copied without weights (``write_record``), then the tables of
+    every split of the destination written again over all of its cells, so that a study recorded a cell at a time
+    keeps the tables of all of them; returns the cells left out (training unfinished)."""
+    unfinished = write_record(bench_dir, destination)
+    with folder_lock(destination, "rift record"):
+        for path in sorted(destination.glob(for_split(GRID_RESULTS_FILES[0], "*"))) + [destination / GRID_RESULTS_FILES[0]]:
+            if not path.is_file():
+                continue
+            split = read_json(path).get("settings", {}).get("split", "test")
+            results = recorded_results(destination, split)
+            names = {f.name for f in dataclasses.fields(BenchArguments)}
+            args = BenchArguments(**{k: v for k, v in results["settings"].items() if k in names}
+                                  | {"output_dir": str(destination)})
+            write_results(args, results["cells"], results["summary"], results["comparisons"])
+    return unfinished
 
 
 def run_bench(args: BenchArguments) -> dict:

@@ -117,9 +117,9 @@ def cmd_report(args: ReportArguments) -> int:
 
 
 def cmd_record(args: RecordArguments) -> int:
-    from rift.evaluation.records import write_record
+    from rift.bench import record
 
-    unfinished = write_record(Path(args.bench_dir), Path(args.destination))
+    unfinished = record(Path(args.bench_dir), Path(args.destination))
     if unfinished:
         print(f"left out (training not finished): {', '.join(unfinished)}")
     print(f"record written to {args.destination}")
