@@ -197,3 +197,25 @@ def test_class_balanced_batches_have_equal_counts():
         assert counts == [2, 2, 2]
     flat = [i for b in batches for i in b]
     assert len(set(flat)) == len(flat)
+
+
+@pytest.mark.parametrize("piece, damage", [("rng_state.pth", "remove"), ("rng_state.pth", "truncate"),
+                                           ("optimizer.pt", "truncate"), ("model.safetensors", "truncate")])
+def test_a_missing_or_damaged_piece_of_resume_state_is_one_line(tmp_path, tiny_model_dir, sentiment_task, piece,
+                                                                damage):
+    common = dict(epochs=2, save_steps=1, eval_steps=0)
+    interrupted = tiny_args(tmp_path, tiny_model_dir, **common)
+    with pytest.raises(Crash):
+        train_run(interrupted, task=sentiment_task, callbacks=[CrashAtStep()])
+    [checkpoint] = (Path(interrupted.output_dir) / "resume").glob("checkpoint-*")
+    path = checkpoint / piece
+    if damage == "remove":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    log = (Path(interrupted.output_dir) / "train_log.jsonl").read_text()
+    resumed = tiny_args(tmp_path, tiny_model_dir, resume=True, **common)
+    with pytest.raises(RiftError, match=rf"^cannot resume from {checkpoint}: {piece} is "
+                                        rf"{'missing' if damage == 'remove' else 'damaged'}"):
+        train_run(resumed, task=sentiment_task)
+    assert (Path(interrupted.output_dir) / "train_log.jsonl").read_text() == log  # refused before anything changed

@@ -24,6 +24,8 @@ from typing import Any, Sequence
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
+from transformers.trainer_pt_utils import safe_globals
+from transformers.utils import SAFE_WEIGHTS_NAME
 from torch.utils.data import DataLoader
 
 from rift.arguments import TrainingArguments
@@ -301,13 +303,38 @@ class RobustTrainer(transformers.Trainer):
             resume_from_checkpoint = transformers.trainer_utils.get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise RiftError(f"no checkpoint to resume from in {self.args.output_dir}")
+        if resume_from_checkpoint:
+            self.check_resume_state(Path(resume_from_checkpoint))
         if resume_from_checkpoint and self.objective.state_dict():
             saved = Path(resume_from_checkpoint) / OBJECTIVE_STATE_FILE
             if not saved.exists():
                 raise RiftError(f"{resume_from_checkpoint} has no {OBJECTIVE_STATE_FILE}: the objective's trained heads "
                                 "were not saved with it, so it cannot be resumed exactly")
-            self.objective.load_state_dict(load_file(str(saved), device=str(self.args.device)))
+            self.objective.load_state_dict(_readable(saved, lambda: load_file(str(saved), device=str(self.args.device))))
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def check_resume_state(self, checkpoint: Path) -> None:
+        """Every piece of the checkpoint that resuming reads is there and readable: the Trainer would resume without
+        a missing random state (no longer the same run) and stop with a traceback on a damaged file."""
+        rng = "rng_state.pth" if self.args.world_size <= 1 else f"rng_state_{self.args.process_index}.pth"
+        for name in ("optimizer.pt", "scheduler.pt", rng):
+            path = checkpoint / name
+            with safe_globals():
+                _readable(path, lambda: torch.load(path, weights_only=True, map_location="cpu"))
+        weights = checkpoint / SAFE_WEIGHTS_NAME
+        _readable(weights, lambda: load_file(str(weights)))
+
+
+def _readable(path: Path, read):
+    """``read()``, or one line saying that the resume state's ``path`` is missing or damaged."""
+    if not path.is_file():
+        raise RiftError(f"cannot resume from {path.parent}: {path.name} is missing; delete that checkpoint folder to "
+                        "resume from an earlier one, or train again")
+    try:
+        return read()
+    except Exception as error:  # noqa: BLE001 - torch, pickle and safetensors fail in many ways on a damaged file
+        raise RiftError(f"cannot resume from {path.parent}: {path.name} is damaged ({str(error).splitlines()[0][:200]});"
+                        " delete that checkpoint folder to resume from an earlier one, or train again") from None
 
 
 class _ObjectiveHooks(transformers.TrainerCallback):

@@ -304,6 +304,7 @@ def train_run(args: TrainingArguments, task: TaskData | None = None, model=None,
     if checkpoint is not None:
         check_inputs(output_dir, inputs, args.allow_changed_data, "the run", log=trainer._message,
                      write=trainer.is_world_process_zero())
+        trainer.check_resume_state(checkpoint)  # before the log is cut back to the checkpoint's step
         trainer.resume_run_state(checkpoint)
         trainer._message(f"resuming {output_dir} at step {RunTrainer.run_state_step(checkpoint)}")
     else:
