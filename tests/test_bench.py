@@ -350,6 +350,13 @@ def test_a_record_never_overwrites_another_run(grid_copy, tmp_path, capsys):
                                                f"than {other / 'cells' / 'file-ascc-s1'} (their metrics.json differ); "
                                                "record into another folder")
     assert {p: p.read_bytes() for p in record.rglob("*") if p.is_file()} == kept  # nothing copied
+    # the same metrics but other data read (a fingerprint that differs): another run too
+    metrics.write_text((out / "cells" / "file-ascc-s1" / "metrics.json").read_text())
+    inputs = other / "cells" / "file-ascc-s1" / "rift_inputs.json"
+    inputs.write_text(json.dumps({"files": {"/elsewhere/train.csv": "0" * 64}}))
+    assert main(["record", str(other), str(record)]) == 2
+    assert "(their rift_inputs.json differ)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in record.rglob("*") if p.is_file()} == kept
 
 
 def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training_data(tmp_path):

@@ -182,14 +182,26 @@ def write_record(bench_dir: Path, destination: Path) -> list[str]:
         return _copy_record(cells_dir, bench_dir, destination)
 
 
+def other_run(cell: Path, recorded: Path) -> str | None:
+    """What tells the recorded cell from the run in ``cell``, None if it is the same run: the same metrics (written
+    once, when its training finished), options and fingerprints of what it read, where both keep them."""
+    if not (recorded / METRICS_FILE).is_file():
+        return METRICS_FILE
+    for name in (METRICS_FILE, CONFIG_FILE, INPUTS_FILE):
+        if (cell / name).is_file() and (recorded / name).is_file() and \
+                (cell / name).read_bytes() != (recorded / name).read_bytes():
+            return name
+    return None
+
+
 def _copy_record(cells_dir: Path, bench_dir: Path, destination: Path) -> list[str]:
     finished = [cell for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir())
                 if (cell / METRICS_FILE).exists()]
     for cell in finished:
         target = destination / CELLS_DIR / cell.name
-        if target.exists() and not ((target / METRICS_FILE).is_file() and (target / METRICS_FILE).read_bytes()
-                                    == (cell / METRICS_FILE).read_bytes()):
-            raise RiftError(f"{target} holds another run than {cell} (their {METRICS_FILE} differ); record into "
+        differ = other_run(cell, target) if target.exists() else None
+        if differ:
+            raise RiftError(f"{target} holds another run than {cell} (their {differ} differ); record into "
                             "another folder")
     for name in GRID_RESULTS_FILES:  # the tables of every split attacked
         for path in sorted(bench_dir.glob(for_split(name, "*"))) + [bench_dir / name]:
