@@ -28,7 +28,7 @@ import torch
 from rift.errors import RiftError
 from rift.models import unwrap
 from rift.substitutions import SubstitutionSource
-from rift.substitutions.tokens import piece_ids
+from rift.substitutions.tokens import piece_ids, surface_coverage
 from rift.text.words import WordAlignment, follows_space
 
 
@@ -101,6 +101,13 @@ def word_layout(alignment: WordAlignment, tokenizer, source: SubstitutionSource,
             hops.append([0])
             token += 1
     return WordLayout(rows, hops, row_tokens, word_rows, with_substitutes, pairs, represented)
+
+
+def layouts_coverage(layouts: Sequence[WordLayout]) -> dict[str, int | float]:
+    """The share of the source's (word, substitute) pairs on ``layouts`` that their rows hold."""
+    return surface_coverage(
+        sum(layout.words_with_substitutes for layout in layouts), sum(len(layout.word_rows) for layout in layouts),
+        sum(layout.substitutions for layout in layouts), sum(layout.substitutions_represented for layout in layouts))
 
 
 def widest_row(layouts: Sequence[WordLayout]) -> int:

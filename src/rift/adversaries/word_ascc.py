@@ -13,10 +13,10 @@ from rift.adversaries.ascc import ASCCSearchOptions
 from rift.adversaries.base import AdversarialBatch, Adversary, clean_logits
 from rift.attacks.ascc import ASCCSearch
 from rift.data.batching import EncodedExample
-from rift.mixing import WordLayout, collate_layouts, mixed_inputs, position_table, word_layout
+from rift.mixing import WordLayout, collate_layouts, layouts_coverage, mixed_inputs, position_table, word_layout
 from rift.models import input_embeddings
 from rift.substitutions import substitute_slots
-from rift.substitutions.tokens import piece_ids, surface_coverage
+from rift.substitutions.tokens import piece_ids
 from rift.text.words import WordAlignment, follows_space
 
 
@@ -39,11 +39,7 @@ class WordASCCAdversary(Adversary):
         super().setup(context)
         position_table(context.model)  # fails early, with the reason, for a model it cannot mix
         self.layouts = {item.index: self.layout(item.alignment) for item in context.train_items}
-        layouts = list(self.layouts.values())
-        self.coverage = surface_coverage(
-            sum(layout.words_with_substitutes for layout in layouts), sum(len(layout.word_rows) for layout in layouts),
-            sum(layout.substitutions for layout in layouts),
-            sum(layout.substitutions_represented for layout in layouts))
+        self.coverage = layouts_coverage(list(self.layouts.values()))
 
     def can_produce(self, alignment: WordAlignment, position: int, substitute: str) -> bool:
         # the changes of one text are asked about one after the other: its layout is computed once

@@ -27,13 +27,12 @@ from rift.adversaries.base import SubstitutionOptions
 from rift.config import option
 from rift.data import resolve_data_dir
 from rift.data.batching import EncodedExample
-from rift.mixing import collate_layouts, mixed_inputs, position_table, widest_row, word_layout
+from rift.mixing import collate_layouts, layouts_coverage, mixed_inputs, position_table, widest_row, word_layout
 from rift.models import classify, input_embeddings
 from rift.objectives.base import Objective
 from rift.prediction import HullAverage, concentrations, record_prediction, sample_weights
 from rift.substitutions import build_substitution_source
 from rift.substitutions.neighbourhood import NeighbourhoodSource
-from rift.substitutions.tokens import surface_coverage
 
 
 @dataclass
@@ -65,11 +64,7 @@ class DNEObjective(Objective):
         self.source = NeighbourhoodSource(source, args.dne_neighbours)
         self.layouts = {item.index: word_layout(item.alignment, context.tokenizer, self.source, args.max_length)
                         for item in context.train_items}
-        layouts = list(self.layouts.values())
-        coverage = surface_coverage(
-            sum(layout.words_with_substitutes for layout in layouts), sum(len(layout.word_rows) for layout in layouts),
-            sum(layout.substitutions for layout in layouts),
-            sum(layout.substitutions_represented for layout in layouts))
+        coverage = layouts_coverage(list(self.layouts.values()))
         context.log("dne: the neighbourhoods hold {substitutions_represented} of the {substitutions} (word, neighbour) "
                     "pairs of the training split ({share_substitutions:.1%}), at {words_represented} of "
                     "{words_with_substitutes} words with neighbours".format(**coverage))
