@@ -145,7 +145,7 @@ class TrainingArguments(DataArguments):
     # evaluation, checkpoints, logging
     eval_steps: int = option(0, "evaluate on dev every N optimiser steps (0 = after every epoch)", at_least=0)
     save_steps: int = option(0, "save resume state every N optimiser steps (0 = at every evaluation)", at_least=0)
-    logging_steps: int = option(10, "log the loss terms every N optimiser steps", at_least=0)
+    logging_steps: int = option(10, "log the loss terms every N optimiser steps (0 = never)", at_least=0)
     diagnostics_steps: int = option(50, "every N optimiser steps, log the norm of each weighted loss term's gradient "
                                         "on the encoder (one extra backward pass per term; logged with the next log; "
                                         "one process only; 0 = off)", at_least=0)
@@ -230,6 +230,14 @@ class AttackArguments(DataArguments):
     def check(self) -> None:
         if not self.attack:
             raise RiftError(f"--attack: name at least one of {', '.join(attack_names())}")
+        refuse_repeats("--attack", self.attack)
+
+
+def refuse_repeats(flag: str, given: list) -> None:
+    """A list option names each item once: a cell or an attack twice would count its examples twice."""
+    repeated = sorted({str(item) for item in given if given.count(item) > 1})
+    if repeated:
+        raise RiftError(f"{flag}: {', '.join(repeated)} given more than once")
 
 
 @dataclass
@@ -289,7 +297,7 @@ class BenchArguments:
     num_examples: int | None = option(200, "seeded sample of the split that every attack but genetic attacks", at_least=1)
     genetic_num_examples: int | None = option(None, "genetic attacks a sample of this many (default: --num-examples)", at_least=1)
     population: int = option(60, "genetic: population size", at_least=2)
-    generations: int = option(40, "genetic: generations", at_least=0)
+    generations: int = option(40, "genetic: generations (0 = the first population only)", at_least=0)
     protocol: str | None = option(None, "evaluation protocol of every attack (see rift attack --help)",
                                   choices=PROTOCOL_NAMES)
 
@@ -298,9 +306,7 @@ class BenchArguments:
                                    ("--methods", self.methods, method_names()), ("--seeds", self.seeds, ())):
             if not given:
                 raise RiftError(f"{flag}: give at least one" + (f" of {', '.join(known)}" if known else ""))
-            repeated = sorted({str(item) for item in given if given.count(item) > 1})
-            if repeated:  # a cell twice would count its examples twice in the pooled and seed-level statistics
-                raise RiftError(f"{flag}: {', '.join(repeated)} given more than once")
+            refuse_repeats(flag, given)
         for entry in self.attacks:
             name, protocol = attack_entry(entry)
             if name not in attack_names() or (protocol is not None and protocol not in PROTOCOL_NAMES):

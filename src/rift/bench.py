@@ -43,12 +43,12 @@ from rift.evaluation.records import (
     write_record,
 )
 from rift.evaluation.protocols import get_protocol
-from rift.files import folder_lock, write_atomic
+from rift.files import folder_lock, remove_temporaries, write_atomic
 from rift.inputs import check_inputs
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.run_folder import ATTACK_RESULTS_FILE, CONFIG_FILE, GRID_RESULTS_FILES, METRICS_FILE, for_split
-from rift.training.run import changed_training_options
+from rift.training.run import changed_training_options, drop_resume_state
 
 # the options of rift bench that every cell's training takes
 TRAINING_OPTIONS = ("model", "preset", "data_dir", "max_train_examples", "max_dev_examples", "max_test_examples",
@@ -131,6 +131,7 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
             check_inputs(cell.directory, None, args.allow_changed_data, "the cell")
             for folder in dict.fromkeys(cell.attack_folder(entry) for entry in args.attacks):
                 check_inputs(folder, None, args.allow_changed_data, "the cell's attacks")
+            drop_resume_state(train_args)  # a kill may have come between the metrics and the state's removal
         pending = pending_attacks(args, cell)
         if trained and not pending:
             return False
@@ -148,6 +149,7 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
 def write_results(args: BenchArguments, records: list[dict], summary: list[dict], comparisons: list[dict]) -> str:
     """results.json, results.csv and results.md; returns the Markdown."""
     out = Path(args.output_dir)
+    remove_temporaries(out)  # a grid's tables are written by any of the benches sharing it, under no lock
     results = {"settings": dataclasses.asdict(args), "arms": args.arm_options(), "cells": records, "summary": summary,
                "comparisons": comparisons}
     json_file, csv_file, markdown_file = (out / for_split(name, args.split) for name in GRID_RESULTS_FILES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -23,7 +24,7 @@ from rift.run_folder import LOCK_FILE
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """``path`` holds ``data`` (text is written as UTF-8), or keeps what it held if anything fails on the way."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{writer_tag()}.", suffix=".partial")
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data.encode("utf-8") if isinstance(data, str) else data)
@@ -40,6 +41,12 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         raise
 
 
+def copy_atomic(source: str | Path, target: str | Path) -> None:
+    """``source`` copied to ``target`` whole (``write_atomic``), with its times and permissions."""
+    write_atomic(target, Path(source).read_bytes())
+    shutil.copystat(source, target)
+
+
 _HELD: dict[Path, int] = {}  # the folders this process holds, with how many holds are nested in each
 
 
@@ -53,7 +60,8 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """While the block runs, ``folder`` (created if missing) is written by this process only: another process that
     asks for it gets a one-line ``RiftError`` naming this one (``what``, pid, host, start time). The kernel holds the
     lock (``flock``), so a killed process leaves none behind; a hold nested in the same process (a bench cell's
-    training inside the cell) is free. A folder that the lock created and nothing else filled is removed again."""
+    training inside the cell) is free. The folders that the lock created (with their parents) and nothing else
+    filled are removed again; what killed writers left half-way is removed (``remove_temporaries``)."""
     folder = Path(folder).absolute()
     if folder in _HELD:
         _HELD[folder] += 1
@@ -62,7 +70,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         finally:
             _HELD[folder] -= 1
         return
-    created = not folder.exists()
+    created = [path for path in (folder, *folder.parents) if not path.exists()]  # the deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -74,13 +82,61 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
         os.write(handle, f"{what}, pid {os.getpid()} on {socket.gethostname()}, since "
                          f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         _HELD[folder] = 1
+        remove_temporaries(folder)
         yield
     finally:
         _HELD.pop(folder, None)
         path.unlink(missing_ok=True)  # before the lock goes: a waiting process then finds no stale file
         os.close(handle)
-        if created and not any(folder.iterdir()):
-            folder.rmdir()
+        for path in created:  # what the lock created and nothing else filled goes again
+            if any(path.iterdir()):
+                break
+            path.rmdir()
+
+
+TEMPORARY = ".*.partial"  # write_atomic's temporary files and a model's staging folder
+
+
+def writer_tag() -> str:
+    """What names this process in its temporary files: host and pid, so that another process can tell whether the
+    writer of one is dead (a killed process leaves its temporaries behind)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Removes, in ``folder`` and below, what writers killed half-way left: their temporary files and staging
+    folders (named with their host and pid, removed once that process is gone), and the lock files no process holds
+    any more."""
+    marker = f".{socket.gethostname()}-"
+    for path in sorted(folder.rglob(TEMPORARY), reverse=True):
+        at = path.name.rfind(marker)
+        pid = path.name[at + len(marker):].split(".", 1)[0] if at >= 0 else ""
+        if not pid.isdigit() or _alive(int(pid)):  # another host's, or its writer still runs
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    for path in folder.rglob(f"*/{LOCK_FILE}"):
+        handle = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: its folder is being written
+            pass
+        else:  # a killed holder's: gone, as its holder would have removed it
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(handle)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _acquire(path: Path, folder: Path) -> int:

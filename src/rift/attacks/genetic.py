@@ -20,7 +20,7 @@ CROSSOVER_TRIES = 20  # as TextAttack: redraw a child that breaks the change lim
 @dataclass
 class GeneticOptions:
     population: int = option(60, "genetic: population size", at_least=2)
-    generations: int = option(40, "genetic: generations", at_least=0)
+    generations: int = option(40, "genetic: generations (0 = the first population only)", at_least=0)
 
 
 class Genetic(WordSubstitutionAttack):

@@ -12,7 +12,6 @@ import dataclasses
 import gzip
 import json
 import re
-import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,9 @@ from rift.attacks.results import WORST_CASE, held_by_all, text_attacks, with_wor
 from rift.errors import RiftError
 from rift.evaluation.paired import compare_methods
 from rift.evaluation.robustness import compressed, examples_file, read_results
-from rift.files import folder_lock, write_atomic
+from rift.files import TEMPORARY, copy_atomic, folder_lock, write_atomic
 from rift.objectives import OBJECTIVES
+from rift.registry import names
 from rift.run_folder import (
     ATTACK_RESULTS_FILE,
     ATTACKS_DIR,
@@ -43,7 +43,8 @@ from rift.statistics import wilson_interval
 
 # what a recorded cell keeps besides attacks/: the training's options, metrics and log, the model's config (its
 # label names, for the report), and its model card with the attack results it shows
-RECORDED_CELL_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE, INPUTS_FILE)
+# the metrics first: a destination cell without them is a copy that a kill stopped before it began
+RECORDED_CELL_FILES = (METRICS_FILE, CONFIG_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE, INPUTS_FILE)
 
 MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
 ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
@@ -93,7 +94,17 @@ def grid(args: BenchArguments) -> list[Cell]:
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    """The JSON object in ``path``, {} if there is none; one line if the file is damaged."""
+    if not path.exists():
+        return {}
+    try:
+        read = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RiftError(f"{path} is damaged ({str(error).splitlines()[0][:120]}); restore it, or delete it to redo "
+                        "what wrote it") from None
+    if not isinstance(read, dict):
+        raise RiftError(f"{path} is damaged (not a JSON object); restore it, or delete it to redo what wrote it")
+    return read
 
 
 def cell_record(args: BenchArguments, cell: Cell) -> dict:
@@ -185,8 +196,9 @@ def write_record(bench_dir: Path, destination: Path) -> list[str]:
 def other_run(cell: Path, recorded: Path) -> str | None:
     """What tells the recorded cell from the run in ``cell``, None if it is the same run: the same metrics (written
     once, when its training finished), options and fingerprints of what it read, where both keep them."""
-    if not (recorded / METRICS_FILE).is_file():
-        return METRICS_FILE
+    if not (recorded / METRICS_FILE).is_file():  # empty: a record killed before its first copy into it
+        return METRICS_FILE if any(path.is_file() and not path.match(TEMPORARY) and path.name != LOCK_FILE
+                                   for path in recorded.rglob("*")) else None
     for name in (METRICS_FILE, CONFIG_FILE, INPUTS_FILE):
         if (cell / name).is_file() and (recorded / name).is_file() and \
                 (cell / name).read_bytes() != (recorded / name).read_bytes():
@@ -206,7 +218,7 @@ def _copy_record(cells_dir: Path, bench_dir: Path, destination: Path) -> list[st
     for name in GRID_RESULTS_FILES:  # the tables of every split attacked
         for path in sorted(bench_dir.glob(for_split(name, "*"))) + [bench_dir / name]:
             if path.is_file():
-                shutil.copy2(path, destination / path.name)
+                copy_atomic(path, destination / path.name)
     unfinished = [cell.name for cell in sorted(path for path in cells_dir.iterdir() if path.is_dir())
                   if cell not in finished]
     for cell in finished:
@@ -214,7 +226,7 @@ def _copy_record(cells_dir: Path, bench_dir: Path, destination: Path) -> list[st
         target.mkdir(parents=True, exist_ok=True)
         for name in RECORDED_CELL_FILES:
             if (cell / name).exists():
-                shutil.copy2(cell / name, target / name)
+                copy_atomic(cell / name, target / name)
         # attacks/, attacks-SPLIT/ and the protocols' attacks@PROTOCOL[-SPLIT]/
         for attacks in [cell / ATTACKS_DIR, *sorted(path for path in cell.glob(f"{ATTACKS_DIR}[-@]*") if path.is_dir())]:
             if attacks.is_dir():
@@ -227,7 +239,7 @@ def copy_attacks(source: Path, target: Path) -> None:
     bytes, no name or time in the header), whichever form the source holds them in."""
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.iterdir()):
-        if path.name == LOCK_FILE:  # an attack still running there holds it
+        if path.name == LOCK_FILE or path.match(TEMPORARY):  # an attack still running there writes them
             continue
         if path.is_dir():
             copy_attacks(path, target / path.name)
@@ -235,7 +247,16 @@ def copy_attacks(source: Path, target: Path) -> None:
             write_atomic(compressed(target / path.name), gzip.compress(path.read_bytes(), mtime=0))
             (target / path.name).unlink(missing_ok=True)  # an uncompressed copy from an earlier record
         else:
-            shutil.copy2(path, target / path.name)
+            copy_atomic(path, target / path.name)
+
+
+def study_order(methods: list[str], arms: dict) -> list[str]:
+    """The methods of a study recorded a call at a time, in an order that does not depend on which call came last:
+    registered methods in registration order (standard first, the baseline of every paired difference), then the
+    arms in their arms file's order, then any other name. Each later method is compared with each earlier one."""
+    registered, arm_names = names("objective"), list(arms)
+    return sorted(methods, key=lambda m: (0, registered.index(m), "") if m in registered
+                  else (1, arm_names.index(m), "") if m in arm_names else (2, 0, m))
 
 
 CELL_NAME = re.compile(r"^(?P<task>[a-z0-9]+)-(?P<method>.+)-s(?P<seed>\d+)$")
@@ -258,12 +279,14 @@ def recorded_results(bench_dir: Path, split: str = "test") -> dict:
     names = {f.name for f in dataclasses.fields(BenchArguments)}
     args = BenchArguments(**{k: v for k, v in saved["settings"].items() if k in names} | {"output_dir": str(bench_dir)})
     extend = lambda names, more: names + [n for n in dict.fromkeys(more) if n not in names]  # noqa: E731
-    args = dataclasses.replace(args, task=extend(list(args.task), [t for t, _, _ in found]),
-                               methods=extend(list(args.methods), [m for _, m, _ in found]),
+    methods = study_order(extend(list(args.methods), [m for _, m, _ in found]), saved.get("arms", {}))
+    args = dataclasses.replace(args, task=extend(list(args.task), [t for t, _, _ in found]), methods=methods,
                                seeds=extend(list(args.seeds), [s for _, _, s in found]))
     extra = {(t, m, s) for t, m, s in found}
     records = saved["cells"] + [cell_record(args, cell) for cell in grid(args)
                                 if (cell.task, cell.method, cell.seed) in extra]
+    records.sort(key=lambda record: (args.task.index(record["task"]), methods.index(record["method"]),
+                                     args.seeds.index(record["seed"])))
     return {"settings": dataclasses.asdict(args), "arms": saved.get("arms", {}), "cells": records,
             "summary": summarize_grid(records, args.attacks),
             "comparisons": paired_comparisons(args, records)}

@@ -310,7 +310,8 @@ class RobustTrainer(transformers.Trainer):
             if not saved.exists():
                 raise RiftError(f"{resume_from_checkpoint} has no {OBJECTIVE_STATE_FILE}: the objective's trained heads "
                                 "were not saved with it, so it cannot be resumed exactly")
-            self.objective.load_state_dict(_readable(saved, lambda: load_file(str(saved), device=str(self.args.device))))
+            state = resume_piece(saved, lambda: load_file(str(saved), device=str(self.args.device)))
+            self.objective.load_state_dict(state)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def check_resume_state(self, checkpoint: Path) -> None:
@@ -320,12 +321,13 @@ class RobustTrainer(transformers.Trainer):
         for name in ("optimizer.pt", "scheduler.pt", rng):
             path = checkpoint / name
             with safe_globals():
-                _readable(path, lambda: torch.load(path, weights_only=True, map_location="cpu"))
+                resume_piece(path, lambda: torch.load(path, weights_only=True, map_location="cpu"))
         weights = checkpoint / SAFE_WEIGHTS_NAME
-        _readable(weights, lambda: load_file(str(weights)))
+        resume_piece(weights, lambda: load_file(str(weights)))
 
 
-def _readable(path: Path, read):
+
+def resume_piece(path: Path, read):
     """``read()``, or one line saying that the resume state's ``path`` is missing or damaged."""
     if not path.is_file():
         raise RiftError(f"cannot resume from {path.parent}: {path.name} is missing; delete that checkpoint folder to "

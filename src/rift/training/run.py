@@ -43,12 +43,12 @@ from rift.evaluation.accuracy import accuracy, averaged_accuracy
 from rift.evaluation.attack_run import averaged_predictor
 from rift.evaluation.retention import RetentionProbe
 from rift.evaluation.robustness import sample_indices
-from rift.files import write_atomic
+from rift.files import is_main_process, write_atomic, writer_tag
 from rift.models import load_classifier, load_tokenizer, unwrap
 from rift.objectives import Objective, build_objective
 from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads
 from rift.run_folder import CONFIG_FILE, INPUTS_FILE, LOG_FILE, LOGS_DIR, METRICS_FILE, RESUME_DIR
-from rift.training.hf_trainer import RobustTrainer
+from rift.training.hf_trainer import RobustTrainer, resume_piece
 
 RUN_STATE_FILE = "rift_run_state.json"  # inside each checkpoint
 # options that may differ between an interrupted run and its resumption: none changes what is trained (a run
@@ -118,6 +118,7 @@ class RunTrainer(RobustTrainer):
             self.remove_callback(printer)
         self.add_callback(_RunProgress())
         self.add_callback(_RunLog(self.output_dir / LOG_FILE))
+        self.add_callback(_EvaluationAfterCheckpoint(self))
         tensorboard = TensorBoardCallback()
         tensorboard.logging_dir = str(self.output_dir / LOGS_DIR)
         self.add_callback(tensorboard)
@@ -173,7 +174,7 @@ class RunTrainer(RobustTrainer):
         to a staging folder and moved into place file by file, so that a kill never leaves a file cut short."""
         self.accelerator.wait_for_everyone()
         if self.is_world_process_zero():
-            staging = self.output_dir / ".model.partial"
+            staging = self.output_dir / f".model.{writer_tag()}.partial"
             shutil.rmtree(staging, ignore_errors=True)
             unwrap(self.model).save_pretrained(staging, safe_serialization=True)
             self.processing_class.save_pretrained(staging)
@@ -187,13 +188,31 @@ class RunTrainer(RobustTrainer):
         self._clock = time.perf_counter()
         write_atomic(folder / RUN_STATE_FILE, json.dumps(self.run_state, indent=1))
 
+    def check_resume_state(self, checkpoint: Path) -> None:
+        super().check_resume_state(checkpoint)
+        path = checkpoint / RUN_STATE_FILE
+        resume_piece(path, lambda: json.loads(path.read_text(encoding="utf-8")))
+
     def resume_run_state(self, checkpoint: Path) -> None:
         self.run_state = json.loads((checkpoint / RUN_STATE_FILE).read_text(encoding="utf-8"))
-        # what the interrupted run logged after its last checkpoint is logged again by the resumed run
+        # what the interrupted run logged after its last checkpoint is logged again by the resumed run: later steps,
+        # an evaluation of the checkpoint's own step that its state lacks (``_EvaluationAfterCheckpoint``), and a
+        # line a kill cut short
         log_file = self.output_dir / LOG_FILE
         if log_file.exists() and self.is_world_process_zero():
-            rows = [line for line in log_file.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line)["step"] <= self.run_state_step(checkpoint)]
+            step = self.run_state_step(checkpoint)
+            evaluated = {evaluation["step"] for evaluation in self.run_state["evaluations"]}
+            rows, lines = [], log_file.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines, 1):
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    if number == len(lines):  # the line a kill cut short
+                        continue
+                    raise RiftError(f"{log_file}: line {number} is damaged; it cannot be resumed") from None
+                if row["step"] < step or row["step"] == step and (
+                        step in evaluated or not any(name.startswith("eval/") for name in row)):
+                    rows.append(line)
             write_atomic(log_file, "".join(row + "\n" for row in rows))
 
     @staticmethod
@@ -232,8 +251,7 @@ class RunTrainer(RobustTrainer):
         metrics["evaluations"] = state["evaluations"]
         if self.is_world_process_zero():
             write_atomic(self.output_dir / METRICS_FILE, json.dumps(metrics, indent=2))
-            if not args.keep_resume_state:
-                shutil.rmtree(self.output_dir / RESUME_DIR, ignore_errors=True)
+            drop_resume_state(args)
         return metrics
 
 
@@ -257,6 +275,22 @@ class _RunLog(transformers.TrainerCallback):
                 stream.write(json.dumps({"step": state.global_step, **row}) + "\n")
 
 
+class _EvaluationAfterCheckpoint(transformers.TrainerCallback):
+    """The evaluation at an epoch's end comes after the checkpoint of the epoch's last step (the Trainer saves at the
+    step's end, evaluates at the epoch's end), so a run killed between the two resumes from a checkpoint without it:
+    the resumed run makes it before its first step, on the same model, as the uninterrupted run made it."""
+
+    def __init__(self, trainer: RunTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        if (trainer.eval_dataset is not None and args.eval_strategy == "epoch" and state.global_step > 0
+                and float(state.epoch or 0).is_integer()
+                and all(evaluation["step"] != state.global_step for evaluation in trainer.run_state["evaluations"])):
+            trainer.evaluate()
+
+
 class _RunProgress(ProgressCallback):
     """The Trainer's progress bar, with the latest loss beside it instead of every log printed below it."""
 
@@ -265,12 +299,28 @@ class _RunProgress(ProgressCallback):
             self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
 
 
+def drop_resume_state(args: TrainingArguments) -> None:
+    """A finished run's resume state goes (the main process removes it), unless ``--keep-resume-state``."""
+    if not args.keep_resume_state and is_main_process():
+        shutil.rmtree(Path(args.output_dir) / RESUME_DIR, ignore_errors=True)
+
+
 def last_checkpoint(resume_dir: Path) -> Path | None:
-    """The newest complete checkpoint (the Trainer writes ``trainer_state.json`` last), or None."""
+    """The newest complete checkpoint (the Trainer writes ``trainer_state.json`` last), or None. A complete one that
+    lacks a piece, rift's own state included, is damaged: ``check_resume_state`` says so."""
     done = [path for path in resume_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-            if path.name.rsplit("-", 1)[1].isdigit() and (path / "trainer_state.json").is_file()
-            and (path / RUN_STATE_FILE).is_file()]
+            if path.name.rsplit("-", 1)[1].isdigit() and _whole_json(path / "trainer_state.json")]
     return max(done, key=RunTrainer.run_state_step, default=None)
+
+
+def _whole_json(path: Path) -> bool:
+    """Whether ``path`` holds a whole JSON document: the Trainer writes ``trainer_state.json`` in place, so a kill
+    while it writes leaves a marker cut short, and the checkpoint is then incomplete."""
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def train_run(args: TrainingArguments, task: TaskData | None = None, model=None, tokenizer=None,
@@ -291,6 +341,7 @@ def train_run(args: TrainingArguments, task: TaskData | None = None, model=None,
             raise RiftError(f"cannot resume {output_dir}: options differ from the interrupted run: {', '.join(changed)}")
         if (output_dir / METRICS_FILE).exists():  # finished before: the same result again, at once
             log(f"{output_dir} finished before; its metrics:")
+            drop_resume_state(args)  # a kill may have come between the metrics and the state's removal
             return json.loads((output_dir / METRICS_FILE).read_text(encoding="utf-8"))
     set_seed(args.seed)
     with recording_reads() as read:  # the data, synonym tables and weights the run reads
