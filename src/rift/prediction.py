@@ -7,8 +7,13 @@ weights over every word's neighbourhood from a Dirichlet distribution and runs t
 records how it predicts (``config.rift_prediction``: the number of passes, the aggregation and the neighbourhood),
 so that ``rift attack`` and ``rift eval`` predict as it does, and every pass counts as a query.
 
-Each input's draws come from a generator seeded by the recorded seed and the input's token ids, so that a
-prediction does not depend on the other inputs of its batch, and a run is reproducible.
+A model trained with SAFER (``--method safer``) or RanMASK (``--method ranmask``) predicts by a vote over random
+copies of the text (``rift.smoothing``): every word drawn from its perturbation set, or most words masked. The
+scores are the shares of the copies' votes, the prediction the class most voted for; ``rift certify`` certifies that
+vote (``rift.evaluation.certification``).
+
+Each input's draws come from a generator seeded by the recorded seed and the input itself, so that a prediction
+does not depend on the other inputs of its batch, and a run is reproducible.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from rift.errors import RiftError
 from rift.mixing import collate_layouts, mixed_inputs, position_table, widest_row, word_layout
 from rift.models import classify, eval_mode, input_embeddings, unwrap
 from rift.substitutions import SubstitutionSource
+from rift.smoothing import ranmask_copy, safer_copy
 from rift.substitutions.neighbourhood import NeighbourhoodSource
+from rift.substitutions.perturbation_sets import PerturbationSets
 from rift.text.words import align
 
 PREDICTION_KEY = "rift_prediction"  # the attribute of the model's config (config.json) that records it
 AGGREGATION = "mean of L2-normalised logits"
+VOTES = "share of votes"
 
 
 @dataclass(frozen=True)
@@ -45,25 +53,56 @@ class HullAverage:
     max_substitutes: int  # substitutes per word in the source
     seed: int = 0
     aggregation: str = AGGREGATION
+    kind: str = "dne"  # checkpoints recorded before SAFER and RanMASK have no kind: theirs is this one
 
 
-def recorded_prediction(model) -> HullAverage | None:
+@dataclass(frozen=True)
+class SubstitutionVote:
+    """SAFER's vote over copies with every word drawn from its perturbation set."""
+
+    samples: int  # copies per prediction
+    set_size: int  # words per perturbation set, at most
+    synonyms: str  # the substitution source the sets are built from
+    max_substitutes: int  # substitutes per word in the source
+    seed: int = 0
+    aggregation: str = VOTES
+    kind: str = "safer"
+
+
+@dataclass(frozen=True)
+class MaskVote:
+    """RanMASK's vote over copies with all but a few words masked."""
+
+    samples: int  # copies per prediction
+    mask_rate: float  # the share of words masked
+    seed: int = 0
+    aggregation: str = VOTES
+    kind: str = "ranmask"
+
+
+Prediction = HullAverage | SubstitutionVote | MaskVote
+PREDICTIONS = {kind.__dataclass_fields__["kind"].default: kind for kind in (HullAverage, SubstitutionVote, MaskVote)}
+
+
+def recorded_prediction(model) -> Prediction | None:
     """How the checkpoint says the model predicts; None for one forward pass."""
     saved = getattr(getattr(unwrap(model), "config", None), PREDICTION_KEY, None)  # a bare module has no config
     if not saved:
         return None
+    kind = PREDICTIONS.get(saved.get("kind", "dne")) if isinstance(saved, dict) else None
     try:
-        prediction = HullAverage(**saved)
+        prediction = kind(**saved)
     except TypeError:
         raise RiftError(f"the model's config.json records a prediction ({PREDICTION_KEY}) that this version of rift "
                         f"cannot read: {saved!r}") from None
-    if prediction.aggregation != AGGREGATION:
-        raise RiftError(f"the model's config.json records a prediction by {prediction.aggregation!r}; this version of "
-                        f"rift averages by the {AGGREGATION} only")
+    expected = kind.__dataclass_fields__["aggregation"].default
+    if prediction.aggregation != expected:
+        raise RiftError(f"the model's config.json records a {prediction.kind} prediction by "
+                        f"{prediction.aggregation!r}; this version of rift aggregates it by the {expected} only")
     return prediction
 
 
-def record_prediction(model, prediction: HullAverage) -> None:
+def record_prediction(model, prediction: Prediction) -> None:
     """Written with the model's config by ``save_pretrained``."""
     setattr(unwrap(model).config, PREDICTION_KEY, dataclasses.asdict(prediction))
 
@@ -133,3 +172,71 @@ class AveragedPredictor:
                                                           weights[s].to(device))).logits.float()
                       for s in range(self.samples)]
         return torch.stack([F.normalize(logits, dim=-1) for logits in passes]).mean(0).cpu()
+
+
+class VotePredictor:
+    """Scores of inputs as a recorded vote gives them: each class's share of the votes of ``samples`` random copies
+    (SAFER's or RanMASK's, ``rift.smoothing``). A copy drawn twice for one input is classified once."""
+
+    def __init__(self, model, tokenizer, prediction: SubstitutionVote | MaskVote, max_length: int,
+                 source: SubstitutionSource | None = None, batch_size: int = 64):
+        self.model, self.tokenizer, self.prediction = model, tokenizer, prediction
+        self.max_length, self.batch_size = max_length, batch_size
+        if isinstance(prediction, SubstitutionVote):
+            if source is None:
+                raise RiftError("a SAFER vote needs the substitution source its perturbation sets are built from")
+            sets = PerturbationSets(source, prediction.set_size)
+            self.copy = lambda text, rng: safer_copy(text, sets, rng)
+        else:
+            if tokenizer.mask_token is None:
+                raise RiftError(f"a RanMASK vote masks words with the tokenizer's mask token, and "
+                                f"{type(tokenizer).__name__} has none")
+            self.copy = lambda text, rng: ranmask_copy(text, prediction.mask_rate, tokenizer.mask_token, rng)
+
+    @property
+    def samples(self) -> int:
+        return self.prediction.samples
+
+    def generator(self, text: str, pair: str | None, draw: int = 0) -> np.random.Generator:
+        """The copies' generator of one input: the recorded seed, the input, and which draw of copies it is (a
+        certificate selects its class on one draw and bounds it on another)."""
+        key = zlib.crc32(f"{text}\x00{pair}".encode())
+        return np.random.default_rng([self.prediction.seed, key, draw])
+
+    def copies(self, text: str, pair: str | None, samples: int, draw: int = 0) -> list[tuple[str, str | None]]:
+        """``samples`` random copies of one input; a text pair is copied in its second text, the one attacks change."""
+        rng = self.generator(text, pair, draw)
+        if pair is None:
+            return [(self.copy(text, rng), None) for _ in range(samples)]
+        return [(text, self.copy(pair, rng)) for _ in range(samples)]
+
+    @torch.inference_mode()
+    def predictions(self, inputs: Sequence[tuple[str, str | None]]) -> list[int]:
+        """The model's class for each input, one forward pass each, every distinct input once."""
+        distinct = list(dict.fromkeys(inputs))
+        found: dict[tuple[str, str | None], int] = {}
+        device = next(self.model.parameters()).device
+        with eval_mode(self.model):
+            for start in range(0, len(distinct), self.batch_size):
+                chunk = distinct[start:start + self.batch_size]
+                pairs = [pair for _, pair in chunk]
+                encoded = self.tokenizer([text for text, _ in chunk], pairs if pairs[0] is not None else None,
+                                         truncation=True, max_length=self.max_length, padding=True,
+                                         return_tensors="pt")
+                logits = classify(self.model, **{k: v.to(device) for k, v in encoded.items()}).logits
+                found.update(zip(chunk, logits.argmax(-1).tolist()))
+        return [found[item] for item in inputs]
+
+    def votes(self, text: str, pair: str | None, samples: int, draw: int = 0) -> torch.Tensor:
+        """Votes per class [classes] of ``samples`` copies of one input."""
+        classes = unwrap(self.model).config.num_labels
+        return torch.bincount(torch.tensor(self.predictions(self.copies(text, pair, samples, draw))),
+                              minlength=classes)
+
+    def scores(self, inputs: Sequence[tuple[str, str | None]]) -> torch.Tensor:
+        """[N, classes]: each class's share of the votes of ``samples`` copies of each input (all inputs' copies
+        classified together)."""
+        copies = [copy for text, pair in inputs for copy in self.copies(text, pair, self.samples)]
+        voted = torch.tensor(self.predictions(copies)).view(len(inputs), self.samples)
+        classes = unwrap(self.model).config.num_labels
+        return F.one_hot(voted, classes).float().mean(1)

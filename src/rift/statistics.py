@@ -1,4 +1,5 @@
-"""95% intervals for accuracies and for paired differences of accuracies (the same examples under two models).
+"""95% intervals for accuracies and for paired differences of accuracies (the same examples under two models), and
+the binomial bound and test that randomised smoothing's certificates rest on (rift.evaluation.certification).
 
 Wilson's score interval stays inside [0, 1] and keeps its coverage near 0 and 1, where robust accuracies live; a
 difference between two models measured on the same examples takes Newcombe's hybrid score interval for paired
@@ -67,3 +68,19 @@ def seed_interval(differences: Sequence[float], confidence: float = 0.95) -> tup
     if spread > 0:
         half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread / math.sqrt(n)
     return mean - half, mean + half
+
+
+def clopper_pearson_lower(successes: int, n: int, alpha: float = 0.05) -> float:
+    """The one-sided Clopper-Pearson lower bound, at confidence 1 - ``alpha``, on a binomial proportion of which
+    ``successes`` out of ``n`` were seen: the lower end of scipy's exact two-sided interval at 1 - 2 alpha."""
+    if not 0 <= successes <= n or n == 0:
+        raise ValueError(f"{successes} successes out of {n}")
+    return float(stats.binomtest(successes, n).proportion_ci(confidence_level=1 - 2 * alpha, method="exact").low)
+
+
+def vote_test_pvalue(top: int, runner_up: int) -> float:
+    """The two-sided binomial test that the top class and the runner-up of a vote are equally likely, as RanMASK
+    abstains from predicting unless it rejects at 0.05."""
+    if top + runner_up == 0:
+        return 1.0
+    return float(stats.binomtest(top, top + runner_up, 0.5).pvalue)

@@ -29,12 +29,14 @@ def build_attack(
     word-substitution attack takes ``max_changed_share``, ``lm_constraint``, ``constraints`` (context constraints;
     TextFooler has its own by default), ``query_budget``, ``query_budget_per_word`` and ``seed``; genetic also
     ``population`` and ``generations``; ascc ``steps``, ``learning_rate``, ``sparsity_weight``, ``objective``,
-    ``max_substitutes`` and ``seed``. A model that predicts by averaging passes (``rift.prediction``) is attacked
-    through ``predictor`` (an ``AveragedPredictor``), by the word-substitution attacks."""
+    ``max_substitutes`` and ``seed``. A model that predicts by averaging passes or by a vote over random copies
+    (``rift.prediction``) is attacked through ``predictor`` (an ``AveragedPredictor`` or a ``VotePredictor``), by
+    the word-substitution attacks."""
     cls = load("attack", name)
     if "predictor" not in options and recorded_prediction(model) is not None:
-        raise RiftError(f"the model predicts by averaging passes ({PREDICTION_KEY} in its config): attack it through "
-                        "that average, build_attack(..., predictor=rift.prediction.AveragedPredictor(...))")
+        raise RiftError(f"the model predicts by averaging passes or by a vote ({PREDICTION_KEY} in its config): "
+                        "attack it as it predicts, build_attack(..., predictor=rift.prediction.AveragedPredictor(...) "
+                        "or VotePredictor(...))")
     try:
         return cls.build(model, tokenizer, source, batch_size=batch_size, max_length=max_length, **options)
     except TypeError as error:  # an option this attack does not take

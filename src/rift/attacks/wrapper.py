@@ -16,7 +16,7 @@ from torch import nn
 
 from rift.errors import RiftError
 from rift.models import classify, eval_mode
-from rift.prediction import AveragedPredictor
+from rift.prediction import AveragedPredictor, VotePredictor
 
 Key = tuple[tuple[int, ...], tuple[int, ...] | None]  # token ids, token type ids (None if the model has none)
 Inputs = tuple[str, str | None]  # (text, text_pair)
@@ -30,7 +30,7 @@ class ModelWrapper:
     """
 
     def __init__(self, model: nn.Module, tokenizer, *, batch_size: int = 64, max_length: int = 256,
-                 predictor: AveragedPredictor | None = None) -> None:
+                 predictor: AveragedPredictor | VotePredictor | None = None) -> None:
         """``predictor``: the model's averaged prediction, when it predicts so."""
         if batch_size < 1 or max_length < 2:
             raise RiftError(f"batch size and max length must be positive, got {batch_size} and {max_length}")

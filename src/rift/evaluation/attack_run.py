@@ -25,7 +25,7 @@ from rift.evaluation.surface import mark_training_surface, training_adversary
 from rift.files import write_atomic
 from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads
 from rift.models import check_label_names, load_classifier, load_tokenizer
-from rift.prediction import AveragedPredictor, recorded_prediction
+from rift.prediction import AveragedPredictor, MaskVote, SubstitutionVote, VotePredictor, recorded_prediction
 from rift.registry import load
 from rift.run_folder import ATTACK_CONFIG_FILE, ATTACK_RESULTS_FILE
 from rift.substitutions import build_substitution_source
@@ -101,7 +101,7 @@ def apply_protocol(args: AttackArguments, task: str) -> AttackArguments:
 
 
 def build_named_attack(name: str, model, tokenizer, source, args: AttackArguments,
-                       predictor: AveragedPredictor | None = None):
+                       predictor: AveragedPredictor | VotePredictor | None = None):
     """The registered attack ``name`` with the settings ``args`` gives it, under ``args.protocol`` if any, through
     the model's averaged prediction when it predicts so."""
     options = load("attack", name).options_from(args)
@@ -123,14 +123,19 @@ def attack_synonyms(name: str, args: AttackArguments) -> str:
     return load("attack", name).synonyms or args.synonyms
 
 
-def averaged_predictor(model, tokenizer, args: EvalArguments | AttackArguments) -> AveragedPredictor | None:
-    """The model's averaged prediction, if its checkpoint records one (``rift.prediction``), over the substitution
-    source it was trained with."""
+def averaged_predictor(model, tokenizer, args: EvalArguments | AttackArguments
+                       ) -> AveragedPredictor | VotePredictor | None:
+    """The model's averaged prediction or vote, if its checkpoint records one (``rift.prediction``), over the
+    substitution source it was trained with."""
     prediction = recorded_prediction(model)
     if prediction is None:
         return None
+    if isinstance(prediction, MaskVote):
+        return VotePredictor(model, tokenizer, prediction, args.max_length, batch_size=args.batch_size)
     source = build_substitution_source(prediction.synonyms, resolve_data_dir(args.data_dir),
                                        max_substitutes=prediction.max_substitutes)
+    if isinstance(prediction, SubstitutionVote):
+        return VotePredictor(model, tokenizer, prediction, args.max_length, source, batch_size=args.batch_size)
     return AveragedPredictor(model, tokenizer, prediction, source, args.max_length)
 
 

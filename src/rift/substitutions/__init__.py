@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rift.errors import RiftError
 from rift.inputs import note_read
-from rift.substitutions.base import SOURCE_CHOICES, SOURCE_NAMES, SubstitutionSource, is_word, lookup_key
+from rift.substitutions.base import SOURCE_CHOICES, SOURCE_NAMES, SubstitutionSource, is_word, lookup_key, match_case
 from rift.substitutions.counterfitted import CounterFittedSynonyms
 from rift.substitutions.wordnet import WordNetSynonyms
 
@@ -30,15 +30,6 @@ __all__ = [
     "load_stopwords",
     "substitute_slots",
 ]
-
-def _match_case(template: str, word: str) -> str:
-    """``word`` cased like ``template``: "GOOD" -> "GREAT", "Good" -> "Great", "good" -> "great"."""
-    if len(template) > 1 and template.isupper():
-        return word.upper()
-    if template[0].isupper():
-        return word[0].upper() + word[1:]
-    return word
-
 
 class FilteredSource(SubstitutionSource):
     """Another source with the usual restrictions applied.
@@ -75,7 +66,7 @@ class FilteredSource(SubstitutionSource):
             return []
         found = self.base.substitutes(words, position)
         if self.keep_case:
-            found = [_match_case(word, s) for s in found]
+            found = [match_case(word, s) for s in found]
         if self.vocabulary is not None:
             found = [s for s in found if self.vocabulary(s)]
         return found[: self.max_substitutes]

@@ -26,6 +26,15 @@ def lookup_key(word: str) -> str:
     return word.lower().replace("’", "'")
 
 
+def match_case(template: str, word: str) -> str:
+    """``word`` cased like ``template``: "GOOD" -> "GREAT", "Good" -> "Great", "good" -> "great"."""
+    if len(template) > 1 and template.isupper():
+        return word.upper()
+    if template[0].isupper():
+        return word[0].upper() + word[1:]
+    return word
+
+
 class SubstitutionSource(ABC):
     """Where the allowed replacements of a word come from (the attacker's "attack surface")."""
 
