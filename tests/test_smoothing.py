@@ -109,3 +109,18 @@ def test_a_recorded_prediction_this_version_cannot_read_is_one_line(tmp_path, tr
     model.config.rift_prediction = {"kind": "ranmask", "samples": 3, "mask_rate": 0.5, "aggregation": "logits"}
     with pytest.raises(RiftError, match="aggregates it by the share of votes only"):
         recorded_prediction(model)
+
+
+@pytest.mark.parametrize("method", ["safer", "ranmask"])
+def test_a_smoothing_defence_records_its_vote_and_is_attacked_through_it(tmp_path, tiny_model_dir, method):
+    run = tmp_path / method
+    assert main(["train", "--method", method, "--model", tiny_model_dir, *data_options(tmp_path), "--epochs", "1",
+                 "--batch-size", "16", f"--{method}-samples", "4", "--output-dir", str(run)]) == 0
+    saved = json.loads((run / "config.json").read_text())["rift_prediction"]
+    assert saved["kind"] == method and saved["samples"] == 4 and saved["aggregation"] == "share of votes"
+    assert saved.get("mask_rate", 0.7) == 0.7 and saved.get("set_size", 100) == 100  # the references' defaults
+    out = tmp_path / "attack"
+    assert main(["attack", "--model", str(run), *data_options(tmp_path), "--attack", "pwws", "--num-examples", "3",
+                 "--output-dir", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "examples_pwws.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["queries"] % 4 == 0 for r in records)

@@ -104,6 +104,9 @@ RESUMED_METHODS = [
     ("infobert", dict(adv_steps=2)),
     ("a2t", {}),
     ("dne", dict(dne_steps=1, dne_neighbours=8)),
+    # randomised smoothing: each step's copies drawn anew
+    ("safer", dict(safer_samples=4)),
+    ("ranmask", dict(ranmask_samples=4)),
 ]
 
 

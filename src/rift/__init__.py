@@ -5,7 +5,8 @@ keyword arguments, checks them as the command line does, and returns a typed res
 
 - ``rift.train(...) -> TrainResult``: fine-tune (``method="standard" | "ascc" | "rift" | ...``), as ``rift train``;
 - ``rift.attack(...) -> AttackReport``: PWWS, genetic, TextFooler, ASCC on a checkpoint, as ``rift attack``;
-- ``rift.evaluate(...) -> EvalResult``: clean accuracy on a split, as ``rift eval``.
+- ``rift.evaluate(...) -> EvalResult``: clean accuracy on a split, as ``rift eval``;
+- ``rift.certify(...) -> dict``: certified accuracy of a smoothed classifier (safer, ranmask), as ``rift certify``.
 
 Inside an existing Hugging Face script: ``rift.RobustTrainer``, a ``transformers.Trainer`` that trains with any rift
 objective and adversary.
@@ -32,10 +33,10 @@ __version__ = "0.1.0"
 
 # name -> module; imported on first use, so that ``import rift`` (and ``rift --help``) loads no model code
 _EXPORTS = {
-    "train": "rift.api", "attack": "rift.api", "evaluate": "rift.api",
+    "train": "rift.api", "attack": "rift.api", "evaluate": "rift.api", "certify": "rift.api",
     "TrainResult": "rift.api", "AttackReport": "rift.api", "AttackSummary": "rift.api", "EvalResult": "rift.api",
     "TrainingArguments": "rift.arguments", "AttackArguments": "rift.arguments", "EvalArguments": "rift.arguments",
-    "BenchArguments": "rift.arguments",
+    "BenchArguments": "rift.arguments", "CertifyArguments": "rift.arguments",
     "RobustTrainer": "rift.training.hf_trainer",
     "load_classifier": "rift.models", "load_tokenizer": "rift.models",
     "load_task": "rift.data",

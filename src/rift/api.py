@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rift.arguments import AttackArguments, EvalArguments, TrainingArguments
+from rift.arguments import AttackArguments, CertifyArguments, EvalArguments, TrainingArguments
 from rift.config import RESOLVED, build_config, check_output_path, default_value
 from rift.errors import RiftError
 from rift.files import folder_lock, is_main_process, write_atomic
 from rift.presets import PRESETS
-from rift.reporting.model_card import record_attacks
+from rift.reporting.model_card import record_attacks, record_certification
 from rift.run_folder import CONFIG_FILE
 
 
@@ -137,6 +137,26 @@ def attack(args: AttackArguments | None = None, **options) -> AttackReport:
     return AttackReport(model=args.model, output_dir=Path(args.output_dir), results=results,
                         attacks={name: AttackSummary.from_summary(name, summary)
                                  for name, summary in results["attacks"].items()})
+
+
+def certify(args: CertifyArguments | None = None, **options) -> dict:
+    """Certify a smoothed classifier (safer, ranmask) as ``rift certify`` does; the content of its results.json.
+    Resumes an interrupted run in the same ``output_dir``."""
+    from rift.evaluation.certify_run import run_certify
+
+    args = _arguments(CertifyArguments, args, options)
+    with writing(args.output_dir, "rift certify"):
+        results = run_certify(args)
+    model_dir = Path(args.model)
+    if (model_dir / CONFIG_FILE).is_file():  # a checkpoint rift trained: its card says so too
+        try:
+            with folder_lock(model_dir, "rift certify (the model card)"):
+                record_certification(model_dir, results)
+        except OSError as error:
+            print(f"the model card of {model_dir} was not updated ({error.strerror or error})", file=sys.stderr)
+        except RiftError as error:
+            print(f"the model card of {model_dir} was not updated: {error}", file=sys.stderr)
+    return results
 
 
 def evaluate(args: EvalArguments | None = None, **options) -> EvalResult:

@@ -233,6 +233,33 @@ class AttackArguments(DataArguments):
         refuse_repeats("--attack", self.attack)
 
 
+@dataclass
+class CertifyArguments(DataArguments):
+    model: str | None = option(None, "checkpoint folder of a classifier trained with a smoothing defence (safer, "
+                                     "ranmask)", required=True)
+    output_dir: str | None = option(None, "folder for results.json and certified.jsonl", required=True, path="dir")
+    split: str = option("test", "split to certify", choices=("train", "dev", "test"))
+    num_examples: int | None = option(None, "seeded sample of this many examples of the split (default: all); the "
+                                            "same sample as rift attack's with the same seed", at_least=1)
+    sample_seed: int | None = option(None, "seed of that sample (default: --seed)", at_least=0, at_most=MAX_SEED)
+    batch_size: int = option(64, "copies per model call", at_least=1)
+    alpha: float = option(0.05, "the certificate holds with confidence 1 - alpha (its Clopper-Pearson bound), and "
+                                "a vote whose top two classes a binomial test at alpha cannot tell apart abstains",
+                          above=0, at_most=0.5)
+    selection_samples: int = option(100, "copies that select the class to certify (RanMASK's n0)", at_least=1)
+    certify_samples: int | None = option(None, "copies that bound the selected class's share (default: the "
+                                               "reference's, 2000 for SAFER, 5000 for RanMASK)", at_least=1)
+    synonyms: str = option("counterfitted", "ranmask: the substitution source of the attacks a certificate is to "
+                                            "cover (stop words excluded): an example counts as certified when its "
+                                            "radius reaches the number of its words the source can change; safer "
+                                            "certifies against the source it was trained with", choices=SOURCE_CHOICES)
+    smoothing: str | None = option(None, "certify a checkpoint that records no smoothing as this one (a printed "
+                                         "warning says the model was not trained for it)", choices=("safer", "ranmask"))
+    allow_label_mismatch: bool = option(False, "certify a model whose saved label names differ from the task's")
+    allow_untrained_head: bool = option(False, "certify a model whose classification head is not in its weights "
+                                               "(drawn at random; the results say so)")
+
+
 def refuse_repeats(flag: str, given: list) -> None:
     """A list option names each item once: a cell or an attack twice would count its examples twice."""
     repeated = sorted({str(item) for item in given if given.count(item) > 1})

@@ -15,6 +15,7 @@ from rift import __version__
 from rift.arguments import (
     AttackArguments,
     BenchArguments,
+    CertifyArguments,
     EvalArguments,
     RecordArguments,
     ReportArguments,
@@ -68,6 +69,20 @@ def cmd_attack(args: AttackArguments) -> int:
     if PartialState().is_main_process:
         print(format_table(result.results["attacks"], result.results.get("worst_case")))
         print(f"results and every attacked example written to {result.output_dir}")
+    return 0
+
+
+def cmd_certify(args: CertifyArguments) -> int:
+    from rift import api
+
+    results = api.certify(args)
+    low, high = results["certified_accuracy_interval"]
+    print(f"{results['smoothing']['kind']} on {results['num_examples']} examples: clean (vote) "
+          f"{results['clean_accuracy']:.3f}, {results['abstained']} abstained; certified {results['certified_accuracy']:.3f} "
+          f"[{low:.3f}, {high:.3f}] at confidence {1 - results['alpha']:.2f}")
+    for radius, share in results.get("certified_accuracy_at_radius", {}).items():
+        print(f"  certified against any {radius} changed words: {share:.3f}")
+    print(f"results and every certificate written to {args.output_dir}")
     return 0
 
 
@@ -129,6 +144,8 @@ def cmd_record(args: RecordArguments) -> int:
 COMMANDS = {
     "train": (TrainingArguments, cmd_train, "fine-tune an encoder (standard, adversarial or RIFT)"),
     "eval": (EvalArguments, cmd_eval, "clean accuracy of a classifier on a split"),
+    "certify": (CertifyArguments, cmd_certify, "certified accuracy of a classifier trained with a smoothing defence "
+                                               "(safer, ranmask), beside its vote's clean accuracy"),
     "attack": (AttackArguments, cmd_attack, "attack a classifier (pwws, genetic, textfooler; ascc, the training adversary's measure) and measure its robustness"),
     "bench": (BenchArguments, cmd_bench, "train a grid of tasks x methods x seeds, attack every model, and tabulate "
                                          "the means and standard deviations over seeds (resumable)"),

@@ -19,6 +19,7 @@ does not depend on the other inputs of its batch, and a run is reproducible.
 from __future__ import annotations
 
 import dataclasses
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ class VotePredictor:
                  source: SubstitutionSource | None = None, batch_size: int = 64):
         self.model, self.tokenizer, self.prediction = model, tokenizer, prediction
         self.max_length, self.batch_size = max_length, batch_size
+        self.model_seconds = 0.0  # time spent in the model's forward passes, of all calls
         if isinstance(prediction, SubstitutionVote):
             if source is None:
                 raise RiftError("a SAFER vote needs the substitution source its perturbation sets are built from")
@@ -223,8 +225,10 @@ class VotePredictor:
                 encoded = self.tokenizer([text for text, _ in chunk], pairs if pairs[0] is not None else None,
                                          truncation=True, max_length=self.max_length, padding=True,
                                          return_tensors="pt")
+                started = time.perf_counter()
                 logits = classify(self.model, **{k: v.to(device) for k, v in encoded.items()}).logits
                 found.update(zip(chunk, logits.argmax(-1).tolist()))
+                self.model_seconds += time.perf_counter() - started
         return [found[item] for item in inputs]
 
     def votes(self, text: str, pair: str | None, samples: int, draw: int = 0) -> torch.Tensor:

@@ -31,6 +31,8 @@ _COMPONENTS: dict[str, dict[str, str]] = {
         "infobert": "rift.objectives.infobert:InfoBERTObjective",
         "a2t": "rift.objectives.a2t:A2TObjective",
         "dne": "rift.objectives.dne:DNEObjective",
+        "safer": "rift.objectives.safer:SAFERObjective",
+        "ranmask": "rift.objectives.ranmask:RanMASKObjective",
     },
     "adversary": {
         "ascc": "rift.adversaries.ascc:TokenASCCAdversary",

@@ -55,8 +55,28 @@ def record_attacks(model_dir: Path, results: dict[str, Any], settings: dict[str,
         recorded = [e for e in recorded if key(e) != key(entry)] + [entry]
     # the worst cases first: the measure to judge a model by
     recorded.sort(key=lambda e: e["attack"] != WORST_CASE)
-    write_atomic(path, json.dumps({"attacks": recorded}, indent=2))
+    write_atomic(path, json.dumps(_read(path) | {"attacks": recorded}, indent=2))
     write_model_card(model_dir)
+
+
+def record_certification(model_dir: Path, results: dict[str, Any]) -> None:
+    """Keep a ``rift certify`` summary in ``robustness.json``; one entry per smoothing, split, sample size and
+    confidence (a later run of the same replaces it), then write the card again."""
+    path = model_dir / ROBUSTNESS_FILE
+    entry = {k: results[k] for k in ("task", "split", "num_examples", "alpha", "selection_samples", "certify_samples")}
+    entry |= {"smoothing": results["smoothing"]["kind"],
+              "summary": {k: results.get(k) for k in ("certified_accuracy", "certified_accuracy_interval",
+                                                      "clean_accuracy", "abstained", "certified_accuracy_at_radius")}}
+    key = lambda e: (e["smoothing"], e["split"], e["num_examples"], e["alpha"])  # noqa: E731
+    recorded = [e for e in _read(path).get("certified", []) if key(e) != key(entry)] + [entry]
+    write_atomic(path, json.dumps(_read(path) | {"certified": recorded}, indent=2))
+    write_model_card(model_dir)
+
+
+def _certified_title(entry: dict) -> str:
+    low, high = entry["summary"]["certified_accuracy_interval"]
+    return (f"certified accuracy ({entry['smoothing']}, {entry['split']}, n={entry['num_examples']}, confidence "
+            f"{1 - entry['alpha']:.2f}, 95% [{low:.3f}, {high:.3f}])")
 
 
 def _attack_settings(name: str) -> tuple[str, ...]:
@@ -84,6 +104,7 @@ def write_model_card(model_dir: Path) -> Path:
     config = _read(model_dir / CONFIG_FILE)
     metrics = _read(model_dir / METRICS_FILE)
     attacks = _read(model_dir / ROBUSTNESS_FILE).get("attacks", [])
+    certified = _read(model_dir / ROBUSTNESS_FILE).get("certified", [])
     task = _component("task", config.get("task", "file"))
     dataset_name = (task.title if task else None) or config.get("task", "file")
     dataset_id = (task.hub_dataset if task else None) or dataset_name
@@ -106,13 +127,18 @@ def write_model_card(model_dir: Path) -> Path:
                                   dataset_split=entry["split"], metric_type="accuracy",
                                   metric_value=round(summary["robust_accuracy"], 4), metric_name=_attack_title(entry),
                                   metric_args=args))
+    for entry in certified:
+        results.append(EvalResult(task_type="text-classification", dataset_type=dataset_id, dataset_name=dataset_name,
+                                  dataset_split=entry["split"], metric_type="accuracy",
+                                  metric_value=round(entry["summary"]["certified_accuracy"], 4),
+                                  metric_name=_certified_title(entry)))
     data = ModelCardData(
         library_name="transformers", pipeline_tag="text-classification", base_model=base,
         datasets=[task.hub_dataset] if task and task.hub_dataset else None,
         tags=list(dict.fromkeys(["rift", "adversarial-robustness", "text-classification", method])),
         model_name=model_dir.name, eval_results=results or None,
     )
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(model_dir.name, config, metrics, attacks, base)}")
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_body(model_dir.name, config, metrics, attacks, certified, base)}")
     path = model_dir / CARD_FILE
     write_atomic(path, str(card))
     return path
@@ -123,7 +149,7 @@ def _component(kind: str, name: str) -> type | None:
     return load(kind, name) if name in names(kind) else None
 
 
-def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str | None) -> str:
+def _body(name: str, config: dict, metrics: dict, attacks: list[dict], certified: list[dict], base: str | None) -> str:
     method = config.get("method", "standard")
     task = _component("task", config.get("task", "file"))
     trained_on = (task.title if task else None) or config.get("task", "file")
@@ -152,9 +178,15 @@ def _body(name: str, config: dict, metrics: dict, attacks: list[dict], base: str
     for entry in attacks:
         if entry["summary"].get("robust_accuracy") is not None:
             lines.append(f"| {_attack_title(entry)} | {entry['summary']['robust_accuracy']:.4f} |")
+    for entry in certified:
+        lines.append(f"| {_certified_title(entry)} | {entry['summary']['certified_accuracy']:.4f} |")
     if not attacks:
         lines += ["", "No attack has been run on this checkpoint yet: `rift attack --model THIS_FOLDER ...` adds its "
                       "results here."]
+    if certified:
+        lines += ["", "Certified accuracy (`rift certify`): the share of the examples whose smoothed prediction is "
+                      "correct and provably unchanged by every substitution the attacks could make, with the stated "
+                      "confidence: a lower bound beside the attacks' upper one."]
     lines += ["", "Robust accuracy: the share of the attacked examples that are classified correctly and that the "
                   "attack did not break; under the worst case of several attacks, that none of them broke (over the "
                   "examples every one attacked); intervals are 95% Wilson intervals.", ""]
