@@ -50,23 +50,32 @@ class FreeLBObjective(Objective):
                    "normalised gradient ascent, one optimiser step for all of them (Zhu et al. 2020)")
     Options = FreeLBOptions
 
+    def iterate(self, model, embedded: torch.Tensor, inputs: dict, batch, mask: torch.Tensor, delta: torch.Tensor,
+                last: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The terms of one iterate, on ``embedded + delta``, and the gradient on ``delta`` that moves it (None for
+        the last iterate, which is trained on, not moved). InfoBERT adds its regularisers here."""
+        ce = F.cross_entropy(classify(model, inputs_embeds=embedded + delta, **inputs).logits, batch["labels"])
+        return {"adversarial_ce": ce}, None if last else torch.autograd.grad(ce, delta, retain_graph=True)[0]
+
+    def combine(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loss and its logged terms from each term's mean over the iterates."""
+        return {"loss": terms["adversarial_ce"]} | terms
+
     def loss(self, model, batch) -> dict[str, torch.Tensor]:
         inputs = model_inputs(batch)
         ids = inputs.pop("input_ids")
         embeddings = input_embeddings(model)
         mask = inputs["attention_mask"].to(embeddings.weight.dtype).unsqueeze(-1)  # real tokens only
         delta = initial_perturbation(embeddings(ids).detach(), mask, self.args.adv_init_magnitude)
-        losses = []
+        iterates = []
         for step in range(self.args.adv_steps):
             delta.requires_grad_(True)
-            logits = classify(model, inputs_embeds=embeddings(ids) + delta, **inputs).logits
-            ce = F.cross_entropy(logits, batch["labels"])
-            losses.append(ce)
-            if step < self.args.adv_steps - 1:  # the last iterate is trained on, not moved
-                (gradient,) = torch.autograd.grad(ce, delta, retain_graph=True)
+            last = step == self.args.adv_steps - 1
+            terms, gradient = self.iterate(model, embeddings(ids), inputs, batch, mask, delta, last)
+            iterates.append(terms)
+            if not last:
                 delta = ascent_step(delta.detach(), gradient * mask, self.args.adv_step_size, self.args.adv_max_norm)
-        loss = torch.stack(losses).mean()
-        return {"loss": loss, "adversarial_ce": loss}
+        return self.combine({name: torch.stack([terms[name] for terms in iterates]).mean() for name in iterates[0]})
 
 
 class FreeLBPlusPlusObjective(FreeLBObjective):

@@ -32,18 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rift.config import option
-from rift.data.batching import model_inputs
 from rift.errors import RiftError
-from rift.models import classify, input_embeddings, unwrap
-from rift.objectives.base import Objective
-from rift.objectives.pgd import (
-    INIT_HELP,
-    MAX_NORM_HELP,
-    STEP_SIZE_HELP,
-    STEPS_HELP,
-    ascent_step,
-    initial_perturbation,
-)
+from rift.models import classify, unwrap
+from rift.objectives.freelb import FreeLBObjective
+from rift.objectives.pgd import INIT_HELP, MAX_NORM_HELP, STEP_SIZE_HELP, STEPS_HELP
 
 CRITIC_HIDDEN = 300  # the reference's InfoNCE critic width
 
@@ -105,7 +97,7 @@ def info_nce_lower_bound(critic: InfoNCECritic, local: torch.Tensor, anchor: tor
     return scores.diagonal().mean() - scores.logsumexp(dim=1).mean() + math.log(len(local))
 
 
-class InfoBERTObjective(Objective):
+class InfoBERTObjective(FreeLBObjective):
     name = "infobert"
     description = ("InfoBERT: FreeLB adversarial training plus an information bottleneck on the embedding layer and "
                    "an InfoNCE term anchoring the local robust tokens to [CLS] (Wang et al. 2021)")
@@ -139,30 +131,23 @@ class InfoBERTObjective(Objective):
                   for start in range(0, len(positions), chunk) if len(positions) - start > 1]
         return torch.stack(bounds).mean() if bounds else embedded.new_zeros(())
 
-    def loss(self, model, batch) -> dict[str, torch.Tensor]:
-        inputs = model_inputs(batch)
-        ids = inputs.pop("input_ids")
-        embeddings = input_embeddings(model)
+    def iterate(self, model, embedded: torch.Tensor, inputs: dict, batch, mask: torch.Tensor, delta: torch.Tensor,
+                last: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        output = classify(model, inputs_embeds=embedded + delta, return_hidden_states=True, **inputs)
+        states, top = output.hidden_states[0], output.hidden_states[-1]
+        ce = F.cross_entropy(output.logits.float(), batch["labels"])
         real = inputs["attention_mask"]
-        mask = real.to(embeddings.weight.dtype).unsqueeze(-1)  # real tokens only
-        delta = initial_perturbation(embeddings(ids).detach(), mask, self.args.adv_init_magnitude)
+        tokens = states[real.bool()]
+        bottleneck = club_upper_bound(tokens, torch.randint(len(tokens), (len(tokens),), device=tokens.device))
+        # the ascent and the token ranking read the gradient of the iterate's own loss, as the reference's do; the
+        # last iterate's too, which ranks its tokens
+        (gradient,) = torch.autograd.grad(ce + self.args.bottleneck_weight * bottleneck, delta, retain_graph=True)
+        nce = self.anchored_nce(states, top, gradient * mask, real)
+        return {"adversarial_ce": ce, "bottleneck": bottleneck, "anchored_nce": nce}, gradient
+
+    def combine(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         beta, alpha = self.args.bottleneck_weight, self.args.anchored_weight
-        ces, bottlenecks, nces = [], [], []
-        for step in range(self.args.adv_steps):
-            delta.requires_grad_(True)
-            output = classify(model, inputs_embeds=embeddings(ids) + delta, return_hidden_states=True, **inputs)
-            embedded, last = output.hidden_states[0], output.hidden_states[-1]
-            ce = F.cross_entropy(output.logits.float(), batch["labels"])
-            tokens = embedded[real.bool()]
-            bottleneck = club_upper_bound(tokens, torch.randint(len(tokens), (len(tokens),), device=tokens.device))
-            # the ascent and the token ranking read the gradient of the iterate's own loss, as the reference's do
-            (gradient,) = torch.autograd.grad(ce + beta * bottleneck, delta, retain_graph=True)
-            nces.append(self.anchored_nce(embedded, last, gradient * mask, real))
-            ces.append(ce)
-            bottlenecks.append(bottleneck)
-            if step < self.args.adv_steps - 1:  # the last iterate is trained on, not moved
-                delta = ascent_step(delta.detach(), gradient * mask, self.args.adv_step_size, self.args.adv_max_norm)
-        ce, bottleneck, nce = (torch.stack(values).mean() for values in (ces, bottlenecks, nces))
+        ce, bottleneck, nce = terms["adversarial_ce"], terms["bottleneck"], terms["anchored_nce"]
         return {"loss": ce + beta * bottleneck - alpha * nce, "adversarial_ce": ce,
                 "weighted_bottleneck": beta * bottleneck, "weighted_anchored_nce": -alpha * nce,
                 "bottleneck": bottleneck.detach(), "anchored_nce": nce.detach()}
