@@ -11,13 +11,15 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from test_certification import TableSource
 from test_cli import write_csv
 from test_distributed import data_options
 
 from rift.cli import main
 from rift.data import Example
-from rift.evaluation.certify_run import CERTIFIED_FILE, Certifier, summarize
+from rift.evaluation.certify_run import Certifier, summarize
+from rift.run_folder import CERTIFIED_FILE
 from rift.prediction import MaskVote
 
 SMALL = ["--selection-samples", "20", "--certify-samples", "200"]
@@ -145,3 +147,35 @@ def test_a_model_not_trained_for_smoothing_is_certified_only_when_asked_with_a_w
     assert main([*command, "--smoothing", "ranmask", "--output-dir", str(tmp_path / "b")]) == 0
     assert "was not trained for ranmask" in capsys.readouterr().err
     assert not json.loads((tmp_path / "b" / "results.json").read_text())["trained_for_smoothing"]
+
+
+def test_a_bench_certifies_its_smoothing_cells_and_tabulates_the_bound(tmp_path, tiny_model_dir, capsys):
+    options = dict(zip(*[iter(sentiment_words_data(tmp_path))] * 2))  # flag, value pairs
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({
+        "train_file": options["--train-file"], "dev_file": options["--dev-file"], "test_file": options["--test-file"],
+        "text_column": "review", "label_column": "sentiment", "label_names": ["negative", "positive"],
+        "max_length": 32, "learning_rate": 3e-3, "ranmask_samples": 8}))
+    out = tmp_path / "grid"
+    command = ["bench", "--task", "file", "--data-dir", options["--data-dir"], "--train-config", str(config),
+               "--model", tiny_model_dir, "--methods", "standard,ranmask", "--attacks", "pwws", "--num-examples", "8",
+               "--certify-num-examples", "6", "--epochs", "6", "--batch-size", "16", "--output-dir", str(out)]
+    assert main(command) == 0
+    cells = {cell["method"]: cell for cell in json.loads((out / "results.json").read_text())["cells"]}
+    assert cells["standard"].get("certified_accuracy") is None  # only a smoothing defence is certified
+    ranmask = cells["ranmask"]
+    assert 0 < ranmask["certified_accuracy"] and ranmask["certified/num_examples"] == 6
+    certified = out / "cells" / "file-ranmask-s0" / "certified"
+    assert len((certified / CERTIFIED_FILE).read_text().splitlines()) == 6
+    markdown = (out / "results.md").read_text()
+    assert "| task | method | seeds | clean | pwws | certified | cost | CKA |" in markdown  # the methods at a glance
+    standard = next(line for line in markdown.splitlines() if line.startswith("| file | standard | 1 |"))
+    assert standard.split("|")[6].strip() == "-"  # the certified column of the methods at a glance
+    assert "| task | method | seed | test acc | dev acc | under pwws | certified |" in markdown  # and every cell
+    capsys.readouterr()
+    assert main(command) == 0 and capsys.readouterr().out.count("skipped (finished before)") == 2
+    assert main(["record", str(out), str(tmp_path / "record")]) == 0
+    recorded = tmp_path / "record" / "cells" / "file-ranmask-s0" / "certified"
+    assert (recorded / "results.json").read_text() == (certified / "results.json").read_text()
+    again = {cell["method"]: cell for cell in json.loads((tmp_path / "record" / "results.json").read_text())["cells"]}
+    assert again["ranmask"]["certified_accuracy"] == ranmask["certified_accuracy"]

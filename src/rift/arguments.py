@@ -287,6 +287,10 @@ class BenchArguments:
                                                               "is the training adversary's own measure); ATTACK@PROTOCOL "
                                                               "runs that attack under a protocol (textfooler@textdefender), "
                                                               "beside the others", aliases=("--attack",))
+    certify_num_examples: int | None = option(None, "certify every cell trained with a smoothing defence (safer, "
+                                                    "ranmask) on the first N examples of the attacked sample (rift "
+                                                    "certify, the references' sample counts; default: none)",
+                                              at_least=1)
     config: str | None = option(None, "YAML file whose keys mirror these flags", metavar="FILE")
 
     # training of every cell; unset options take the preset's or rift train's value

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
-from rift.api import attack_results, run_training, writing
-from rift.arguments import AttackArguments, BenchArguments, DataArguments, TrainingArguments, attack_entry
+from rift.api import attack_results, certify, run_training, writing
+from rift.arguments import AttackArguments, BenchArguments, CertifyArguments, DataArguments, TrainingArguments, attack_entry
 from rift.config import build_config
 from rift.errors import RiftError
 from rift.evaluation.records import (
@@ -47,7 +47,15 @@ from rift.files import folder_lock, remove_temporaries, write_atomic
 from rift.inputs import check_inputs
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
-from rift.run_folder import ATTACK_RESULTS_FILE, CONFIG_FILE, GRID_RESULTS_FILES, METRICS_FILE, for_split
+from rift.registry import load
+from rift.run_folder import (
+    ATTACK_RESULTS_FILE,
+    CERTIFY_RESULTS_FILE,
+    CONFIG_FILE,
+    GRID_RESULTS_FILES,
+    METRICS_FILE,
+    for_split,
+)
 from rift.training.run import changed_training_options, drop_resume_state
 
 # the options of rift bench that every cell's training takes
@@ -133,7 +141,8 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
                 check_inputs(folder, None, args.allow_changed_data, "the cell's attacks")
             drop_resume_state(train_args)  # a kill may have come between the metrics and the state's removal
         pending = pending_attacks(args, cell)
-        if trained and not pending:
+        to_certify = certification_pending(args, cell, train_args)
+        if trained and not pending and not to_certify:
             return False
         if not trained:
             run_training(train_args, log=log)
@@ -143,7 +152,26 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
                             "another --output-dir")
         for call in pending:
             attack_results(attack_arguments(train_args, args, cell, call))
+        if to_certify:
+            certify(certify_arguments(train_args, args, cell))
         return True
+
+
+def certification_pending(args: BenchArguments, cell: Cell, train_args: TrainingArguments) -> bool:
+    """Whether the cell is to be certified (--certify-num-examples, a smoothing defence) and has not been on as many
+    examples."""
+    if args.certify_num_examples is None or not load("objective", train_args.method).certifiable:
+        return False
+    done = read_json(cell.certify_dir / CERTIFY_RESULTS_FILE) if (cell.certify_dir / CERTIFY_RESULTS_FILE).is_file() else {}
+    return done.get("num_examples") != args.certify_num_examples
+
+
+def certify_arguments(train_args: TrainingArguments, args: BenchArguments, cell: Cell) -> CertifyArguments:
+    """rift certify on the data exactly as the model was trained on it, the first examples of the attacks' sample."""
+    data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
+    return build_config(CertifyArguments, data | train_args.task_options() | dict(
+        config=None, model=str(cell.directory), output_dir=str(cell.certify_dir), split=args.split,
+        num_examples=args.certify_num_examples, sample_seed=args.attack_seed), unread="drop")
 
 
 def write_results(args: BenchArguments, records: list[dict], summary: list[dict], comparisons: list[dict]) -> str:

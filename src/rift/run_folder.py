@@ -19,11 +19,17 @@ ROBUSTNESS_FILE = "robustness.json"  # the attacks run on the model, with their 
 ATTACK_CONFIG_FILE = "attack_config.yaml"
 ATTACK_RESULTS_FILE = "results.json"
 
+# a certification run (rift certify): its settings, every example's certificate, the summary
+CERTIFY_CONFIG_FILE = "certify_config.yaml"
+CERTIFIED_FILE = "certified.jsonl"
+CERTIFY_RESULTS_FILE = "results.json"
+
 # a bench (grid) folder: cells/TASK-METHOD-sSEED/ are training runs, each with its attack run on the test split in
 # attacks/ and on another split in attacks-SPLIT/; the grid's tables are results.{json,csv,md} for the test split and
 # results-SPLIT.{json,csv,md} for another
 CELLS_DIR = "cells"
 ATTACKS_DIR = "attacks"
+CERTIFIED_DIR = "certified"  # a cell trained with a smoothing defence: rift certify's run, certified-SPLIT/ likewise
 GRID_RESULTS_FILE = "results.json"
 GRID_RESULTS_FILES = (GRID_RESULTS_FILE, "results.csv", "results.md")
 REPORT_FILE = "report.html"

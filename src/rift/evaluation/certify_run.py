@@ -43,15 +43,13 @@ from rift.files import write_atomic
 from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads
 from rift.prediction import MaskVote, SubstitutionVote, VotePredictor, recorded_prediction
 from rift.registry import load
+from rift.run_folder import CERTIFIED_FILE, CERTIFY_CONFIG_FILE, CERTIFY_RESULTS_FILE
 from rift.smoothing import kept_words
 from rift.statistics import clopper_pearson_lower, vote_test_pvalue, wilson_interval
 from rift.substitutions import SubstitutionSource, build_substitution_source
 from rift.substitutions.perturbation_sets import PerturbationSets
 from rift.text.words import PUNCTUATION, split_words
 
-CERTIFY_CONFIG_FILE = "certify_config.yaml"
-CERTIFIED_FILE = "certified.jsonl"
-CERTIFY_RESULTS_FILE = "results.json"
 # the references' estimation samples: SAFER's evaluation.py (its default N), RanMASK's certify ensemble
 CERTIFY_SAMPLES = {"safer": 2000, "ranmask": 5000}
 # options that may change between an interrupted run and its continuation (records are keyed by example index)

@@ -28,6 +28,8 @@ from rift.run_folder import (
     ATTACK_RESULTS_FILE,
     ATTACKS_DIR,
     CARD_FILE,
+    CERTIFIED_DIR,
+    CERTIFY_RESULTS_FILE,
     CELLS_DIR,
     CONFIG_FILE,
     GRID_RESULTS_FILE,
@@ -46,7 +48,8 @@ from rift.statistics import wilson_interval
 # the metrics first: a destination cell without them is a copy that a kill stopped before it began
 RECORDED_CELL_FILES = (METRICS_FILE, CONFIG_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE, INPUTS_FILE)
 
-MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds")
+MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds",
+                 "certified_accuracy")
 ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "mean_perturbed_fraction",
                   "mean_queries", "seconds", "outside_surface")
 
@@ -69,6 +72,12 @@ class Cell:
     @property
     def attack_dir(self) -> Path:
         return self.directory / for_split(ATTACKS_DIR, self.split)
+
+    @property
+    def certify_dir(self) -> Path:
+        """Where ``rift certify`` runs on a cell trained with a smoothing defence: ``certified/`` or
+        ``certified-SPLIT/``."""
+        return self.directory / for_split(CERTIFIED_DIR, self.split)
 
     def attack_folder(self, entry: str) -> Path:
         """Where the attack of a bench's ``--attacks`` entry runs: ``attacks/``, or ``attacks@PROTOCOL/`` for
@@ -135,6 +144,13 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
             num_robust = summary.get("num_robust", round(robust * n))
             record |= {f"{name}/num_examples": n, f"{name}/num_robust": num_robust,
                        f"{name}/robust_accuracy_interval": list(wilson_interval(num_robust, n))}
+    certified = read_json(cell.certify_dir / CERTIFY_RESULTS_FILE) if (cell.certify_dir / CERTIFY_RESULTS_FILE).is_file() else {}
+    if certified:  # a lower bound beside the attacks', on the first examples of their sample
+        n = certified["num_examples"]
+        count = round(certified["certified_accuracy"] * n)
+        record |= {"certified_accuracy": certified["certified_accuracy"], "certified/num_examples": n,
+                   "certified/num_certified": count,
+                   "certified_accuracy_interval": list(wilson_interval(count, n))}
     return record
 
 
@@ -151,7 +167,8 @@ def mean_std(values: list) -> dict:
 
 def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
     """Mean and (sample) standard deviation over seeds of every metric, per task x method, in grid order. Robust
-    accuracy (the worst case's too) also gets the 95% Wilson interval of the attacked examples pooled over seeds."""
+    accuracy (the worst case's too) and certified accuracy also get the 95% Wilson interval of the examples pooled
+    over seeds."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         groups.setdefault((record["task"], record["method"]), []).append(record)
@@ -164,6 +181,10 @@ def summarize_grid(records: list[dict], attacks: list[str]) -> list[dict]:
                 robust = sum(r[f"{attack}/num_robust"] for r in counted)
                 metrics[f"{attack}/robust_accuracy"]["interval"] = list(
                     wilson_interval(robust, sum(r[f"{attack}/num_examples"] for r in counted)))
+        certified = [r for r in rows if r.get("certified/num_examples")]
+        if certified:
+            metrics["certified_accuracy"]["interval"] = list(wilson_interval(
+                sum(r["certified/num_certified"] for r in certified), sum(r["certified/num_examples"] for r in certified)))
         summary.append({"task": task, "method": method, "seeds": [r["seed"] for r in rows], "metrics": metrics})
     return summary
 
@@ -227,8 +248,9 @@ def _copy_record(cells_dir: Path, bench_dir: Path, destination: Path) -> list[st
         for name in RECORDED_CELL_FILES:
             if (cell / name).exists():
                 copy_atomic(cell / name, target / name)
-        # attacks/, attacks-SPLIT/ and the protocols' attacks@PROTOCOL[-SPLIT]/
-        for attacks in [cell / ATTACKS_DIR, *sorted(path for path in cell.glob(f"{ATTACKS_DIR}[-@]*") if path.is_dir())]:
+        # attacks/, attacks-SPLIT/ and the protocols' attacks@PROTOCOL[-SPLIT]/; certified/ and certified-SPLIT/
+        for attacks in [cell / ATTACKS_DIR, *sorted(path for path in cell.glob(f"{ATTACKS_DIR}[-@]*") if path.is_dir()),
+                        *sorted(path for path in cell.glob(f"{CERTIFIED_DIR}*") if path.is_dir())]:
             if attacks.is_dir():
                 copy_attacks(attacks, target / attacks.name)
     return unfinished

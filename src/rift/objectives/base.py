@@ -30,6 +30,8 @@ class Objective(nn.Module):
     uses_adversary: ClassVar[bool] = False
     # the adversary it always trains against, taking no --adversary (a2t's): what its model's attacks are compared to
     own_adversary: ClassVar[str | None] = None
+    # whether its model predicts by a vote over random copies, which rift certify certifies (safer, ranmask)
+    certifiable: ClassVar[bool] = False
 
     def __init__(self, args=None):
         """``args``: the run's options, the objective's own among them (None for an objective built by hand that

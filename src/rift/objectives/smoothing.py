@@ -18,6 +18,8 @@ from rift.prediction import MaskVote, SubstitutionVote, record_prediction
 class CopiesObjective(Objective):
     """Cross-entropy on one copy per example; a subclass says how a text is copied and how the model votes."""
 
+    certifiable = True
+
     def copy(self, text: str, rng: np.random.Generator) -> str:
         raise NotImplementedError
 

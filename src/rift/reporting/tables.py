@@ -91,6 +91,11 @@ def methods_table(summary: list[dict], attacks: list[str], split: str) -> Table:
                   "standard's in this grid; CKA: feature retention on dev)",
                   ["task", "method", "seeds", "clean", *(attack_title(name) for name in attacks), "cost",
                    "CKA"], [])
+    certified = any(row["metrics"].get("certified_accuracy", UNMEASURED)["mean"] is not None for row in summary)
+    if certified:  # a lower bound beside the attacks' upper ones, for the smoothing defences
+        table.title += ("; certified: the share of the first examples of the attacked sample that rift certify proves "
+                        "no attack of the same substitutions can break, at confidence 0.95")
+        table.header.insert(4 + len(attacks), "certified")
     baseline = {row["task"]: row["metrics"]["train_seconds"]["mean"] for row in summary if row["method"] == "standard"}
     for row in summary:
         stats = row["metrics"]
@@ -99,6 +104,10 @@ def methods_table(summary: list[dict], attacks: list[str], split: str) -> Table:
         robust = []
         for name in attacks:
             stat = stats.get(f"{name}/robust_accuracy", UNMEASURED)
+            robust.append("-" if stat["mean"] is None else
+                          f"{stat['mean']:.3f} {format_interval(stat.get('interval'))}".rstrip())
+        if certified:
+            stat = stats.get("certified_accuracy", UNMEASURED)
             robust.append("-" if stat["mean"] is None else
                           f"{stat['mean']:.3f} {format_interval(stat.get('interval'))}".rstrip())
         table.rows.append([row["task"], row["method"], str(len(row["seeds"])),
@@ -110,6 +119,8 @@ def methods_table(summary: list[dict], attacks: list[str], split: str) -> Table:
 def cells_table(cells: list[dict], attacks: list[str]) -> Table:
     columns = [*MODEL_COLUMNS[:2],
                *((f"{name}/robust_accuracy", f"under {attack_title(name)}", "{:.3f}") for name in attacks),
+               *([("certified_accuracy", "certified", "{:.3f}")] if any(c.get("certified_accuracy") is not None
+                                                                      for c in cells) else []),
                *MODEL_COLUMNS[2:]]
     table = Table("Cells, one per trained model (accuracy under each attack: robust accuracy on the attacked sample "
                   "[95% Wilson interval])", ["task", "method", "seed", *(title for _, title, _ in columns)], [])
