@@ -191,6 +191,11 @@ def number_cases(s: Setting) -> list[Case]:
             "--attack-seed": ["-1"], "--epochs": ["0"],
         },
         (*evaluate,): {"--batch-size": ["0", "-1"]},
+        ("certify", "--model", str(s.model), *s.data(train=False), "--smoothing", "ranmask", "--output-dir",
+         s.never()): {
+            "--alpha": ["0", "0.7", "nan"], "--selection-samples": ["0"], "--certify-samples": ["0", "-5"],
+            "--num-examples": ["0"],
+        },
     }
     cases = []
     for command, options in bad.items():
@@ -362,6 +367,14 @@ def meaning_cases(s: Setting) -> list[Case]:
                                               s.never()], "--methods: standard given more than once"),
         Case("meaning", "duplicate tasks", ["bench", "--task", "sst2,sst2", "--output-dir", s.never()],
              "--task: sst2 given more than once"),
+        Case("meaning", "certify a model trained for no smoothing, without naming one",
+             ["certify", "--model", str(s.model), *s.data(train=False), "--output-dir", s.never()],
+             "records no smoothing"),
+        Case("meaning", "certify a model as a smoothing that is no defence",
+             ["certify", "--model", str(s.model), *s.data(train=False), "--smoothing", "dne", "--output-dir",
+              s.never()], "--smoothing"),
+        Case("meaning", "a smoothing defence twice in a bench",
+             ["bench", "--methods", "ranmask,ranmask", "--output-dir", s.never()], "ranmask given more than once"),
         Case("meaning", "duplicate attacks", ["attack", "--model", str(s.model), *s.data(), "--attacks", "pwws,pwws",
                                               "--output-dir", s.never()], "pwws"),
         Case("meaning", "a synonym table without any substitute",
