@@ -90,7 +90,8 @@ def test_certified_accuracy_is_at_most_the_worst_case_attacked_and_that_at_most_
     records = [json.loads(line) for line in (certified_dir / CERTIFIED_FILE).read_text().splitlines()]
     assert [r["index"] for r in records] == sorted(r["index"] for r in records) and len(records) == 16
     card = (runs[method] / "README.md").read_text()  # the card keeps the certificate beside the attacks
-    assert f"certified accuracy ({method}, test, n=16, confidence 0.95" in card and "accuracy under PWWS" in card
+    assert f"certified accuracy ({method}, test, n=16, against counterfitted substitutions, confidence 0.95" in card
+    assert "accuracy under PWWS" in card
     assert certified["certified_accuracy"] > 0.3  # the bound is not empty: the comparisons above mean something
     if method == "ranmask":  # one word the attacks can change: a radius of one covers them
         assert all(r["attackable_words"] == 1 and r["certified"] == (r["radius"] is not None and r["radius"] >= 1)
@@ -179,3 +180,16 @@ def test_a_bench_certifies_its_smoothing_cells_and_tabulates_the_bound(tmp_path,
     assert (recorded / "results.json").read_text() == (certified / "results.json").read_text()
     again = {cell["method"]: cell for cell in json.loads((tmp_path / "record" / "results.json").read_text())["cells"]}
     assert again["ranmask"]["certified_accuracy"] == ranmask["certified_accuracy"]
+
+
+def test_a_bench_certifies_against_every_source_its_attacks_use(tmp_path):
+    from rift.arguments import BenchArguments
+    from rift.bench import certify_arguments, training_arguments
+    from rift.evaluation.records import grid
+
+    for attacks, synonyms in ((["pwws", "genetic"], "counterfitted"),
+                              (["pwws", "pwws-wordnet", "genetic"], "counterfitted,wordnet")):
+        args = BenchArguments(methods=["ranmask"], attacks=attacks, certify_num_examples=5, output_dir=str(tmp_path))
+        cell = grid(args)[0]
+        certify = certify_arguments(training_arguments(args, cell), args, cell)
+        assert certify.synonyms == synonyms and certify.num_examples == 5 and certify.model == str(cell.directory)

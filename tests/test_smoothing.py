@@ -124,3 +124,10 @@ def test_a_smoothing_defence_records_its_vote_and_is_attacked_through_it(tmp_pat
                  "--output-dir", str(out)]) == 0
     records = [json.loads(line) for line in (out / "examples_pwws.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all(r["queries"] % 4 == 0 for r in records)
+
+
+def test_words_that_share_a_set_give_the_same_copies_whatever_their_casing():
+    sets = PerturbationSets(TableSource({"good": ["fine"], "fine": ["good"]}), size=3)
+    copies = lambda text: {safer_copy(text, sets, np.random.default_rng(seed)) for seed in range(50)}  # noqa: E731
+    assert copies("gOOD movie") == copies("fine movie") == {"good movie", "fine movie"}
+    assert copies("GOOD movie") == {"GOOD movie", "FINE movie"}  # a word in capitals keeps them

@@ -249,10 +249,11 @@ class CertifyArguments(DataArguments):
     selection_samples: int = option(100, "copies that select the class to certify (RanMASK's n0)", at_least=1)
     certify_samples: int | None = option(None, "copies that bound the selected class's share (default: the "
                                                "reference's, 2000 for SAFER, 5000 for RanMASK)", at_least=1)
-    synonyms: str = option("counterfitted", "ranmask: the substitution source of the attacks a certificate is to "
-                                            "cover (stop words excluded): an example counts as certified when its "
-                                            "radius reaches the number of its words the source can change; safer "
-                                            "certifies against the source it was trained with", choices=SOURCE_CHOICES)
+    synonyms: str = option("counterfitted", "the substitution source of the attacks a certificate is to cover (all "
+                                            "substitutes of every word but stop words, as rift attack takes them; "
+                                            "two names: their union): safer's against any number of its "
+                                            "substitutions, ranmask's when its radius reaches the number of words it "
+                                            "can change", choices=SOURCE_CHOICES)
     smoothing: str | None = option(None, "certify a checkpoint that records no smoothing as this one (a printed "
                                          "warning says the model was not trained for it)", choices=("safer", "ranmask"))
     allow_label_mismatch: bool = option(False, "certify a model whose saved label names differ from the task's")

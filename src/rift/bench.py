@@ -48,6 +48,7 @@ from rift.inputs import check_inputs
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.registry import load
+from rift.substitutions.base import SOURCE_NAMES
 from rift.run_folder import (
     ATTACK_RESULTS_FILE,
     CERTIFY_RESULTS_FILE,
@@ -139,6 +140,7 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
             check_inputs(cell.directory, None, args.allow_changed_data, "the cell")
             for folder in dict.fromkeys(cell.attack_folder(entry) for entry in args.attacks):
                 check_inputs(folder, None, args.allow_changed_data, "the cell's attacks")
+            check_inputs(cell.certify_dir, None, args.allow_changed_data, "the cell's certificates")
             drop_resume_state(train_args)  # a kill may have come between the metrics and the state's removal
         pending = pending_attacks(args, cell)
         to_certify = certification_pending(args, cell, train_args)
@@ -147,9 +149,9 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
         if not trained:
             run_training(train_args, log=log)
         elif not any((cell.directory / name).exists() for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)):
-            raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked with "
-                            f"{', '.join(entry for call in pending for entry in call.entries)}; train it again in "
-                            "another --output-dir")
+            missing = [entry for call in pending for entry in call.entries] + (["rift certify"] if to_certify else [])
+            raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked or "
+                            f"certified ({', '.join(missing)}); train it again in another --output-dir")
         for call in pending:
             attack_results(attack_arguments(train_args, args, cell, call))
         if to_certify:
@@ -169,9 +171,12 @@ def certification_pending(args: BenchArguments, cell: Cell, train_args: Training
 def certify_arguments(train_args: TrainingArguments, args: BenchArguments, cell: Cell) -> CertifyArguments:
     """rift certify on the data exactly as the model was trained on it, the first examples of the attacks' sample."""
     data = {field.name: getattr(train_args, field.name) for field in dataclasses.fields(DataArguments)}
+    # the certificate covers the substitutions of every attack the bench runs (pwws-wordnet's WordNet too)
+    sources = {load("attack", attack_entry(entry)[0]).synonyms or AttackArguments.synonyms for entry in args.attacks}
+    synonyms = ",".join(name for name in SOURCE_NAMES if name in sources)
     return build_config(CertifyArguments, data | train_args.task_options() | dict(
         config=None, model=str(cell.directory), output_dir=str(cell.certify_dir), split=args.split,
-        num_examples=args.certify_num_examples, sample_seed=args.attack_seed), unread="drop")
+        num_examples=args.certify_num_examples, sample_seed=args.attack_seed, synonyms=synonyms), unread="drop")
 
 
 def write_results(args: BenchArguments, records: list[dict], summary: list[dict], comparisons: list[dict]) -> str:

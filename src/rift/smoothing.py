@@ -1,7 +1,8 @@
 """The random copies of a text that randomised smoothing trains on and votes over.
 
 - SAFER (Ye et al. 2020): every word is replaced by a uniform draw from its perturbation set
-  (rift.substitutions.perturbation_sets), which holds the word itself; a word with no substitutes stays.
+  (rift.substitutions.perturbation_sets), which holds the word itself, in the word's casing; a word with no
+  substitutes stays as it is.
 - RanMASK (Zeng et al. 2023): ``kept_words`` of a text's words, drawn without replacement, stay and the others
   become the tokenizer's mask token. Words here are words proper (``rift.text.words.count_words``): punctuation
   marks are neither masked nor counted, as the attacks never change them.
@@ -34,9 +35,9 @@ def safer_copy(text: str, sets: PerturbationSets, rng: np.random.Generator) -> s
     for index, word in enumerate(words):
         members = sets.members(word.text)
         if len(members) > 1:
-            drawn = members[int(rng.integers(len(members)))]
-            if drawn != members[0]:  # the word itself comes first
-                replacements[index] = match_case(word.text, drawn)
+            # written as every member is, the word itself too: two texts whose words share a set then give the
+            # same copies, as the certificate assumes ("gOOD" and "fine" both become "good" or "fine")
+            replacements[index] = match_case(word.text, members[int(rng.integers(len(members)))])
     return replace_words(text, words, replacements)
 
 

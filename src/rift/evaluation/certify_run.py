@@ -9,8 +9,9 @@ model's recorded number of copies (those that rift attack sees); it abstains whe
 ``alpha`` cannot tell the top two classes apart, and an abstention counts as wrong.
 
 An example counts as certified when c is its label, the vote predicts it too, and the certificate covers every
-change the attacks can make: for SAFER every substitution its source allows (the attacks' source), for RanMASK a
-radius that reaches the number of the text's words that ``--synonyms`` (the attacks' source) can change. So the
+change the attacks can make with ``--synonyms`` (their substitution source, all substitutes of every word but stop
+words, as ``rift attack`` takes them): for SAFER any number of those substitutions at once, for RanMASK a radius
+that reaches the number of the text's words that source can change. So the
 certified accuracy is a lower bound beside the attacks' upper one, on the same threat model. The certificate is a
 statement about the vote's limit over infinitely many copies, with confidence 1 - alpha; the deployed vote over
 its recorded number of copies estimates that limit.
@@ -125,7 +126,7 @@ class Certifier:
         if self.sets is not None:
             overlap = 1.0
             for position in range(len(words)):
-                overlap *= self.sets.position_overlap(words, position)
+                overlap *= self.sets.position_overlap(words, position, self.attacks_source)
             record |= {"overlap": overlap, "certified": right and safer_certified(p_lower, [overlap])}
         else:
             num_words = sum(1 for word in words if not PUNCTUATION.fullmatch(word))
@@ -163,15 +164,13 @@ def run_certify(args: CertifyArguments) -> dict:
         model, tokenizer = scored_classifier(args, task)
         model.eval()
         smoothing = smoothing_of(model, args, log)
-        sets = None
+        source = sets = None
         if isinstance(smoothing, SubstitutionVote):
             source = build_substitution_source(smoothing.synonyms, resolve_data_dir(args.data_dir),
                                                max_substitutes=smoothing.max_substitutes)
             sets = PerturbationSets(source, smoothing.set_size)
-            attacks_source = None
-        else:
-            source = None
-            attacks_source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir))
+        # every substitute the attacks may use, as rift attack takes them: all of them, stop words excluded
+        attacks_source = build_substitution_source(args.synonyms, resolve_data_dir(args.data_dir))
     predictor = VotePredictor(model, tokenizer, smoothing, args.max_length, source, args.batch_size)
     examples = task.splits[args.split]
     if not examples:
@@ -203,7 +202,7 @@ def run_certify(args: CertifyArguments) -> dict:
     # in the order of the examples, whichever runs certified them (as a continued attack's records are merged)
     write_atomic(path, "".join(json.dumps(done[i]) + "\n" for i in sorted(done)))
     records = [done[i] for i in indices]
-    results = {"model": args.model, "task": task.name, "split": args.split, "seed": args.seed,
+    results = {"model": args.model, "task": task.name, "split": args.split, "seed": args.seed, "synonyms": args.synonyms,
                "smoothing": dataclasses.asdict(smoothing), "trained_for_smoothing": recorded_prediction(model) is not None,
                "alpha": args.alpha, "selection_samples": args.selection_samples, "certify_samples": certify_samples,
                "untrained_head": model.rift_untrained_head or None,

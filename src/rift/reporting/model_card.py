@@ -63,11 +63,13 @@ def record_certification(model_dir: Path, results: dict[str, Any]) -> None:
     """Keep a ``rift certify`` summary in ``robustness.json``; one entry per smoothing, split, sample size and
     confidence (a later run of the same replaces it), then write the card again."""
     path = model_dir / ROBUSTNESS_FILE
-    entry = {k: results[k] for k in ("task", "split", "num_examples", "alpha", "selection_samples", "certify_samples")}
+    entry = {k: results[k] for k in ("task", "split", "num_examples", "alpha", "selection_samples", "certify_samples",
+                                     "synonyms")}
     entry |= {"smoothing": results["smoothing"]["kind"],
               "summary": {k: results.get(k) for k in ("certified_accuracy", "certified_accuracy_interval",
                                                       "clean_accuracy", "abstained", "certified_accuracy_at_radius")}}
-    key = lambda e: (e["smoothing"], e["split"], e["num_examples"], e["alpha"])  # noqa: E731
+    key = lambda e: (e["smoothing"], e["split"], e["num_examples"], e["alpha"], e["synonyms"],  # noqa: E731
+                     e["selection_samples"], e["certify_samples"])
     recorded = [e for e in _read(path).get("certified", []) if key(e) != key(entry)] + [entry]
     write_atomic(path, json.dumps(_read(path) | {"certified": recorded}, indent=2))
     write_model_card(model_dir)
@@ -75,8 +77,8 @@ def record_certification(model_dir: Path, results: dict[str, Any]) -> None:
 
 def _certified_title(entry: dict) -> str:
     low, high = entry["summary"]["certified_accuracy_interval"]
-    return (f"certified accuracy ({entry['smoothing']}, {entry['split']}, n={entry['num_examples']}, confidence "
-            f"{1 - entry['alpha']:.2f}, 95% [{low:.3f}, {high:.3f}])")
+    return (f"certified accuracy ({entry['smoothing']}, {entry['split']}, n={entry['num_examples']}, against "
+            f"{entry['synonyms']} substitutions, confidence {1 - entry['alpha']:.2f}, 95% [{low:.3f}, {high:.3f}])")
 
 
 def _attack_settings(name: str) -> tuple[str, ...]:
@@ -185,8 +187,9 @@ def _body(name: str, config: dict, metrics: dict, attacks: list[dict], certified
                       "results here."]
     if certified:
         lines += ["", "Certified accuracy (`rift certify`): the share of the examples whose smoothed prediction is "
-                      "correct and provably unchanged by every substitution the attacks could make, with the stated "
-                      "confidence: a lower bound beside the attacks' upper one."]
+                      "correct and provably unchanged by every substitution of the named source (its substitutes for "
+                      "every word but stop words), with the stated confidence: a lower bound beside the upper one of "
+                      "attacks on the same source."]
     lines += ["", "Robust accuracy: the share of the attacked examples that are classified correctly and that the "
                   "attack did not break; under the worst case of several attacks, that none of them broke (over the "
                   "examples every one attacked); intervals are 95% Wilson intervals.", ""]

@@ -93,8 +93,9 @@ def methods_table(summary: list[dict], attacks: list[str], split: str) -> Table:
                    "CKA"], [])
     certified = any(row["metrics"].get("certified_accuracy", UNMEASURED)["mean"] is not None for row in summary)
     if certified:  # a lower bound beside the attacks' upper ones, for the smoothing defences
-        table.title += ("; certified: the share of the first examples of the attacked sample that rift certify proves "
-                        "no attack of the same substitutions can break, at confidence 0.95")
+        table.title += ("; certified: the share of the first examples of the sample of the attacks without a "
+                        "protocol that rift certify proves no substitution of those attacks' sources can break, "
+                        "at its stated confidence")
         table.header.insert(4 + len(attacks), "certified")
     baseline = {row["task"]: row["metrics"]["train_seconds"]["mean"] for row in summary if row["method"] == "standard"}
     for row in summary:

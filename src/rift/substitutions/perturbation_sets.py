@@ -6,10 +6,13 @@ draws from P(x) and from P(w) differ in total variation by 1 - |P(x) ∩ P(w)| /
 
 SAFER builds the sets from the graph of substitutes: a connected part of at most ``size`` words is one set that all
 its words share (overlap 1, so an attacker moving within it changes nothing the smoothing sees); in a larger part,
-each word's set is the ``size`` words most similar to it. rift builds them from the substitution source the attacks
-use, queried one word at a time, and, as the source keeps no similarities, reads "most similar" as "nearest in the
-graph": the first ``size`` words of a breadth-first walk over substitutes from the word, in the source's order, the
-word itself first. A part that the walk covers whole within ``size`` words is SAFER's shared set.
+each word's set is the ``size`` words most similar to it. rift builds them from a substitution source (the
+training's ``--synonyms``), queried one word at a time, and, as the source keeps no similarities, reads "most
+similar" as "nearest in the graph": the first ``size`` words of a breadth-first walk over substitutes from the
+word, in the source's order, the word itself first. Where every word of a part lists the others it is reached by,
+the walk covers the part whole and gives SAFER's shared set; the source's one-way entries and its stop words (which
+get no substitutes) make some small sets differ from their neighbours', so the certificate computes every overlap
+rather than assume 1.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ class PerturbationSets:
         a, b = self.members(word), self.members(substitute)
         return len(set(a) & set(b)) / max(len(a), len(b))
 
-    def position_overlap(self, words: Sequence[str], position: int) -> float:
-        """The smallest overlap any substitute of ``words[position]`` (as the source gives them in context, the
-        attack's candidates) leaves: the attacker's best move at that position; 1 where it has none."""
-        return min((self.overlap(words[position], w) for w in self.source.substitutes(words, position)), default=1.0)
+    def position_overlap(self, words: Sequence[str], position: int, attacks: SubstitutionSource | None = None) -> float:
+        """The smallest overlap any substitute of ``words[position]`` leaves, among those ``attacks`` (the attacks'
+        source, by default the sets' own) offers in context: the attacker's best move at that position; 1 where it
+        has none. A substitute outside the sets' graph has a set of its own and may overlap nothing."""
+        source = attacks or self.source
+        return min((self.overlap(words[position], w) for w in source.substitutes(words, position)), default=1.0)
