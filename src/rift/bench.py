@@ -164,7 +164,7 @@ def certification_pending(args: BenchArguments, cell: Cell, train_args: Training
     examples."""
     if args.certify_num_examples is None or not load("objective", train_args.method).certifiable:
         return False
-    done = read_json(cell.certify_dir / CERTIFY_RESULTS_FILE) if (cell.certify_dir / CERTIFY_RESULTS_FILE).is_file() else {}
+    done = read_json(cell.certify_dir / CERTIFY_RESULTS_FILE)
     return done.get("num_examples") != args.certify_num_examples
 
 

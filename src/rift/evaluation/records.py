@@ -144,7 +144,7 @@ def cell_record(args: BenchArguments, cell: Cell) -> dict:
             num_robust = summary.get("num_robust", round(robust * n))
             record |= {f"{name}/num_examples": n, f"{name}/num_robust": num_robust,
                        f"{name}/robust_accuracy_interval": list(wilson_interval(num_robust, n))}
-    certified = read_json(cell.certify_dir / CERTIFY_RESULTS_FILE) if (cell.certify_dir / CERTIFY_RESULTS_FILE).is_file() else {}
+    certified = read_json(cell.certify_dir / CERTIFY_RESULTS_FILE)
     if certified:  # a lower bound beside the attacks', on the first examples of their sample
         n = certified["num_examples"]
         count = round(certified["certified_accuracy"] * n)
