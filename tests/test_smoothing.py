@@ -1,5 +1,6 @@
 """Randomised smoothing's copies of a text (SAFER's, RanMASK's) and the votes over them that such a model predicts by:
-copies use only allowed words, keep what they must, and are seeded by the input; a vote is attacked as it predicts."""
+copies use only allowed words, keep what they must, and are seeded by the input's shape, so that an attack's
+candidates share the copies their changes do not touch; a vote is attacked as it predicts."""
 
 from __future__ import annotations
 
@@ -78,6 +79,36 @@ def test_a_vote_scores_the_shares_of_its_copies_seeded_by_each_input(trained_tin
     assert seen == {"a", "good", "great", "fine", "and", "film", "."}
     plain = model(**tokenizer(["it is 42 ."], return_tensors="pt")).logits.argmax(-1).item()
     assert safer.scores([INPUTS[2]])[0].tolist() == [float(plain == 0), float(plain == 1)]  # nothing to draw: one copy
+
+
+def test_a_candidate_shares_every_copy_its_change_does_not_touch_and_each_copy_is_classified_once(
+        trained_tiny_dir, tokenizer):
+    model = load_classifier(trained_tiny_dir).eval()
+    text, candidate = "a good and fine film .", "a good and dull film ."  # the fourth word changed
+    ranmask = VotePredictor(model, tokenizer, MaskVote(samples=30, mask_rate=0.5), 32, batch_size=7)
+    for (original, _), (changed, _) in zip(ranmask.copies(text, None, 30), ranmask.copies(candidate, None, 30)):
+        fourth_masked = "fine" not in original
+        assert (original == changed) == fourth_masked
+        assert fourth_masked or changed == original.replace("fine", "dull")
+    shared = sum(a == b for a, b in zip(ranmask.copies(text, None, 30), ranmask.copies(candidate, None, 30)))
+    assert 0 < shared < 30
+    before = ranmask.scores([(text, None)])
+    drawn, classified = ranmask.copies_drawn, ranmask.copies_classified
+    after = ranmask.scores([(text, None), (candidate, None)])
+    assert ranmask.copies_drawn - drawn == 60
+    assert ranmask.copies_classified - classified == len(set(ranmask.copies(candidate, None, 30))
+                                                          - set(ranmask.copies(text, None, 30)))
+    fresh = VotePredictor(model, tokenizer, MaskVote(samples=30, mask_rate=0.5), 32, batch_size=3)
+    assert torch.equal(after, fresh.scores([(text, None), (candidate, None)])) and torch.equal(before, after[:1])
+    forgetful = VotePredictor(model, tokenizer, MaskVote(samples=30, mask_rate=0.5), 32, remembered=5)
+    assert torch.equal(after, forgetful.scores([(text, None), (candidate, None)])) and len(forgetful.classified) == 5
+
+    # SAFER: a substitute in the word's own set leaves every copy, hence the vote, as it was
+    sets = TableSource({"good": ["great", "fine"], "fine": ["good"], "great": ["good"]})
+    safer = VotePredictor(model, tokenizer, SubstitutionVote(samples=20, set_size=3, synonyms="table",
+                                                             max_substitutes=8), 32, sets)
+    assert safer.copies("a good film", None, 20) == safer.copies("a great film", None, 20)
+    assert safer.copies("a good film", None, 20) != safer.copies("a good film here", None, 20)  # another shape
 
 
 def test_a_model_that_votes_is_attacked_through_its_vote(tmp_path, trained_tiny_dir, tokenizer):

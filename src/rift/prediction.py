@@ -12,8 +12,11 @@ copies of the text (``rift.smoothing``): every word drawn from its perturbation 
 scores are the shares of the copies' votes, the prediction the class most voted for; ``rift certify`` certifies that
 vote (``rift.evaluation.certification``).
 
-Each input's draws come from a generator seeded by the recorded seed and the input itself, so that a prediction
-does not depend on the other inputs of its batch, and a run is reproducible.
+Each input's draws come from a generator seeded by the recorded seed and the input, so that a prediction does not
+depend on the other inputs of its batch, and a run is reproducible. A DNE draw is seeded by the input's token ids. A
+vote's copies are seeded by the input's shape, its number of words (and for a pair its first text), and draw one
+number per word position: texts that differ in a few words, an input and an attack's candidates, then share every
+copy in which those words are masked or drawn alike (common random numbers), and each copy is classified once.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from rift.substitutions import SubstitutionSource
 from rift.smoothing import ranmask_copy, safer_copy
 from rift.substitutions.neighbourhood import NeighbourhoodSource
 from rift.substitutions.perturbation_sets import PerturbationSets
-from rift.text.words import align
+from rift.text.words import align, split_words
 
 PREDICTION_KEY = "rift_prediction"  # the attribute of the model's config (config.json) that records it
 AGGREGATION = "mean of L2-normalised logits"
@@ -177,13 +180,16 @@ class AveragedPredictor:
 
 class VotePredictor:
     """Scores of inputs as a recorded vote gives them: each class's share of the votes of ``samples`` random copies
-    (SAFER's or RanMASK's, ``rift.smoothing``). A copy drawn twice for one input is classified once."""
+    (SAFER's or RanMASK's, ``rift.smoothing``). A copy is classified once: the classes of the last ``remembered``
+    distinct copies are kept across calls, so an attack's candidates pay only for the copies their changes touch."""
 
     def __init__(self, model, tokenizer, prediction: SubstitutionVote | MaskVote, max_length: int,
-                 source: SubstitutionSource | None = None, batch_size: int = 64):
+                 source: SubstitutionSource | None = None, batch_size: int = 64, remembered: int = 200_000):
         self.model, self.tokenizer, self.prediction = model, tokenizer, prediction
-        self.max_length, self.batch_size = max_length, batch_size
+        self.max_length, self.batch_size, self.remembered = max_length, batch_size, remembered
         self.model_seconds = 0.0  # time spent in the model's forward passes, of all calls
+        self.classified: dict[tuple[str, str | None], int] = {}  # copy -> class, oldest first
+        self.copies_drawn = self.copies_classified = 0  # of all calls: what the sharing saves
         if isinstance(prediction, SubstitutionVote):
             if source is None:
                 raise RiftError("a SAFER vote needs the substitution source its perturbation sets are built from")
@@ -200,9 +206,11 @@ class VotePredictor:
         return self.prediction.samples
 
     def generator(self, text: str, pair: str | None, draw: int = 0) -> np.random.Generator:
-        """The copies' generator of one input: the recorded seed, the input, and which draw of copies it is (a
-        certificate selects its class on one draw and bounds it on another)."""
-        key = zlib.crc32(f"{text}\x00{pair}".encode())
+        """The copies' generator of one input: the recorded seed, the input's shape (the number of words of the text
+        copied; the first text of a pair, which is kept) and which draw of copies it is (a certificate selects its
+        class on one draw and bounds it on another). Word substitutions keep the shape, hence the draws."""
+        kept, copied = ("", text) if pair is None else (text, pair)
+        key = zlib.crc32(f"{kept}\x00{len(split_words(copied))}".encode())
         return np.random.default_rng([self.prediction.seed, key, draw])
 
     def copies(self, text: str, pair: str | None, samples: int, draw: int = 0) -> list[tuple[str, str | None]]:
@@ -214,9 +222,12 @@ class VotePredictor:
 
     @torch.inference_mode()
     def predictions(self, inputs: Sequence[tuple[str, str | None]]) -> list[int]:
-        """The model's class for each input, one forward pass each, every distinct input once."""
-        distinct = list(dict.fromkeys(inputs))
-        found: dict[tuple[str, str | None], int] = {}
+        """The model's class for each input, one forward pass each, every distinct input not classified lately
+        once."""
+        found = self.classified
+        distinct = [item for item in dict.fromkeys(inputs) if item not in found]
+        self.copies_drawn += len(inputs)
+        self.copies_classified += len(distinct)
         device = next(self.model.parameters()).device
         with eval_mode(self.model):
             for start in range(0, len(distinct), self.batch_size):
@@ -229,7 +240,11 @@ class VotePredictor:
                 logits = classify(self.model, **{k: v.to(device) for k, v in encoded.items()}).logits
                 found.update(zip(chunk, logits.argmax(-1).tolist()))
                 self.model_seconds += time.perf_counter() - started
-        return [found[item] for item in inputs]
+        answers = [found[item] for item in inputs]
+        if len(found) > self.remembered:
+            for oldest in list(found)[:len(found) - self.remembered]:
+                del found[oldest]
+        return answers
 
     def votes(self, text: str, pair: str | None, samples: int, draw: int = 0) -> torch.Tensor:
         """Votes per class [classes] of ``samples`` copies of one input."""

@@ -8,7 +8,11 @@
   marks are neither masked nor counted, as the attacks never change them.
 
 A copy rewrites only the words' spans, so spacing and punctuation stay as they were. Both take a numpy generator:
-training draws from one the run seeds and resumes; a prediction seeds one per input (rift.prediction).
+training draws from one the run seeds and resumes; a prediction seeds one per input shape (rift.prediction). Each
+copy draws one uniform number per word position, whatever the words are, so that two texts of the same number of
+words given generators in the same state get copies that differ only where the texts differ: the copies of a text
+and of an attack's candidate share every copy in which the changed words are masked (RanMASK) or drawn from the
+same set (SAFER), and the vote classifies each shared copy once.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ def kept_words(num_words: int, mask_rate: float, min_kept: int = MIN_KEPT) -> in
 def safer_copy(text: str, sets: PerturbationSets, rng: np.random.Generator) -> str:
     """``text`` with every word replaced by a uniform draw from its perturbation set, cased as the word was."""
     words = split_words(text)
+    draws = rng.random(len(words))
     replacements = {}
     for index, word in enumerate(words):
-        members = sets.members(word.text)
+        members = sets.choices(word.text)
         if len(members) > 1:
             # written as every member is, the word itself too: two texts whose words share a set then give the
             # same copies, as the certificate assumes ("gOOD" and "fine" both become "good" or "fine")
-            replacements[index] = match_case(word.text, members[int(rng.integers(len(members)))])
+            replacements[index] = match_case(word.text, members[int(draws[index] * len(members))])
     return replace_words(text, words, replacements)
 
 
@@ -45,7 +50,8 @@ def masked_positions(text: str, mask_rate: float, rng: np.random.Generator) -> t
     """The words of ``text`` and the positions of the words proper that a RanMASK copy masks."""
     words = split_words(text)
     proper = [index for index, word in enumerate(words) if not PUNCTUATION.fullmatch(word.text)]
-    kept = set(rng.choice(len(proper), size=kept_words(len(proper), mask_rate), replace=False).tolist())
+    # the words with the smallest draws stay: a uniform choice of kept_words of them, fixed by position
+    kept = set(np.argsort(rng.random(len(proper)), kind="stable")[:kept_words(len(proper), mask_rate)].tolist())
     return words, [position for rank, position in enumerate(proper) if rank not in kept]
 
 

@@ -34,6 +34,7 @@ class PerturbationSets:
             raise RiftError(f"a perturbation set holds at least the word itself: size must be 1 or more, got {size}")
         self.source, self.size = source, size
         self._sets: dict[str, tuple[str, ...]] = {}
+        self._choices: dict[str, tuple[str, ...]] = {}
 
     def _substitutes(self, key: str) -> list[str]:
         return [lookup_key(word) for word in self.source.substitutes([key], 0)]
@@ -54,6 +55,14 @@ class PerturbationSets:
                             break
             self._sets[key] = tuple(found)
         return self._sets[key]
+
+    def choices(self, word: str) -> tuple[str, ...]:
+        """P(word) in alphabetical order: words that share a set list it alike, so that one uniform number draws the
+        same member for each of them (the vote's common random numbers, rift.smoothing)."""
+        key = lookup_key(word)
+        if key not in self._choices:
+            self._choices[key] = tuple(sorted(self.members(key)))
+        return self._choices[key]
 
     def overlap(self, word: str, substitute: str) -> float:
         """1 minus the total-variation distance between uniform draws from P(word) and from P(substitute)."""
