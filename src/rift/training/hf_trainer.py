@@ -326,7 +326,6 @@ class RobustTrainer(transformers.Trainer):
         resume_piece(weights, lambda: load_file(str(weights)))
 
 
-
 def resume_piece(path: Path, read):
     """``read()``, or one line saying that the resume state's ``path`` is missing or damaged."""
     if not path.is_file():
