@@ -21,6 +21,7 @@ from rift.data import Example
 from rift.evaluation.certify_run import Certifier, summarize
 from rift.run_folder import CERTIFIED_FILE
 from rift.prediction import MaskVote
+from rift.substitutions.perturbation_sets import PerturbationSets
 
 SMALL = ["--selection-samples", "20", "--certify-samples", "200"]
 
@@ -115,20 +116,41 @@ def test_an_interrupted_certification_continues_to_the_same_certificates(smoothe
 
 
 class FixedVotes:
-    """A vote that ties on the prediction's copies and is unanimous for class 1 on any other draw."""
+    """A vote with ``prediction`` votes per class on the prediction's copies, unanimous for class 1 on any other
+    draw; it counts the copies drawn."""
 
     prediction = MaskVote(samples=10, mask_rate=0.5)
     samples, model_seconds = 10, 0.0
 
+    def __init__(self, prediction=(5, 5)):
+        self.on_prediction, self.drawn = prediction, 0
+
     def votes(self, text, pair, samples, draw=0):
-        return torch.tensor([5, 5]) if draw == 0 else torch.tensor([0, samples])
+        self.drawn += samples
+        return torch.tensor(self.on_prediction) if draw == 0 else torch.tensor([0, samples])
 
 
 def test_an_abstention_counts_as_wrong_and_is_never_certified():
     args = SimpleNamespace(alpha=0.05, selection_samples=10)
-    record = Certifier(FixedVotes(), args, 100, None, TableSource({})).certify(0, "a good film", None, 1)
-    assert record["predicted"] is None and record["selected"] == 1 and record["p_lower"] > 0.97
-    assert record["radius"] is None and not record["certified"]  # the bound alone would certify it
+    decisive = FixedVotes((0, 10))
+    record = Certifier(decisive, args, 100, None, TableSource({})).certify(0, "a good film", None, 1)
+    assert record["predicted"] == record["selected"] == 1 and record["p_lower"] > 0.97 and record["radius"] == 0
+    assert decisive.drawn == 10 + 10 + 100
+    tied = FixedVotes((5, 5))  # the same copies elsewhere: the bound alone would certify it
+    record = Certifier(tied, args, 100, None, TableSource({})).certify(0, "a good film", None, 1)
+    assert record["predicted"] is None and record["radius"] is None and not record["certified"]
+    assert record["p_lower"] is None and tied.drawn == 10  # nothing it could count for is drawn
+    wrong = FixedVotes((10, 0))
+    record = Certifier(wrong, args, 100, None, TableSource({})).certify(0, "a good film", None, 1)
+    assert record["predicted"] == 0 and not record["certified"] and wrong.drawn == 10
+    # SAFER: where not even a unanimous estimate could cover the attacks' substitutes, none is drawn
+    sets = PerturbationSets(TableSource({}), 3)  # every word's set is the word alone
+    covered = FixedVotes((0, 10))
+    record = Certifier(covered, args, 100, sets, TableSource({})).certify(0, "a good film", None, 1)
+    assert record["overlap"] == 1 and record["certified"] and covered.drawn == 120
+    exposed = FixedVotes((0, 10))
+    record = Certifier(exposed, args, 100, sets, TableSource({"good": ["great"]})).certify(0, "a good film", None, 1)
+    assert record["overlap"] == 0 and not record["certified"] and record["p_lower"] is None and exposed.drawn == 10
     records = [{"label": 1, "predicted": 1, "certified": True, "radius": 2},
                {"label": 1, "predicted": None, "certified": False, "radius": None},
                {"label": 0, "predicted": 1, "certified": False, "radius": None},

@@ -114,28 +114,39 @@ class Certifier:
         votes = predictor.votes(text, pair, predictor.samples, draw=0)
         top, runner_up = torch.topk(votes, 2).values.tolist() if len(votes) > 1 else (int(votes[0]), 0)
         abstains = vote_test_pvalue(top, runner_up) > args.alpha
-        selected = int(predictor.votes(text, pair, args.selection_samples, draw=1).argmax())
-        estimate = predictor.votes(text, pair, self.certify_samples, draw=2)
-        p_lower = clopper_pearson_lower(int(estimate[selected]), self.certify_samples, args.alpha)
         predicted = None if abstains else int(votes.argmax())
-        record = {"index": index, "label": label, "predicted": predicted, "votes": votes.tolist(), "selected": selected,
-                  "selected_share": int(estimate[selected]) / self.certify_samples, "p_lower": p_lower}
-        # only what the deployed vote gets right can count as certified (the certificate is on the vote's limit)
-        right = selected == label == predicted
+        record = {"index": index, "label": label, "predicted": predicted, "votes": votes.tolist()}
         words = [word.text for word in split_words(text if pair is None else pair)]
         if self.sets is not None:
             overlap = 1.0
             for position in range(len(words)):
                 overlap *= self.sets.position_overlap(words, position, self.attacks_source)
-            record |= {"overlap": overlap, "certified": right and safer_certified(p_lower, [overlap])}
+            record["overlap"] = overlap
+            # even a unanimous estimate cannot cover so small an overlap
+            reachable = safer_certified(clopper_pearson_lower(self.certify_samples, self.certify_samples, args.alpha),
+                                        [overlap])
         else:
             num_words = sum(1 for word in words if not PUNCTUATION.fullmatch(word))
-            kept = kept_words(num_words, predictor.prediction.mask_rate)
-            radius = ranmask_radius(p_lower, num_words, kept) if right else None
             # the attacks change at most every word their source has substitutes for
             attackable = sum(1 for position in range(len(words)) if self.attacks_source.substitutes(words, position))
-            record |= {"words": num_words, "kept": kept, "radius": radius, "attackable_words": attackable,
-                       "certified": radius is not None and radius >= attackable}
+            record |= {"words": num_words, "kept": kept_words(num_words, predictor.prediction.mask_rate),
+                       "attackable_words": attackable}
+            reachable = True  # the radii are reported whatever the attacks' reach
+        # only what the deployed vote gets right can count as certified (the certificate is on the vote's limit), so
+        # the selection and the estimate, most of the cost, are drawn only for those, and only where they can count
+        selected = p_lower = None
+        if predicted == label and reachable:
+            selected = int(predictor.votes(text, pair, args.selection_samples, draw=1).argmax())
+        if selected == label:
+            estimate = predictor.votes(text, pair, self.certify_samples, draw=2)
+            p_lower = clopper_pearson_lower(int(estimate[selected]), self.certify_samples, args.alpha)
+            record["selected_share"] = int(estimate[selected]) / self.certify_samples
+        record |= {"selected": selected, "p_lower": p_lower}
+        if self.sets is not None:
+            record["certified"] = p_lower is not None and safer_certified(p_lower, [overlap])
+        else:
+            radius = None if p_lower is None else ranmask_radius(p_lower, record["words"], record["kept"])
+            record |= {"radius": radius, "certified": radius is not None and radius >= record["attackable_words"]}
         return record | {"seconds": time.perf_counter() - started, "model_seconds": predictor.model_seconds - in_model}
 
 
