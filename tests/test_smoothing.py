@@ -92,6 +92,10 @@ def test_a_candidate_shares_every_copy_its_change_does_not_touch_and_each_copy_i
         assert fourth_masked or changed == original.replace("fine", "dull")
     shared = sum(a == b for a, b in zip(ranmask.copies(text, None, 30), ranmask.copies(candidate, None, 30)))
     assert 0 < shared < 30
+    # texts of one shape share the prediction's masks; a certificate's copies (draws 1, 2) are the text's own
+    masks = lambda t, draw: [tuple(w == MASK for w in c.split()) for c, _ in ranmask.copies(t, None, 30, draw)]  # noqa: E731
+    other = "the dull and bad plot ."
+    assert masks(text, 0) == masks(other, 0) and masks(text, 2) != masks(other, 2)
     before = ranmask.scores([(text, None)])
     drawn, classified = ranmask.copies_drawn, ranmask.copies_classified
     after = ranmask.scores([(text, None), (candidate, None)])

@@ -25,6 +25,7 @@ import dataclasses
 import time
 import zlib
 from collections.abc import Sequence
+from itertools import islice
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,8 +181,8 @@ class AveragedPredictor:
 
 class VotePredictor:
     """Scores of inputs as a recorded vote gives them: each class's share of the votes of ``samples`` random copies
-    (SAFER's or RanMASK's, ``rift.smoothing``). A copy is classified once: the classes of the last ``remembered``
-    distinct copies are kept across calls, so an attack's candidates pay only for the copies their changes touch."""
+    (SAFER's or RanMASK's, ``rift.smoothing``). A copy is classified once: the classes of the ``remembered`` copies
+    classified last are kept across calls, so an attack's candidates pay only for the copies their changes touch."""
 
     def __init__(self, model, tokenizer, prediction: SubstitutionVote | MaskVote, max_length: int,
                  source: SubstitutionSource | None = None, batch_size: int = 64, remembered: int = 200_000):
@@ -206,12 +207,14 @@ class VotePredictor:
         return self.prediction.samples
 
     def generator(self, text: str, pair: str | None, draw: int = 0) -> np.random.Generator:
-        """The copies' generator of one input: the recorded seed, the input's shape (the number of words of the text
-        copied; the first text of a pair, which is kept) and which draw of copies it is (a certificate selects its
-        class on one draw and bounds it on another). Word substitutions keep the shape, hence the draws."""
+        """The copies' generator of one input and draw. The prediction's copies (draw 0) are seeded by the recorded
+        seed and the input's shape (the number of words of the text copied; the first text of a pair, which is
+        kept), which word substitutions keep, so that an attack's candidates share them. A certificate's copies
+        (draw 1 selects its class, draw 2 bounds it) are seeded by the whole input, so that the certificates of
+        different examples fail independently."""
         kept, copied = ("", text) if pair is None else (text, pair)
-        key = zlib.crc32(f"{kept}\x00{len(split_words(copied))}".encode())
-        return np.random.default_rng([self.prediction.seed, key, draw])
+        key = f"{kept}\x00{len(split_words(copied))}" if draw == 0 else f"{text}\x00{pair}"
+        return np.random.default_rng([self.prediction.seed, zlib.crc32(key.encode()), draw])
 
     def copies(self, text: str, pair: str | None, samples: int, draw: int = 0) -> list[tuple[str, str | None]]:
         """``samples`` random copies of one input; a text pair is copied in its second text, the one attacks change."""
@@ -241,9 +244,8 @@ class VotePredictor:
                 found.update(zip(chunk, logits.argmax(-1).tolist()))
                 self.model_seconds += time.perf_counter() - started
         answers = [found[item] for item in inputs]
-        if len(found) > self.remembered:
-            for oldest in list(found)[:len(found) - self.remembered]:
-                del found[oldest]
+        for oldest in list(islice(found, max(0, len(found) - self.remembered))):
+            del found[oldest]
         return answers
 
     def votes(self, text: str, pair: str | None, samples: int, draw: int = 0) -> torch.Tensor:

@@ -134,7 +134,7 @@ class Certifier:
             reachable = True  # the radii are reported whatever the attacks' reach
         # only what the deployed vote gets right can count as certified (the certificate is on the vote's limit), so
         # the selection and the estimate, most of the cost, are drawn only for those, and only where they can count
-        selected = p_lower = None
+        selected = p_lower = record["selected_share"] = None
         if predicted == label and reachable:
             selected = int(predictor.votes(text, pair, args.selection_samples, draw=1).argmax())
         if selected == label:
