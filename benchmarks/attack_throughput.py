@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
+from common import add_machine_options, parse, print_table
 
 from rift.attacks.registry import build_attack
 from rift.attacks.results import summarize
@@ -39,11 +40,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--one-by-one", action="store_true", help="also attack one example per call")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_machine_options(parser)
+    args = parse(parser)
 
     data_dir = resolve_data_dir(args.data_dir)
     task = load_task("sst2", data_dir, max_dev_examples=args.examples, log=lambda _: None)
@@ -80,9 +78,7 @@ def main() -> None:
             ))
     print(f"model {args.model} on {device} ({torch.get_num_threads()} threads), {len(examples)} SST-2 dev examples, "
           f"batch size {args.batch_size}, max length {args.max_length}, genetic {args.population}x{args.generations}")
-    widths = [max(len(str(row[k])) for row in [header, *rows]) for k in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).rjust(width) for cell, width in zip(row, widths)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 import torch
+from common import add_machine_options, parse, print_table
 
 from rift.attacks.registry import build_attack
 from rift.attacks.results import summarize
@@ -55,11 +56,8 @@ def main() -> None:
     parser.add_argument("--attack", default="pwws")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--data-dir")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_machine_options(parser)
+    args = parse(parser)
 
     data_dir = resolve_data_dir(args.data_dir)
     task = load_task("sst2", data_dir, max_test_examples=args.examples, log=lambda _: None)
@@ -89,9 +87,7 @@ def main() -> None:
                      f"{predictor.model_seconds:.0f}"))
     print(f"{args.attack} on a {prediction.kind} vote of {prediction.samples} copies ({args.model}), "
           f"{len(examples)} SST-2 test examples, {torch.get_num_threads()} threads")
-    widths = [max(len(str(row[k])) for row in [header, *rows]) for k in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(cell).rjust(width) for cell, width in zip(row, widths)))
+    print_table(header, rows)
     print(f"independent / shared time: {seconds['independent'] / seconds['shared']:.2f}x")
 
 
