@@ -106,6 +106,8 @@ class Certifier:
                  sets: PerturbationSets | None, attacks_source: SubstitutionSource | None):
         self.predictor, self.args, self.certify_samples, self.sets = predictor, args, certify_samples, sets
         self.attacks_source = attacks_source
+        # the highest bound any estimate can give: a unanimous one
+        self.best_bound = clopper_pearson_lower(certify_samples, certify_samples, args.alpha)
 
     def certify(self, index: int, text: str, pair: str | None, label: int) -> dict:
         started, in_model = time.perf_counter(), self.predictor.model_seconds
@@ -122,9 +124,7 @@ class Certifier:
             for position in range(len(words)):
                 overlap *= self.sets.position_overlap(words, position, self.attacks_source)
             record["overlap"] = overlap
-            # even a unanimous estimate cannot cover so small an overlap
-            reachable = safer_certified(clopper_pearson_lower(self.certify_samples, self.certify_samples, args.alpha),
-                                        [overlap])
+            reachable = safer_certified(self.best_bound, [overlap])  # else too small an overlap for any estimate
         else:
             num_words = sum(1 for word in words if not PUNCTUATION.fullmatch(word))
             # the attacks change at most every word their source has substitutes for
