@@ -214,6 +214,42 @@ def test_interrupted_cells_are_redone(tmp_path, tiny_model_dir):
     assert len(genetic.read_text().splitlines()) == 4
 
 
+def test_cells_side_by_side_equal_the_cells_one_after_another(grid, tmp_path, capsys):
+    command, out, _ = grid
+    side = tmp_path / "side"
+    jobs = [*command[:command.index("--seeds")], "--seeds", "0", *command[command.index("--seeds") + 2:-1],
+            str(side), "--jobs", "2"]
+    code, stdout = bench(jobs)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert sorted(line.split()[1].rstrip(":") for line in lines if " done in " in line) == [
+        "file-ascc-s0", "file-standard-s0"]
+    for name in ("file-standard-s0", "file-ascc-s0"):
+        assert f"{name}: started, output in {side / 'logs' / name}.log" in stdout
+        log = (side / "logs" / f"{name}.log").read_text()
+        assert "pwws" in log  # the cell's own output: its progress bars
+        trained, alone = (json.loads((root / "cells" / name / "metrics.json").read_text()) for root in (side, out))
+        assert trained["test_accuracy"] == alone["test_accuracy"] and trained["evaluations"] == alone["evaluations"]
+        for attack in ("pwws", "genetic", "ascc"):  # the same adversarial examples, example by example
+            examples = [(root / "cells" / name / "attacks" / f"examples_{attack}.jsonl").read_text().splitlines()
+                        for root in (side, out)]
+            drop_times = [[{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in lines]
+                          for lines in examples]
+            assert drop_times[0] == drop_times[1]
+    results = json.loads((side / "results.json").read_text())
+    assert [c["directory"] for c in results["cells"]] == ["cells/file-standard-s0", "cells/file-ascc-s0"]
+    assert json.loads((side / "results.json").read_text())["settings"]["jobs"] == 2
+
+    # a cell that fails stops the next from starting, lets the running one finish, and is one line naming its log
+    shutil.rmtree(side / "cells" / "file-ascc-s0")
+    code, stdout = bench([*jobs, "--methods", "standard,ascc,rift", "--learning-rate", "0.004"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "1 cell(s) failed (1 not started): file-standard-s0: " in err and "learning_rate" in err
+    assert "logs/file-standard-s0.log" in err and not (side / "cells" / "file-rift-s0").exists()
+    assert (side / "cells" / "file-ascc-s0" / "metrics.json").exists()  # ran beside the failure, kept
+
+
 def test_finished_cells_refuse_other_training_options(grid, capsys):
     command, _, _ = grid
     assert main([*command, "--learning-rate", "0.5"]) == 2

@@ -318,7 +318,10 @@ class BenchArguments:
     save_steps: int | None = option(None, "save each training's resume state every N optimiser steps, so that a "
                                           "killed bench loses at most N steps (0 = at every evaluation)", at_least=0)
     retention_examples: int | None = option(None, "dev examples of the feature-retention measurement (0 = off)", at_least=0)
-    num_threads: int | None = option(None, "CPU threads for torch", at_least=1)
+    num_threads: int | None = option(None, "CPU threads for torch (with --jobs: per cell; default: the CPU's cores "
+                                           "shared out among the jobs)", at_least=1)
+    jobs: int = option(1, "cells trained and attacked side by side, each in a process of its own whose output goes "
+                          "to OUTPUT_DIR/logs/CELL.log; with at least as many GPUs as jobs, one GPU each", at_least=1)
     allow_changed_data: bool = option(False, "continue cells whose data files, synonym tables or weights changed "
                                              "since they read them (recorded in each one's rift_inputs.json)")
 

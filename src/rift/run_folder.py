@@ -33,6 +33,7 @@ CERTIFIED_DIR = "certified"  # a cell trained with a smoothing defence: rift cer
 GRID_RESULTS_FILE = "results.json"
 GRID_RESULTS_FILES = (GRID_RESULTS_FILE, "results.csv", "results.md")
 REPORT_FILE = "report.html"
+CELL_LOGS_DIR = "logs"  # rift bench --jobs N: each cell's output, logs/TASK-METHOD-sSEED.log
 
 
 def for_split(name: str, split: str) -> str:
