@@ -20,6 +20,7 @@ from conftest import sentiment_examples
 from test_cli import write_csv
 
 from rift.cli import main
+from rift.files import folder_lock
 from rift.statistics import wilson_interval
 from rift.evaluation.paired import exact_mcnemar
 from rift.evaluation.robustness import read_results
@@ -224,10 +225,11 @@ def test_cells_side_by_side_equal_the_cells_one_after_another(grid, tmp_path, ca
     lines = stdout.splitlines()
     assert sorted(line.split()[1].rstrip(":") for line in lines if " done in " in line) == [
         "file-ascc-s0", "file-standard-s0"]
+    err = capsys.readouterr().err
     for name in ("file-standard-s0", "file-ascc-s0"):
         assert f"{name}: started, output in {side / 'logs' / name}.log" in stdout
         log = (side / "logs" / f"{name}.log").read_text()
-        assert "pwws" in log  # the cell's own output: its progress bars
+        assert f"no resume state in {side / 'cells' / name}" in log and "pwws: 100%" in log  # progress bars too
         trained, alone = (json.loads((root / "cells" / name / "metrics.json").read_text()) for root in (side, out))
         assert trained["test_accuracy"] == alone["test_accuracy"] and trained["evaluations"] == alone["evaluations"]
         for attack in ("pwws", "genetic", "ascc"):  # the same adversarial examples, example by example
@@ -236,18 +238,24 @@ def test_cells_side_by_side_equal_the_cells_one_after_another(grid, tmp_path, ca
             drop_times = [[{k: v for k, v in json.loads(line).items() if "seconds" not in k} for line in lines]
                           for lines in examples]
             assert drop_times[0] == drop_times[1]
+    assert "no resume state" not in err and "pwws: " not in err  # none of it reaches the bench's own output
     results = json.loads((side / "results.json").read_text())
     assert [c["directory"] for c in results["cells"]] == ["cells/file-standard-s0", "cells/file-ascc-s0"]
     assert json.loads((side / "results.json").read_text())["settings"]["jobs"] == 2
+    code, stdout = bench(jobs)  # finished cells are checked in the bench's own process
+    assert code == 0 and sum("skipped (finished before)" in line for line in stdout.splitlines()) == 2
+    assert "started" not in stdout
 
     # a cell that fails stops the next from starting, lets the running one finish, and is one line naming its log
     shutil.rmtree(side / "cells" / "file-ascc-s0")
-    code, stdout = bench([*jobs, "--methods", "standard,ascc,rift", "--learning-rate", "0.004"])
+    with folder_lock(side / "cells" / "file-rift-s0", "a test"):  # held here: rift-s0's own process cannot write it
+        code, stdout = bench([*jobs, "--methods", "rift,ascc,l2sp"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "1 cell(s) failed (1 not started): file-standard-s0: " in err and "learning_rate" in err
-    assert "logs/file-standard-s0.log" in err and not (side / "cells" / "file-rift-s0").exists()
+    assert "1 of the cells failed (1 not started): file-rift-s0: " in err and "(a test, pid" in err
+    assert f"(output in {side / 'logs' / 'file-rift-s0'}.log)" in err
     assert (side / "cells" / "file-ascc-s0" / "metrics.json").exists()  # ran beside the failure, kept
+    assert not (side / "cells" / "file-l2sp-s0").exists() and "file-l2sp-s0" not in stdout
 
 
 def test_finished_cells_refuse_other_training_options(grid, capsys):

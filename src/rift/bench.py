@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
-import multiprocessing
-import multiprocessing.connection
-import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 from rift.api import attack_results, certify, run_training, writing
@@ -50,6 +46,7 @@ from rift.evaluation.records import (
 from rift.evaluation.protocols import get_protocol
 from rift.files import folder_lock, remove_temporaries, write_atomic
 from rift.inputs import check_inputs
+from rift.jobs import run_side_by_side, status_line, usable_cpus
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
 from rift.registry import load
@@ -57,6 +54,7 @@ from rift.substitutions.base import SOURCE_NAMES
 from rift.run_folder import (
     ATTACK_RESULTS_FILE,
     CELL_LOGS_DIR,
+    CELLS_DIR,
     CERTIFY_RESULTS_FILE,
     CONFIG_FILE,
     GRID_RESULTS_FILES,
@@ -132,80 +130,6 @@ def attack_arguments(train_args: TrainingArguments, args: BenchArguments, cell: 
         protocol=call.protocol), unread="drop")
 
 
-def cell_status(ran: bool, seconds: float) -> str:
-    return f"done in {seconds:.1f} s" if ran else "skipped (finished before)"
-
-
-def run_side_by_side(args: BenchArguments, cells: list[Cell]) -> None:
-    """``--jobs N``: N cells at a time, each in a spawned process of its own (its own torch threads, Accelerate
-    state and GPU), its output appended to ``OUT/logs/CELL.log``. After a cell fails no other starts; those running
-    finish, so that nothing trained is lost, and the failures are raised together."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise RiftError("--jobs: under a distributed launch every process trains the same cell; use --jobs 1")
-    logs = Path(args.output_dir) / CELL_LOGS_DIR
-    logs.mkdir(exist_ok=True)
-    cell_args = dataclasses.replace(args, jobs=1, num_threads=args.num_threads or max(1, (os.cpu_count() or 1) // args.jobs))
-    gpus = visible_gpus()
-    context = multiprocessing.get_context("spawn")
-    waiting, running, failures, slots = list(enumerate(cells, 1)), {}, [], list(range(args.jobs))
-    while running or (waiting and not failures):
-        while waiting and slots and not failures:
-            (number, cell), slot = waiting.pop(0), slots.pop(0)
-            log, (receive, send) = logs / f"{cell.name}.log", context.Pipe(duplex=False)
-            gpu = gpus[slot] if len(gpus) >= args.jobs else None
-            process = context.Process(target=cell_process, args=(cell_args, cell, str(log), gpu, send), name=cell.name)
-            process.start()
-            send.close()  # the child holds the sending end now: its exit closes the pipe
-            running[process.sentinel] = (process, receive, number, cell, slot, time.perf_counter())
-            print(f"[{number}/{len(cells)}] {cell.name}: started, output in {log}", flush=True)
-        for sentinel in multiprocessing.connection.wait(list(running)):
-            process, receive, number, cell, slot, started = running.pop(sentinel)
-            process.join()
-            try:
-                status, message = receive.recv()
-            except EOFError:  # killed before it could answer
-                status, message = "error", f"its process ended without an answer (exit code {process.exitcode})"
-            receive.close()
-            slots.append(slot)
-            if status == "error":
-                failures.append(f"{cell.name}: {message} (output in {logs / (cell.name + '.log')})")
-                print(f"[{number}/{len(cells)}] {cell.name}: failed", flush=True)
-            else:
-                print(f"[{number}/{len(cells)}] {cell.name}: {cell_status(status == 'done', time.perf_counter() - started)}",
-                      flush=True)
-    if failures:
-        raise RiftError(f"{len(failures)} cell(s) failed ({len(waiting)} not started): " + "; ".join(failures))
-
-
-def visible_gpus() -> list[str]:
-    """The CUDA devices this process may use, as CUDA_VISIBLE_DEVICES names them."""
-    if not torch.cuda.is_available():
-        return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return visible.split(",") if visible else [str(index) for index in range(torch.cuda.device_count())]
-
-
-def cell_process(args: BenchArguments, cell: Cell, log: str, gpu: str | None, send) -> None:
-    """A ``--jobs`` worker: one cell, its output (file descriptors 1 and 2, so that progress bars and libraries'
-    output go there too) appended to ``log``; sends back ("done" | "skipped" | "error", message)."""
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch first touches CUDA in this process
-    with open(log, "a", buffering=1) as output:
-        os.dup2(output.fileno(), 1)
-        os.dup2(output.fileno(), 2)
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
-    try:
-        ran = run_cell(args, cell, log=lambda message: print(message, file=sys.stderr))
-        send.send(("done" if ran else "skipped", ""))
-    except RiftError as error:
-        print(f"error: {error}", file=sys.stderr)
-        send.send(("error", str(error)))
-    except BaseException as error:  # a bug: its traceback goes to the cell's log, one line to the bench
-        traceback.print_exc()
-        send.send(("error", f"{type(error).__name__}: {error}"))
-
-
 def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
     """Train and attack what the cell still lacks; False when it was already finished."""
     with writing(cell.directory, "rift bench"):  # two benches may share a grid, never a cell
@@ -237,6 +161,12 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
         if to_certify:
             certify(certify_arguments(train_args, args, cell))
         return True
+
+
+def cell_finished(args: BenchArguments, cell: Cell) -> bool:
+    """Whether the cell is trained and has every requested attack and certificate (``run_cell`` checks it further)."""
+    return ((cell.directory / METRICS_FILE).exists() and not pending_attacks(args, cell)
+            and not certification_pending(args, cell, training_arguments(args, cell)))
 
 
 def certification_pending(args: BenchArguments, cell: Cell, train_args: TrainingArguments) -> bool:
@@ -300,14 +230,20 @@ def record(bench_dir: Path, destination: Path) -> list[str]:
 
 def run_bench(args: BenchArguments) -> dict:
     cells = grid(args)
-    Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    if args.jobs > 1 and len(cells) > 1:
-        run_side_by_side(args, cells)
-    else:
-        for number, cell in enumerate(cells, 1):
-            started = time.perf_counter()
-            ran = run_cell(args, cell, log=lambda message: print(message, file=sys.stderr))
-            print(f"[{number}/{len(cells)}] {cell.name}: {cell_status(ran, time.perf_counter() - started)}", flush=True)
+    Path(args.output_dir, CELLS_DIR).mkdir(parents=True, exist_ok=True)
+    side_by_side = args.jobs > 1 and len(cells) > 1
+    later = []
+    for number, cell in enumerate(cells, 1):
+        if side_by_side and not cell_finished(args, cell):  # a finished cell is checked here, without a process
+            later.append((number, cell))
+            continue
+        started = time.perf_counter()
+        ran = run_cell(args, cell, log=lambda message: print(message, file=sys.stderr))
+        print(status_line(number, len(cells), cell.name, ran, time.perf_counter() - started), flush=True)
+    if later:
+        threads = args.num_threads or max(1, usable_cpus() // args.jobs)
+        run_side_by_side(functools.partial(run_cell, dataclasses.replace(args, jobs=1, num_threads=threads)), later,
+                         len(cells), args.jobs, threads, Path(args.output_dir) / CELL_LOGS_DIR)
     records = [cell_record(args, cell) for cell in cells]
     summary = summarize_grid(records, args.attacks)
     comparisons = paired_comparisons(args, records)

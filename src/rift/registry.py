@@ -70,6 +70,11 @@ def register(kind: str, name: str, target: str) -> None:
     _COMPONENTS[kind][name] = target
 
 
+def registered() -> dict[str, dict[str, str]]:
+    """Every component by kind and name, as ``register`` takes them (for a process that must register them again)."""
+    return {kind: dict(entries) for kind, entries in _COMPONENTS.items()}
+
+
 def names(kind: str) -> tuple[str, ...]:
     """The registered names of ``kind``, in registration order."""
     return tuple(_COMPONENTS[kind])
