@@ -10,7 +10,11 @@ import io
 import gzip
 import json
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,7 @@ from conftest import sentiment_examples
 from test_cli import write_csv
 
 from rift.cli import main
+from rift.errors import RiftError
 from rift.files import folder_lock
 from rift.statistics import wilson_interval
 from rift.evaluation.paired import exact_mcnemar
@@ -256,6 +261,39 @@ def test_cells_side_by_side_equal_the_cells_one_after_another(grid, tmp_path, ca
     assert f"(output in {side / 'logs' / 'file-rift-s0'}.log)" in err
     assert (side / "cells" / "file-ascc-s0" / "metrics.json").exists()  # ran beside the failure, kept
     assert not (side / "cells" / "file-l2sp-s0").exists() and "file-l2sp-s0" not in stdout
+
+
+def test_a_killed_side_by_side_bench_takes_its_cells_with_it_and_they_resume(grid, tmp_path):
+    command, out, _ = grid
+    side = tmp_path / "side"
+    jobs = [*command[:command.index("--seeds")], "--seeds", "0", *command[command.index("--seeds") + 2:-1],
+            str(side), "--jobs", "2", "--save-steps", "2"]
+    bench_process = subprocess.Popen([sys.executable, "-m", "rift.cli", *jobs], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+    started = [bench_process.stdout.readline() for _ in range(2)]
+    assert all(": started, output in " in line for line in started), started
+    names = ("file-standard-s0", "file-ascc-s0")
+    deadline = time.monotonic() + 120
+    while not all((side / "cells" / name / "resume").is_dir() for name in names):  # both are training
+        assert time.monotonic() < deadline and bench_process.poll() is None
+        time.sleep(0.2)
+    bench_process.send_signal(signal.SIGKILL)
+    bench_process.wait()
+    deadline = time.monotonic() + 30
+    for name in names:  # the cells' processes died with the bench, so their folders are free again
+        while True:
+            try:
+                with folder_lock(side / "cells" / name, "a test"):
+                    break
+            except RiftError:
+                assert time.monotonic() < deadline, f"{name} is still written after its bench was killed"
+                time.sleep(0.5)
+    assert not all((side / "cells" / name / "metrics.json").exists() for name in names)
+    code, _ = bench(jobs)
+    assert code == 0
+    for name in names:  # resumed, they end where the cells trained one after another ended
+        trained, alone = (json.loads((root / "cells" / name / "metrics.json").read_text()) for root in (side, out))
+        assert trained["test_accuracy"] == alone["test_accuracy"] and trained["evaluations"] == alone["evaluations"]
 
 
 def test_finished_cells_refuse_other_training_options(grid, capsys):
