@@ -4,6 +4,7 @@ perturbation must satisfy, against answers computed by hand."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -273,17 +274,56 @@ def test_a2t_changes_the_words_in_the_order_of_their_gradient_and_at_most_its_sh
     assert word_importance(alignment, gradient)[1] == pytest.approx(3.5)
 
 
-def test_a2t_trains_its_first_epoch_clean_then_on_its_adversarys_texts(tmp_path, tiny_model_dir, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "--method", "a2t", "--model", tiny_model_dir, *data_options(tmp_path), "--epochs", "2",
-                 "--logging-steps", "1", "--retention-examples", "0", "--output-dir", str(run)]) == 0
+def test_a2t_adds_the_first_successful_attacks_of_a_seeded_order_as_a2t_weights_them(tmp_path, trained_tiny_dir,
+                                                                                     sentiment_task):
+    from rift.adversaries.base import encode_texts
+
+    args = TrainingArguments.build(output_dir=str(tmp_path / "run"), model=trained_tiny_dir, method="a2t",
+                                   max_length=32, a2t_adversarial_share=0.25, adversarial_weight=0.5)
+    trainer = prepared(args, sentiment_task)
+    objective = trainer.objective
+    context = trainer.context()
+    objective.setup(context)
+    objective.current_epoch = lambda: 1.0  # past the clean first epoch
+    batch = objective.collate(trainer.encoded["train"][:16], trainer.pad_token_id)
+    model = trainer.model.eval()  # no dropout: the loss is reproducible by hand
+    terms = objective(model, batch)
+
+    order = list(range(16))
+    random.Random(f"a2t {args.seed} {batch['index'].tolist()}").shuffle(order)
+    rows, examples = objective.adversary.successful_examples(model, batch, 4, order)
+    assert 0 < len(rows) <= 4 and sorted(rows, key=order.index) == rows  # the first successes of the order
+    inputs = encode_texts(objective.adversary.tokenizer, examples, 32, batch["input_ids"].device)
+    with torch.no_grad():
+        adversarial = classify(model, **inputs).logits
+        clean = classify(model, **model_inputs(batch)).logits
+    assert (adversarial.argmax(-1) != batch["labels"][rows]).all()  # each one changed the prediction
+    if len(rows) == 4:  # the search stopped there: later rows of the order were not attacked
+        assert all(order.index(r) < 16 for r in rows)
+    ce = F.cross_entropy(clean, batch["labels"], reduction="sum")
+    adv_ce = F.cross_entropy(adversarial, batch["labels"][rows], reduction="sum")
+    total = 16 + len(rows)  # A2T's mean over the clean examples and the added ones, these weighted alpha
+    assert torch.allclose(terms["loss"], (ce + 0.5 * adv_ce) / total, atol=1e-5)
+    assert torch.allclose(terms["ce"] + terms["adv_ce"], terms["loss"], atol=1e-6)
+    assert terms["adversarial_share"].item() == len(rows) / 16
+
+
+def test_a2t_trains_its_first_epoch_clean_then_on_its_adversarys_texts(tmp_path, tiny_model_dir, trained_tiny_dir,
+                                                                       capsys):
+    run = tmp_path / "run"  # from the trained tiny model, whose predictions its attacks change
+    assert main(["train", "--method", "a2t", "--model", trained_tiny_dir, *data_options(tmp_path), "--epochs", "2",
+                 "--batch-size", "16", "--logging-steps", "1", "--retention-examples", "0", "--output-dir",
+                 str(run)]) == 0
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     steps = [row for row in log if "train/adv_ce" in row]  # one row per step, two epochs of as many steps
     assert len(steps) % 2 == 0 and len(steps) >= 4
     first, second = steps[:len(steps) // 2], steps[len(steps) // 2:]
-    assert all(r["train/adv_ce"] == 0 for r in first) and all(r["train/adv_ce"] > 0 for r in second)
+    assert all(r["train/adv_ce"] == 0 and r["train/adversarial_share"] == 0 for r in first)
+    assert any(r["train/adv_ce"] > 0 for r in second)
+    assert all(0 <= r["train/adversarial_share"] <= 0.2 + 1 / 16 for r in second)  # ceil(0.2 x 16) of 16 at most
     card = (run / "README.md").read_text()
     assert "A2T" in card and "| `clean_epochs` | 1 |" in card and "| `a2t_max_changed_share` | 0.1 |" in card
+    assert "| `a2t_adversarial_share` | 0.2 |" in card
     # its attacks are compared with its own adversary's surface, as every adversarial method's are
     assert main(["attack", "--model", str(run), *data_options(tmp_path), "--num-examples", "8", "--output-dir",
                  str(tmp_path / "attacked")]) == 0

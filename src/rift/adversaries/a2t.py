@@ -11,8 +11,8 @@ within a query budget per example and step (A2T's 200).
 
 Where it differs from A2T (docs/METHOD_NOTES.md): the substitutes are the run's source (the counter-fitted
 neighbours, 8 per word by default) instead of 20 counter-fitted neighbours filtered by word-embedding cosine 0.8,
-part of speech and SBERT similarity 0.9; and x' is searched for every batch as it is trained on, instead of once
-per epoch for a set added to the training data.
+part of speech and SBERT similarity 0.9. As an adversary of other methods (``--adversary a2t``) it gives an x' for
+every row; the ``a2t`` method takes only the first successful ones of a seeded order (``successful_examples``).
 """
 
 from __future__ import annotations
@@ -78,6 +78,34 @@ class A2TAdversary(WordAdversary):
     Options = A2TAdversaryOptions
 
     def adversarial_examples(self, model, batch) -> tuple[list[Example], torch.Tensor]:
+        search, logits = self.prepared_search(model, batch)
+        indices = batch["index"].tolist()
+        examples = [self.examples[i] for i in indices]
+        with eval_mode(unwrap(model)):
+            results = search.attack(examples, indices)
+        return [Example(r.adversarial_text, e.label, r.adversarial_text_pair) for r, e in zip(results, examples)], logits
+
+    def successful_examples(self, model, batch, wanted: int, order: list[int]) -> tuple[list[int], list[Example]]:
+        """A2T's way of adding adversarial examples: the rows of the batch in ``order`` are attacked, a few at a
+        time, until ``wanted`` attacks have changed the prediction (or every row was tried); the rows that did and
+        their x', in that order."""
+        search, _ = self.prepared_search(model, batch)
+        indices = batch["index"].tolist()
+        rows, found, tried = [], [], 0
+        with eval_mode(unwrap(model)):
+            while len(rows) < wanted and tried < len(order):
+                chunk = order[tried:tried + wanted - len(rows)]
+                tried += len(chunk)
+                examples = [self.examples[indices[row]] for row in chunk]
+                for row, example, result in zip(chunk, examples, search.attack(examples, [indices[r] for r in chunk])):
+                    if result.status == "succeeded":
+                        rows.append(row)
+                        found.append(Example(result.adversarial_text, example.label, result.adversarial_text_pair))
+        return rows, found
+
+    def prepared_search(self, model, batch) -> tuple[GradientGreedySearch, torch.Tensor]:
+        """The search over the batch's examples, ranked by one eval-mode gradient on the clean batch, and the
+        batch's clean logits."""
         plain = unwrap(model)
         with eval_mode(plain):
             embeds = input_embeddings(plain)(batch["input_ids"]).detach().requires_grad_(True)
@@ -85,14 +113,10 @@ class A2TAdversary(WordAdversary):
             logits = classify(plain, inputs_embeds=embeds, **inputs).logits
             # only the embeddings' gradient is computed; no parameter's .grad is touched
             (gradient,) = torch.autograd.grad(F.cross_entropy(logits.float(), batch["labels"], reduction="sum"), [embeds])
-            indices = batch["index"].tolist()
-            examples = [self.examples[i] for i in indices]
-            search = GradientGreedySearch(
-                ModelWrapper(plain, self.tokenizer, batch_size=self.args.eval_batch_size, max_length=self.args.max_length),
-                self.source, max_changed_share=self.args.a2t_max_changed_share, min_changes=self.args.a2t_min_changes,
-                query_budget=self.args.a2t_query_budget)
-            for row, (index, example) in enumerate(zip(indices, examples)):
-                search.importance[id(example)] = word_importance(self.alignments[index], gradient[row].float())
-            results = search.attack(examples, indices)
-        return ([Example(r.adversarial_text, e.label, r.adversarial_text_pair) for r, e in zip(results, examples)],
-                logits.detach())
+        search = GradientGreedySearch(
+            ModelWrapper(plain, self.tokenizer, batch_size=self.args.eval_batch_size, max_length=self.args.max_length),
+            self.source, max_changed_share=self.args.a2t_max_changed_share, min_changes=self.args.a2t_min_changes,
+            query_budget=self.args.a2t_query_budget)
+        for row, index in enumerate(batch["index"].tolist()):
+            search.importance[id(self.examples[index])] = word_importance(self.alignments[index], gradient[row].float())
+        return search, logits.detach()
