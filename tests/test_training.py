@@ -149,6 +149,30 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_model_dir, sentimen
     assert losses[1] == losses[0]  # the log continues: steps 1-7 before the crash, 8-12 after
 
 
+class CrashAfterEpochCheckpoint(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == 6:  # the first epoch's last step is saved; its evaluation comes next
+            raise Crash
+
+
+def test_a_run_resumed_from_an_epoch_end_checkpoint_makes_its_evaluation_as_the_uninterrupted_run_did(
+        tmp_path, tiny_model_dir, sentiment_task):
+    # the evaluation draws from the random states (each data loader draws a seed) after the checkpoint kept them:
+    # the resumed run must make those draws too, or the second epoch's dropout differs
+    common = dict(epochs=2, save_steps=1, eval_steps=0, method="standard")
+    straight = tiny_args(tmp_path / "a", tiny_model_dir, **common)
+    expected = train_run(straight, task=sentiment_task)
+    interrupted = tiny_args(tmp_path / "b", tiny_model_dir, **common)
+    with pytest.raises(Crash):
+        train_run(interrupted, task=sentiment_task, callbacks=[CrashAfterEpochCheckpoint()])
+    saved = json.loads((Path(interrupted.output_dir) / "resume" / "checkpoint-6" / "rift_run_state.json").read_text())
+    assert saved["evaluations"] == []  # the epoch's evaluation is not in it
+    resumed = train_run(tiny_args(tmp_path / "b", tiny_model_dir, resume=True, **common), task=sentiment_task)
+    assert [e["step"] for e in resumed["evaluations"]] == [6, 12]
+    assert resumed["evaluations"] == expected["evaluations"]
+    assert_same_weights(Path(straight.output_dir), Path(interrupted.output_dir))
+
+
 def test_existing_run_is_not_overwritten(tmp_path, tiny_model_dir, sentiment_task):
     args = tiny_args(tmp_path, tiny_model_dir, epochs=1)
     train_run(args, task=sentiment_task)

@@ -109,6 +109,8 @@ class RunTrainer(RobustTrainer):
         self._run_log = log
         self.run_state = {"best_dev_accuracy": None, "best_step": None, "evaluations": [], "train_seconds": 0.0}
         self._retention_probe: RetentionProbe | None = None
+        self.resumed_from: str | None = None
+        self._random_states_loaded_from: str | None = None
         self._clock = time.perf_counter()
         super().__init__(model=model, args=hf_arguments(args, len(sampler), bool(self.encoded.get("dev"))),
                          train_dataset=task.splits["train"], eval_dataset=self.encoded.get("dev") or None,
@@ -215,6 +217,19 @@ class RunTrainer(RobustTrainer):
                     rows.append(line)
             write_atomic(log_file, "".join(row + "\n" for row in rows))
 
+    def train(self, resume_from_checkpoint: str | None = None, **kwargs):
+        self.resumed_from = resume_from_checkpoint
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def load_random_states_once(self, checkpoint: str) -> None:
+        """The checkpoint's random states, loaded now and not again when the Trainer starts the epoch."""
+        self._load_rng_state(checkpoint)
+        self._random_states_loaded_from = checkpoint
+
+    def _load_rng_state(self, checkpoint):
+        if checkpoint is None or checkpoint != self._random_states_loaded_from:
+            super()._load_rng_state(checkpoint)
+
     @staticmethod
     def run_state_step(checkpoint: Path) -> int:
         return int(checkpoint.name.rsplit("-", 1)[1])
@@ -277,8 +292,9 @@ class _RunLog(transformers.TrainerCallback):
 
 class _EvaluationAfterCheckpoint(transformers.TrainerCallback):
     """The evaluation at an epoch's end comes after the checkpoint of the epoch's last step (the Trainer saves at the
-    step's end, evaluates at the epoch's end), so a run killed between the two resumes from a checkpoint without it:
-    the resumed run makes it before its first step, on the same model, as the uninterrupted run made it."""
+    step's end, evaluates at the epoch's end), so a run resumed from that checkpoint lacks it: the resumed run makes it
+    before its first step, on the same model and from the checkpoint's random states, as the uninterrupted run made
+    it. Its draws (each data loader draws a seed) then stand, as they stood in the uninterrupted run."""
 
     def __init__(self, trainer: RunTrainer):
         self.trainer = trainer
@@ -288,6 +304,7 @@ class _EvaluationAfterCheckpoint(transformers.TrainerCallback):
         if (trainer.eval_dataset is not None and args.eval_strategy == "epoch" and state.global_step > 0
                 and float(state.epoch or 0).is_integer()
                 and all(evaluation["step"] != state.global_step for evaluation in trainer.run_state["evaluations"])):
+            trainer.load_random_states_once(trainer.resumed_from)
             trainer.evaluate()
 
 
