@@ -153,7 +153,7 @@ def same_examples(got: dict, expected: dict) -> bool:
 def test_a_training_killed_at_any_write_resumes_to_the_uninterrupted_run_bit_for_bit(tmp_path, tiny_model_dir):
     command = ["train", "--model", tiny_model_dir, *data_options(tmp_path), "--max-train-examples", "32",
                "--max-dev-examples", "16", "--max-test-examples", "16", "--method", "rift", "--ascc-steps", "1",
-               "--epochs", "2", "--save-steps", "1", "--eval-steps", "2", "--logging-steps", "1",
+               "--epochs", "2", "--save-steps", "1", "--logging-steps", "1",
                "--retention-examples", "0"]
     straight, kills = killed_and_resumed(tmp_path, command, ["--resume"], ["--output-dir"], "straight", seconds=6)
     reference = files(tmp_path / "straight")
