@@ -26,6 +26,7 @@ from test_cli import write_csv
 from rift.cli import main
 from rift.errors import RiftError
 from rift.files import folder_lock
+from rift.inputs import fingerprint
 from rift.statistics import wilson_interval
 from rift.evaluation.paired import exact_mcnemar
 from rift.evaluation.robustness import read_results
@@ -439,6 +440,55 @@ def test_a_record_never_overwrites_another_run(grid_copy, tmp_path, capsys):
     assert main(["record", str(other), str(record)]) == 2
     assert "(their rift_inputs.json differ)" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in record.rglob("*") if p.is_file()} == kept
+
+
+def test_a_record_whose_weights_are_gone_is_trained_again_checked_and_ends_as_the_uninterrupted_run(grid_copy,
+                                                                                                      tmp_path, capsys):
+    command, out = grid_copy
+    record = tmp_path / "record"
+    assert main(["record", str(out), str(record)]) == 0
+    for name in CELLS:  # the record keeps the fingerprint of the weights it leaves behind
+        assert json.loads((record / "cells" / name / "rift_weights.json").read_text()) == {
+            "model.safetensors": fingerprint(out / "cells" / name / "model.safetensors")}
+    # a session ended in the middle of one cell's pwws attack, on a machine that kept nothing but the record
+    cell = record / "cells" / "file-ascc-s1"
+    summary = json.loads((cell / "attacks" / "results.json").read_text())
+    del summary["attacks"]["pwws"]
+    (cell / "attacks" / "results.json").write_text(json.dumps(summary))
+    pwws = cell / "attacks" / "examples_pwws.jsonl.gz"
+    lines = gzip.decompress(pwws.read_bytes()).decode().splitlines(keepends=True)
+    pwws.write_bytes(gzip.compress("".join(lines[:3]).encode()))
+    one_cell = [*command[:-1], str(record)]
+    one_cell[one_cell.index("--methods") + 1], one_cell[one_cell.index("--seeds") + 1] = "ascc", "1"
+    recorded = {path: path.read_bytes() for path in cell.iterdir() if path.is_file()}
+
+    # weights trained again must be those the results came from: other ones are refused, and nothing moves in
+    kept = cell / "rift_weights.json"
+    kept.write_text(json.dumps({"model.safetensors": "0" * 64}))
+    capsys.readouterr()
+    assert bench([*one_cell, "--retrain-missing-weights"])[0] == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"rift: error: {cell}: training it again gave other weights (model.safetensors) than those its recorded "
+        "results came from (another torch version, kind of CPU or thread count?); its attacks cannot continue on "
+        "them: train it again in another --output-dir")
+    assert not (cell / "retrained").exists() and not (cell / "model.safetensors").exists()
+
+    # a record made before rift record kept the fingerprints: those its attacks read are checked instead
+    kept.unlink()
+    assert bench([*one_cell, "--retrain-missing-weights"])[0] == 0
+    assert "the weights trained again are those its results came from (model.safetensors)" in capsys.readouterr().err
+    assert fingerprint(cell / "model.safetensors") == fingerprint(out / "cells" / "file-ascc-s1" / "model.safetensors")
+    assert not (cell / "retrained").exists()
+    for name in ("metrics.json", "rift_config.yaml", "train_log.jsonl", "rift_inputs.json", "config.json"):
+        assert (cell / name).read_bytes() == recorded[cell / name]  # the training's record stays the original run's
+    # the attack went on from its third example and ends as the uninterrupted run's
+    continued, original = (read_results(folder / "examples_pwws.jsonl")
+                           for folder in (cell / "attacks", out / "cells" / "file-ascc-s1" / "attacks"))
+    assert len(continued) == 8 and {i: dataclasses.replace(r, seconds=0) for i, r in continued.items()} == \
+        {i: dataclasses.replace(r, seconds=0) for i, r in original.items()}
+    final = json.loads((cell / "attacks" / "results.json").read_text())["attacks"]["pwws"]
+    reference = json.loads((out / "cells" / "file-ascc-s1" / "attacks" / "results.json").read_text())["attacks"]["pwws"]
+    assert final["robust_accuracy"] == reference["robust_accuracy"] and final["num_examples"] == 8
 
 
 def test_a_protocol_bench_attacks_at_the_protocols_length_and_keeps_the_training_data(tmp_path):

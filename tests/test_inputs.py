@@ -78,3 +78,24 @@ def test_an_attack_folder_refuses_other_weights_at_the_same_path(tmp_path, train
     assert "model.safetensors changed since it was read there" in capsys.readouterr().err
     assert main([*more, "--allow-changed-data", "--population", "4", "--generations", "2"]) == 0
     assert json.loads((out / "rift_inputs.json").read_text())["changed_data"] == [str((model / "model.safetensors").resolve())]
+
+
+def test_an_attack_folder_goes_on_with_the_same_weights_moved_and_refuses_others(tmp_path, trained_tiny_dir, data_files,
+                                                                                 capsys):
+    model = Path(shutil.copytree(trained_tiny_dir, tmp_path / "model"))
+    out = tmp_path / "attack"
+    command = ["attack", "--model", str(model), *data_files, "--attack", "pwws", "--num-examples", "4",
+               "--output-dir", str(out)]
+    assert main(command) == 0
+    more = ["--attack", "pwws,genetic", "--population", "4", "--generations", "2"]
+    moved = Path(shutil.copytree(model, tmp_path / "moved"))  # the same bytes elsewhere (a record continued)
+    assert main([*command, *more, "--model", str(moved)]) == 0
+    assert set(json.loads((out / "results.json").read_text())["attacks"]) == {"pwws", "genetic"}
+    other = Path(shutil.copytree(model, tmp_path / "other"))  # another model elsewhere, its path unread before
+    weights = load_file(other / "model.safetensors")
+    save_file({name: tensor * 1.01 for name, tensor in weights.items()}, other / "model.safetensors",
+              metadata={"format": "pt"})
+    capsys.readouterr()
+    assert main([*command, *more, "--model", str(other)]) == 2
+    assert capsys.readouterr().err.strip() == f"rift: error: {out} holds results of other settings (model); choose " \
+                                              "another --output-dir"

@@ -324,6 +324,9 @@ class BenchArguments:
                           "to OUTPUT_DIR/logs/CELL.log; with at least as many GPUs as jobs, one GPU each", at_least=1)
     allow_changed_data: bool = option(False, "continue cells whose data files, synonym tables or weights changed "
                                              "since they read them (recorded in each one's rift_inputs.json)")
+    retrain_missing_weights: bool = option(False, "train again a recorded cell (rift record keeps no weights) that "
+                                                  "still has attacks or certificates to run, and continue it if the "
+                                                  "new weights are byte for byte those its results came from")
 
     # attacks on every trained model
     split: str = option("test", "split to attack: the test split's attacks go to each cell's attacks/ and the tables "

@@ -21,6 +21,8 @@ import dataclasses
 import functools
 import io
 import json
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -45,7 +47,7 @@ from rift.evaluation.records import (
 )
 from rift.evaluation.protocols import get_protocol
 from rift.files import folder_lock, remove_temporaries, write_atomic
-from rift.inputs import check_inputs
+from rift.inputs import check_inputs, fingerprint
 from rift.jobs import run_side_by_side, status_line, usable_cpus
 from rift.presets import PRESETS
 from rift.reporting.tables import grid_tables, to_markdown
@@ -58,7 +60,10 @@ from rift.run_folder import (
     CERTIFY_RESULTS_FILE,
     CONFIG_FILE,
     GRID_RESULTS_FILES,
+    INPUTS_FILE,
     METRICS_FILE,
+    RETRAINED_DIR,
+    WEIGHTS_FILE,
     for_split,
 )
 from rift.training.run import changed_training_options, drop_resume_state
@@ -153,14 +158,58 @@ def run_cell(args: BenchArguments, cell: Cell, log) -> bool:
         if not trained:
             run_training(train_args, log=log)
         elif not any((cell.directory / name).exists() for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME)):
-            missing = [entry for call in pending for entry in call.entries] + (["rift certify"] if to_certify else [])
-            raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked or "
-                            f"certified ({', '.join(missing)}); train it again in another --output-dir")
+            if not args.retrain_missing_weights:
+                missing = [entry for call in pending for entry in call.entries] + (["rift certify"] if to_certify else [])
+                raise RiftError(f"{cell.directory} is a record without weights (rift record): it cannot be attacked or "
+                                f"certified ({', '.join(missing)}); pass --retrain-missing-weights to train it again "
+                                "and continue it, or train it in another --output-dir")
+            restore_weights(train_args, cell.directory, log)
         for call in pending:
             attack_results(attack_arguments(train_args, args, cell, call))
         if to_certify:
             certify(certify_arguments(train_args, args, cell))
         return True
+
+
+def recorded_weights(cell: Path) -> dict[str, set[str]]:
+    """The fingerprints of the weights that a recorded cell's results came from: those rift record kept, else (a
+    record made before it kept them) those that its attacks and certificates read."""
+    kept = read_json(cell / WEIGHTS_FILE)
+    if kept:
+        return {name: {value} for name, value in kept.items()}
+    read: dict[str, set[str]] = {}
+    for inputs in sorted(cell.glob(f"*/{INPUTS_FILE}")):
+        for path, value in read_json(inputs).get("files", {}).items():
+            if Path(path).parent.name == cell.name and path.endswith(".safetensors"):
+                read.setdefault(Path(path).name, set()).add(value)
+    return read
+
+
+def restore_weights(train_args: TrainingArguments, cell: Path, log) -> None:
+    """Train a recorded cell again (``rift record`` kept no weights) in ``cell/retrained/`` and move the weights and
+    tokenizer in, but only if they are, byte for byte, the weights that the cell's results came from. Training is
+    deterministic for the same options, data, seed and thread count on the same software and kind of CPU, so a study
+    can go on where its weights are gone (another machine); anything else would add another model's attacks to the
+    recorded ones, and is refused. The cell's own record (metrics, log, options, card) stays as it was."""
+    expected = recorded_weights(cell)
+    if not expected:
+        raise RiftError(f"{cell} records no fingerprint of its weights, so weights trained again could not be checked "
+                        "against them; train it again in another --output-dir")
+    scratch = cell / RETRAINED_DIR
+    log(f"{cell.name}: a record without weights; training it again in {scratch} (resumable)")
+    run_training(dataclasses.replace(train_args, output_dir=str(scratch)), log=log)
+    differ = sorted(name for name, values in expected.items()
+                    if not (scratch / name).is_file() or {fingerprint(scratch / name)} != values)
+    if differ:
+        shutil.rmtree(scratch)
+        raise RiftError(f"{cell}: training it again gave other weights ({', '.join(differ)}) than those its recorded "
+                        "results came from (another torch version, kind of CPU or thread count?); its attacks cannot "
+                        "continue on them: train it again in another --output-dir")
+    for path in sorted(scratch.iterdir()):
+        if path.is_file() and not (cell / path.name).exists():
+            os.replace(path, cell / path.name)
+    shutil.rmtree(scratch)
+    log(f"{cell.name}: the weights trained again are those its results came from ({', '.join(sorted(expected))})")
 
 
 def cell_finished(args: BenchArguments, cell: Cell) -> bool:

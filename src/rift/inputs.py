@@ -113,3 +113,18 @@ def record_inputs(folder: Path, current: dict[str, str]) -> None:
     files = {**saved.get("files", {}), **current}
     write_atomic(path, json.dumps({"files": files, **({"changed_data": saved["changed_data"]}
                                                       if saved.get("changed_data") else {})}, indent=2))
+
+
+def weights_read_before(model: str | Path, folder: Path) -> bool:
+    """Whether the weights in the model folder ``model`` are, byte for byte, weights that ``folder``'s run read,
+    at whatever path it read them (a bench cell recorded and continued elsewhere): the same model moved."""
+    path = folder / INPUTS_FILE
+    weights = sorted(Path(model).glob("*.safetensors")) if Path(model).is_dir() else []
+    if not weights or not path.is_file():
+        return False
+    try:
+        read = set(json.loads(path.read_text(encoding="utf-8"))["files"].values())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return all(fingerprint(weight) in read for weight in weights)
+

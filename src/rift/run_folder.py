@@ -14,6 +14,10 @@ LOGS_DIR = "logs"  # TensorBoard
 RESUME_DIR = "resume"  # the Trainer's checkpoints, for --resume
 CARD_FILE = "README.md"  # the model card
 ROBUSTNESS_FILE = "robustness.json"  # the attacks run on the model, with their settings
+# in a recorded cell (rift record keeps no weights): the fingerprints of the weights it was recorded from, which a
+# retrained cell must reproduce before its attacks continue (rift bench --retrain-missing-weights)
+WEIGHTS_FILE = "rift_weights.json"
+RETRAINED_DIR = "retrained"  # a recorded cell's training run again, until its weights are checked and moved in
 
 # an attack run
 ATTACK_CONFIG_FILE = "attack_config.yaml"

@@ -23,7 +23,7 @@ from rift.evaluation.protocols import get_protocol
 from rift.evaluation.robustness import attack_sample, examples_file, read_results, run_attack
 from rift.evaluation.surface import mark_training_surface, training_adversary
 from rift.files import write_atomic
-from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads
+from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads, weights_read_before
 from rift.models import check_label_names, load_classifier, load_tokenizer
 from rift.prediction import AveragedPredictor, MaskVote, SubstitutionVote, VotePredictor, recorded_prediction
 from rift.registry import load
@@ -68,6 +68,8 @@ def check_attack_output(args: AttackArguments, output_dir: Path) -> None:
     own = {f.name for f in dataclasses.fields(AttackArguments)}
     not_run = {f.name for f in dataclasses.fields(args)} - own - set(saved)
     changed = changed_options(args, saved_path, ATTACK_RESUMABLE_CHANGES | not_run)
+    if changed == ["model"] and weights_read_before(args.model, output_dir):
+        changed = []  # the same weights at another path: the attacks go on
     if saved_path.exists() and changed:
         raise RiftError(f"{output_dir} holds results of other settings ({', '.join(changed)}); choose another --output-dir")
     output_dir.mkdir(parents=True, exist_ok=True)

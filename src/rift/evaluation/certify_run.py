@@ -41,7 +41,7 @@ from rift.evaluation.attack_run import scored_classifier
 from rift.evaluation.certification import ranmask_radius, safer_certified
 from rift.evaluation.robustness import attack_sample, drop_incomplete_last_line
 from rift.files import write_atomic
-from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads
+from rift.inputs import check_inputs, fingerprints, record_inputs, recording_reads, weights_read_before
 from rift.prediction import MaskVote, SubstitutionVote, VotePredictor, recorded_prediction
 from rift.registry import load
 from rift.run_folder import CERTIFIED_FILE, CERTIFY_CONFIG_FILE, CERTIFY_RESULTS_FILE
@@ -84,6 +84,8 @@ def smoothing_of(model, args: CertifyArguments, log) -> SubstitutionVote | MaskV
 def check_certify_output(args: CertifyArguments, output_dir: Path) -> None:
     saved_path = output_dir / CERTIFY_CONFIG_FILE
     changed = changed_options(args, saved_path, CERTIFY_RESUMABLE_CHANGES)
+    if changed == ["model"] and weights_read_before(args.model, output_dir):
+        changed = []  # the same weights at another path: the certificates go on
     if saved_path.exists() and changed:
         raise RiftError(f"{output_dir} holds certificates of other settings ({', '.join(changed)}); choose another "
                         "--output-dir")

@@ -39,14 +39,17 @@ from rift.run_folder import (
     LOG_FILE,
     METRICS_FILE,
     ROBUSTNESS_FILE,
+    WEIGHTS_FILE,
     for_split,
 )
+from rift.inputs import fingerprint
 from rift.statistics import wilson_interval
 
 # what a recorded cell keeps besides attacks/: the training's options, metrics and log, the model's config (its
 # label names, for the report), and its model card with the attack results it shows
 # the metrics first: a destination cell without them is a copy that a kill stopped before it began
-RECORDED_CELL_FILES = (METRICS_FILE, CONFIG_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE, INPUTS_FILE)
+RECORDED_CELL_FILES = (METRICS_FILE, CONFIG_FILE, LOG_FILE, "config.json", CARD_FILE, ROBUSTNESS_FILE, INPUTS_FILE,
+                       WEIGHTS_FILE)
 
 MODEL_METRICS = ("test_accuracy", "dev_accuracy", "retention_cka", "retention_mi_nce", "train_seconds",
                  "certified_accuracy")
@@ -248,12 +251,20 @@ def _copy_record(cells_dir: Path, bench_dir: Path, destination: Path) -> list[st
         for name in RECORDED_CELL_FILES:
             if (cell / name).exists():
                 copy_atomic(cell / name, target / name)
+        weights = weight_fingerprints(cell)
+        if weights:
+            write_atomic(target / WEIGHTS_FILE, json.dumps(weights, indent=2))
         # attacks/, attacks-SPLIT/ and the protocols' attacks@PROTOCOL[-SPLIT]/; certified/ and certified-SPLIT/
         for attacks in [cell / ATTACKS_DIR, *sorted(path for path in cell.glob(f"{ATTACKS_DIR}[-@]*") if path.is_dir()),
                         *sorted(path for path in cell.glob(f"{CERTIFIED_DIR}*") if path.is_dir())]:
             if attacks.is_dir():
                 copy_attacks(attacks, target / attacks.name)
     return unfinished
+
+
+def weight_fingerprints(cell: Path) -> dict[str, str]:
+    """The fingerprint of each weight file of a trained cell (none in a record)."""
+    return {path.name: fingerprint(path) for path in sorted(cell.glob("*.safetensors"))}
 
 
 def copy_attacks(source: Path, target: Path) -> None:
