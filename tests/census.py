@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from safetensors.torch import load_file, save_file
 
 from rift.cli import main
 from rift.errors import RiftError
@@ -441,6 +442,10 @@ def folder_cases(s: Setting) -> list[Case]:
     bench_command = json.loads((s.bench / "results.json").read_text())["settings"]
     attack_dir = s.root / "attacked"
     attack = ["attack", "--model", str(s.model), *s.data(), "--num-examples", "4", "--output-dir", str(attack_dir)]
+    other_model = Path(shutil.copytree(s.model, s.root / "other-model"))  # the same model, its weights changed
+    weights = load_file(other_model / "model.safetensors")
+    save_file({name: tensor * 1.01 for name, tensor in weights.items()}, other_model / "model.safetensors",
+              metadata={"format": "pt"})
     edited = s.root / "edited.csv"
     shutil.copy(s.files["test"], edited)
     edited_dir = s.root / "attacked-edited"
@@ -461,8 +466,12 @@ def folder_cases(s: Setting) -> list[Case]:
         Case("folders", "attack", attack, OK, lambda: (attack_dir / "results.json").is_file()),
         Case("folders", "the same attack again", attack, OK, lambda: (attack_dir / "results.json").is_file()),
         Case("folders", "the attack folder with another model",
-             ["attack", "--model", str(s.run), *s.data(), "--num-examples", "4", "--output-dir", str(attack_dir)],
+             ["attack", "--model", str(other_model), *s.data(), "--num-examples", "4", "--output-dir", str(attack_dir)],
              "holds results of other settings (model)", keep=(attack_dir,)),
+        # s.run is a copy of s.model: the same weights at another path (a record continued elsewhere) go on
+        Case("folders", "the attack folder with the same model at another path",
+             ["attack", "--model", str(s.run), *s.data(), "--num-examples", "4", "--output-dir", str(attack_dir)],
+             OK, lambda: (attack_dir / "results.json").is_file()),
         Case("folders", "an attack", edited_attack, OK, lambda: (edited_dir / "results.json").is_file()),
         Case("folders", "the attack again after its data file changed",
              lambda: (edited.write_text(edited.read_text().replace("good", "fine")), _cli(edited_attack))[1],
